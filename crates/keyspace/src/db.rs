@@ -1,0 +1,345 @@
+//! One logical database (SELECT n): keys, their expiry times, lazy and active expiry, and the
+//! WATCH bookkeeping that must see every modification.
+//!
+//! Every call takes `now` (Unix milliseconds) from the caller instead of reading the clock, so a
+//! script or a transaction can run against one frozen instant, as in Redis.
+
+use crate::dict::{Dict, Key};
+use crate::value::Value;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A client's "my watched keys changed" flag, shared between the client and every database it
+/// watches keys in.
+pub type WatchFlag = Arc<AtomicBool>;
+
+struct Watcher {
+    client_id: u64,
+    dirty: WatchFlag,
+    /// The key was already logically expired when WATCH ran: its deletion is not a change.
+    expired_at_watch: bool,
+}
+
+#[derive(Default)]
+pub struct DbStats {
+    pub expired_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    /// Modifications since start (Redis's `server.dirty`).
+    pub dirty: u64,
+}
+
+#[derive(Default)]
+pub struct Db {
+    entries: Dict<Value>,
+    /// Absolute expiry time in Unix ms for keys that have one.
+    expires: Dict<i64>,
+    watched: HashMap<Vec<u8>, Vec<Watcher>>,
+    pub stats: DbStats,
+}
+
+impl Db {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    fn is_expired_at(&self, key: &[u8], now: i64) -> bool {
+        !self.expires.is_empty() && self.expires.get(key).is_some_and(|&at| at <= now)
+    }
+
+    /// Whether the key exists but its time is up (without deleting it).
+    pub fn is_logically_expired(&self, key: &[u8], now: i64) -> bool {
+        self.is_expired_at(key, now)
+    }
+
+    /// Deletes the key if its time is up. Returns true if it was deleted.
+    pub fn expire_if_needed(&mut self, key: &[u8], now: i64) -> bool {
+        if !self.is_expired_at(key, now) {
+            return false;
+        }
+        self.remove_entry(key);
+        self.stats.expired_keys += 1;
+        true
+    }
+
+    /// Looks a key up for reading, expiring it first if needed; counts hits and misses.
+    pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Value> {
+        self.expire_if_needed(key, now);
+        let found = self.entries.get(key);
+        if found.is_some() {
+            self.stats.keyspace_hits += 1;
+        } else {
+            self.stats.keyspace_misses += 1;
+        }
+        found
+    }
+
+    /// Looks a key up without touching hit/miss statistics (still expiring it lazily).
+    pub fn peek(&mut self, key: &[u8], now: i64) -> Option<&Value> {
+        self.expire_if_needed(key, now);
+        self.entries.get(key)
+    }
+
+    /// Looks a key up for modification in place. The caller must call [`Db::mark_modified`]
+    /// once it actually changed the value.
+    pub fn get_mut(&mut self, key: &[u8], now: i64) -> Option<&mut Value> {
+        self.expire_if_needed(key, now);
+        self.entries.get_mut(key)
+    }
+
+    pub fn exists(&mut self, key: &[u8], now: i64) -> bool {
+        self.peek(key, now).is_some()
+    }
+
+    /// Stores a value, replacing any old one. The old TTL is dropped unless `keep_ttl`.
+    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        self.entries.insert(key, value);
+        if !keep_ttl && !self.expires.is_empty() {
+            self.expires.remove(key);
+        }
+        self.mark_modified(key);
+    }
+
+    /// Inserts a value for a key the caller knows is absent, or returns the existing value.
+    pub fn get_or_insert_with(&mut self, key: &[u8], now: i64, make: impl FnOnce() -> Value) -> &mut Value {
+        self.expire_if_needed(key, now);
+        self.entries.get_or_insert_with(key, make)
+    }
+
+    /// Deletes a key. Returns the value if it existed (and had not expired).
+    pub fn remove(&mut self, key: &[u8], now: i64) -> Option<Value> {
+        self.expire_if_needed(key, now);
+        let removed = self.remove_entry(key);
+        if removed.is_some() {
+            self.mark_modified(key);
+        }
+        removed
+    }
+
+    fn remove_entry(&mut self, key: &[u8]) -> Option<Value> {
+        let (_, value) = self.entries.remove(key)?;
+        if !self.expires.is_empty() {
+            self.expires.remove(key);
+        }
+        // Expiry deletions also count as modifications for WATCH (Redis 7).
+        self.touch_watchers(key);
+        Some(value)
+    }
+
+    /// Absolute expiry time (Unix ms) of a live key, if it has one.
+    pub fn expire_time(&self, key: &[u8]) -> Option<i64> {
+        self.expires.get(key).copied()
+    }
+
+    /// Sets an absolute expiry time on an existing key. A time in the past deletes the key
+    /// (and returns true, as the key was affected).
+    pub fn set_expire(&mut self, key: &[u8], at_ms: i64, now: i64) -> bool {
+        if !self.entries.contains_key(key) {
+            return false;
+        }
+        if at_ms <= now {
+            self.remove_entry(key);
+            self.mark_modified(key);
+            return true;
+        }
+        self.expires.insert(key, at_ms);
+        self.mark_modified(key);
+        true
+    }
+
+    /// Removes the TTL. Returns true if there was one.
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        let had = self.expires.remove(key).is_some();
+        if had {
+            self.mark_modified(key);
+        }
+        had
+    }
+
+    /// Records that `key` changed: bumps the dirty counter and invalidates WATCHes on it.
+    pub fn mark_modified(&mut self, key: &[u8]) {
+        self.stats.dirty += 1;
+        self.touch_watchers(key);
+    }
+
+    fn touch_watchers(&mut self, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        let exists = self.entries.contains_key(key);
+        if let Some(watchers) = self.watched.get_mut(key) {
+            for w in watchers {
+                if w.expired_at_watch && !exists {
+                    // The stale key was only cleaned up: logically nothing changed.
+                    w.expired_at_watch = false;
+                    continue;
+                }
+                w.dirty.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Registers a WATCH on `key` by client `client_id`.
+    pub fn watch(&mut self, key: &[u8], client_id: u64, dirty: &WatchFlag, now: i64) {
+        let expired_at_watch = self.is_expired_at(key, now);
+        let watchers = self.watched.entry(key.to_vec()).or_default();
+        if watchers.iter().any(|w| w.client_id == client_id) {
+            return;
+        }
+        watchers.push(Watcher { client_id, dirty: dirty.clone(), expired_at_watch });
+    }
+
+    /// Removes client `client_id`'s WATCH on `key`.
+    pub fn unwatch(&mut self, key: &[u8], client_id: u64) {
+        if let Some(watchers) = self.watched.get_mut(key) {
+            watchers.retain(|w| w.client_id != client_id);
+            if watchers.is_empty() {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// True if the client's watched key `key` expired after it was watched (EXEC then fails).
+    pub fn watched_key_expired_since_watch(&self, key: &[u8], client_id: u64, now: i64) -> bool {
+        let Some(watchers) = self.watched.get(key) else { return false };
+        watchers
+            .iter()
+            .any(|w| w.client_id == client_id && !w.expired_at_watch && self.is_expired_at(key, now))
+    }
+
+    /// Marks every WATCH on a key that exists (in this db or in `also_present`) as dirty; used
+    /// by FLUSHDB/FLUSHALL/SWAPDB.
+    pub fn touch_all_watched(&mut self, also_present: Option<&Db>) {
+        for (key, watchers) in self.watched.iter() {
+            let present = self.entries.contains_key(key) || also_present.is_some_and(|d| d.entries.contains_key(key));
+            if present {
+                for w in watchers {
+                    w.dirty.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Empties the database and returns the old contents, so a caller may drop them on another
+    /// thread (FLUSHDB ASYNC).
+    pub fn flush(&mut self) -> (Dict<Value>, Dict<i64>) {
+        self.touch_all_watched(None);
+        self.stats.dirty += self.entries.len() as u64;
+        (self.entries.take_all(), self.expires.take_all())
+    }
+
+    /// Exchanges contents with another database, keeping each one's WATCH registrations.
+    pub fn swap_contents(&mut self, other: &mut Db) {
+        std::mem::swap(&mut self.entries, &mut other.entries);
+        std::mem::swap(&mut self.expires, &mut other.expires);
+    }
+
+    /// Iterates over all entries, including keys that have expired but were not yet deleted;
+    /// callers filter with [`Db::is_logically_expired`] where it matters.
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> {
+        self.entries.iter()
+    }
+
+    /// One SCAN step over the keys; see [`Dict::scan_step`].
+    pub fn scan_step(&self, cursor: u64, visit: impl FnMut(&Key, &Value)) -> u64 {
+        self.entries.scan_step(cursor, visit)
+    }
+
+    /// A random live key, or None when the database is empty.
+    pub fn random_key(&mut self, now: i64, rng: &mut impl Rng) -> Option<Vec<u8>> {
+        // Bounded retries: a database where every key is expired must not loop forever.
+        for _ in 0..100 {
+            let key = self.entries.random_entry(rng)?.0.as_slice().to_vec();
+            if !self.expire_if_needed(&key, now) {
+                return Some(key);
+            }
+        }
+        self.entries.random_entry(rng).map(|(k, _)| k.as_slice().to_vec())
+    }
+
+    /// One round of active expiry: samples up to `samples` keys that have a TTL and deletes the
+    /// expired ones. Returns (sampled, expired) so the caller can decide to run another round.
+    pub fn active_expire_round(&mut self, now: i64, samples: usize, rng: &mut impl Rng) -> (usize, usize) {
+        let mut expired = 0;
+        let mut sampled = 0;
+        for _ in 0..samples {
+            let Some((key, &at)) = self.expires.random_entry(rng) else { break };
+            sampled += 1;
+            if at <= now {
+                let key = key.as_slice().to_vec();
+                self.remove_entry(&key);
+                self.stats.expired_keys += 1;
+                expired += 1;
+            }
+        }
+        (sampled, expired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_expiry_and_ttl() {
+        let mut db = Db::new();
+        db.set(b"k", Value::string(b"v"), false);
+        assert!(db.set_expire(b"k", 1_000, 500));
+        assert!(db.get(b"k", 999).is_some());
+        assert!(db.get(b"k", 1_000).is_none());
+        assert_eq!(db.len(), 0);
+        assert_eq!(db.stats.expired_keys, 1);
+        assert_eq!(db.expires_len(), 0);
+    }
+
+    #[test]
+    fn set_clears_ttl_unless_kept() {
+        let mut db = Db::new();
+        db.set(b"k", Value::string(b"v"), false);
+        db.set_expire(b"k", 10_000, 0);
+        db.set(b"k", Value::string(b"w"), true);
+        assert_eq!(db.expire_time(b"k"), Some(10_000));
+        db.set(b"k", Value::string(b"x"), false);
+        assert_eq!(db.expire_time(b"k"), None);
+    }
+
+    #[test]
+    fn active_expiry_frees_untouched_keys() {
+        let mut db = Db::new();
+        let mut rng = rand::thread_rng();
+        for i in 0..100 {
+            let k = format!("k{i}");
+            db.set(k.as_bytes(), Value::string(b"v"), false);
+            db.set_expire(k.as_bytes(), 10, 0);
+        }
+        for _ in 0..100 {
+            db.active_expire_round(20, 20, &mut rng);
+        }
+        assert_eq!(db.len(), 0);
+    }
+
+    #[test]
+    fn watch_flags() {
+        let mut db = Db::new();
+        let flag: WatchFlag = Default::default();
+        db.watch(b"k", 1, &flag, 0);
+        db.set(b"other", Value::string(b"v"), false);
+        assert!(!flag.load(Ordering::Relaxed));
+        db.set(b"k", Value::string(b"v"), false);
+        assert!(flag.load(Ordering::Relaxed));
+    }
+}

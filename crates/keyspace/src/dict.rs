@@ -1,0 +1,322 @@
+//! A chained hash table with the properties Redis's `dict` gives its users and no general-purpose
+//! map gives together: a SCAN cursor that never misses an element present for the whole scan
+//! even when the table grows or shrinks between calls (reverse-binary bucket order), O(1)
+//! random sampling (RANDOMKEY, active expiry), and a compact layout: one 8-byte bucket slot per
+//! element plus one node allocation holding key, value and chain link.
+//!
+//! Resizing rehashes the whole table at once, moving node pointers only (no node is copied).
+
+use compact_bytes::CompactBytes;
+use rand::Rng;
+use std::hash::BuildHasher;
+
+/// Keys are byte strings; up to 23 bytes are stored inline in the node.
+pub type Key = CompactBytes;
+
+struct Node<V> {
+    key: Key,
+    value: V,
+    next: Link<V>,
+}
+
+type Link<V> = Option<Box<Node<V>>>;
+
+const MIN_BUCKETS: usize = 4;
+
+pub struct Dict<V> {
+    buckets: Vec<Link<V>>,
+    len: usize,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl<V> Default for Dict<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> Dict<V> {
+    pub fn new() -> Self {
+        Self { buckets: Vec::new(), len: 0, hasher: foldhash::fast::RandomState::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of bucket slots (for memory figures and tests).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    fn bucket_of(&self, key: &[u8]) -> usize {
+        debug_assert!(self.buckets.len().is_power_of_two());
+        (self.hasher.hash_one(key) as usize) & (self.buckets.len() - 1)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        self.get_key_value(key).map(|(_, v)| v)
+    }
+
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&Key, &V)> {
+        if self.len == 0 {
+            return None;
+        }
+        let mut link = &self.buckets[self.bucket_of(key)];
+        while let Some(node) = link {
+            if node.key.as_slice() == key {
+                return Some((&node.key, &node.value));
+            }
+            link = &node.next;
+        }
+        None
+    }
+
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.get_key_value(key).is_some()
+    }
+
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        if self.len == 0 {
+            return None;
+        }
+        let idx = self.bucket_of(key);
+        let mut link = &mut self.buckets[idx];
+        while let Some(node) = link {
+            if node.key.as_slice() == key {
+                return Some(&mut node.value);
+            }
+            link = &mut node.next;
+        }
+        None
+    }
+
+    /// Inserts or replaces; returns the previous value.
+    pub fn insert(&mut self, key: &[u8], value: V) -> Option<V> {
+        if let Some(slot) = self.get_mut(key) {
+            return Some(std::mem::replace(slot, value));
+        }
+        self.insert_new(Key::new(key), value);
+        None
+    }
+
+    /// Returns the value for `key`, inserting `make()` first if absent.
+    pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> &mut V {
+        if !self.contains_key(key) {
+            self.insert_new(Key::new(key), make());
+        }
+        self.get_mut(key).expect("present: just inserted or found")
+    }
+
+    /// Inserts a key known to be absent.
+    fn insert_new(&mut self, key: Key, value: V) {
+        if self.len >= self.buckets.len() {
+            self.resize((self.len + 1).next_power_of_two().max(MIN_BUCKETS));
+        }
+        let idx = self.bucket_of(&key);
+        let next = self.buckets[idx].take();
+        self.buckets[idx] = Some(Box::new(Node { key, value, next }));
+        self.len += 1;
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<(Key, V)> {
+        if self.len == 0 {
+            return None;
+        }
+        let idx = self.bucket_of(key);
+        let mut link = &mut self.buckets[idx];
+        while link.as_ref().is_some_and(|n| n.key.as_slice() != key) {
+            link = &mut link.as_mut().expect("checked by loop condition").next;
+        }
+        let node = link.take()?;
+        let Node { key, value, next } = *node;
+        *link = next;
+        self.len -= 1;
+        self.shrink_if_sparse();
+        Some((key, value))
+    }
+
+    /// Removes every element; returns them so a caller can free a large table elsewhere.
+    pub fn take_all(&mut self) -> Dict<V> {
+        std::mem::take(self)
+    }
+
+    fn shrink_if_sparse(&mut self) {
+        // Like Redis: shrink when under 10% full, keeping the table a power of two.
+        if self.buckets.len() > MIN_BUCKETS && self.len * 10 < self.buckets.len() {
+            self.resize(self.len.next_power_of_two().max(MIN_BUCKETS));
+        }
+    }
+
+    fn resize(&mut self, new_size: usize) {
+        let old = std::mem::take(&mut self.buckets);
+        self.buckets = Vec::with_capacity(new_size);
+        self.buckets.resize_with(new_size, || None);
+        for mut link in old {
+            while let Some(mut node) = link {
+                link = node.next.take();
+                let idx = self.bucket_of(&node.key);
+                node.next = self.buckets[idx].take();
+                self.buckets[idx] = Some(node);
+            }
+        }
+    }
+
+    pub fn iter(&self) -> Iter<'_, V> {
+        Iter { buckets: self.buckets.iter(), chain: None }
+    }
+
+    /// Visits the elements of one step of a SCAN and returns the next cursor (0 when done).
+    /// Elements present from the first to the last call are visited at least once.
+    pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&Key, &V)) -> u64 {
+        if self.buckets.is_empty() {
+            return 0;
+        }
+        let mask = (self.buckets.len() - 1) as u64;
+        let mut link = &self.buckets[(cursor & mask) as usize];
+        while let Some(node) = link {
+            visit(&node.key, &node.value);
+            link = &node.next;
+        }
+        // Increment the cursor's reversed bits, so that buckets that split or merge on a resize
+        // are visited exactly in the order that keeps the guarantee.
+        let mut v = cursor | !mask;
+        v = v.reverse_bits();
+        v = v.wrapping_add(1);
+        v.reverse_bits()
+    }
+
+    /// A uniformly chosen bucket, then a uniformly chosen element of its chain (Redis's
+    /// dictGetRandomKey).
+    pub fn random_entry(&self, rng: &mut impl Rng) -> Option<(&Key, &V)> {
+        if self.len == 0 {
+            return None;
+        }
+        let mut chain_len;
+        let mut head;
+        loop {
+            head = &self.buckets[rng.gen_range(0..self.buckets.len())];
+            chain_len = 0;
+            let mut link = head;
+            while let Some(node) = link {
+                chain_len += 1;
+                link = &node.next;
+            }
+            if chain_len > 0 {
+                break;
+            }
+        }
+        let mut pick = rng.gen_range(0..chain_len);
+        let mut link = head;
+        while let Some(node) = link {
+            if pick == 0 {
+                return Some((&node.key, &node.value));
+            }
+            pick -= 1;
+            link = &node.next;
+        }
+        None
+    }
+}
+
+impl<V> Drop for Dict<V> {
+    fn drop(&mut self) {
+        // Unlink chains iteratively: dropping a long chain recursively could overflow the stack.
+        for bucket in self.buckets.iter_mut() {
+            let mut link = bucket.take();
+            while let Some(mut node) = link {
+                link = node.next.take();
+            }
+        }
+    }
+}
+
+pub struct Iter<'a, V> {
+    buckets: std::slice::Iter<'a, Link<V>>,
+    chain: Option<&'a Node<V>>,
+}
+
+impl<'a, V> Iterator for Iter<'a, V> {
+    type Item = (&'a Key, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(node) = self.chain {
+                self.chain = node.next.as_deref();
+                return Some((&node.key, &node.value));
+            }
+            self.chain = self.buckets.next()?.as_deref();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn insert_get_remove() {
+        let mut d = Dict::new();
+        for i in 0..1000u32 {
+            assert!(d.insert(format!("k{i}").as_bytes(), i).is_none());
+        }
+        assert_eq!(d.len(), 1000);
+        assert_eq!(d.insert(b"k7", 70), Some(7));
+        assert_eq!(d.get(b"k7"), Some(&70));
+        for i in 0..990u32 {
+            assert!(d.remove(format!("k{i}").as_bytes()).is_some());
+        }
+        assert_eq!(d.len(), 10);
+        assert!(d.bucket_count() <= 16, "table shrinks when sparse");
+        assert_eq!(d.iter().count(), 10);
+        assert!(d.remove(b"k0").is_none());
+    }
+
+    #[test]
+    fn scan_survives_resizes() {
+        let mut d = Dict::new();
+        for i in 0..500u32 {
+            d.insert(format!("k{i}").as_bytes(), ());
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0;
+        loop {
+            cursor = d.scan_step(cursor, |k, _| {
+                seen.insert(k.as_slice().to_vec());
+            });
+            step += 1;
+            // Grow and shrink the table in the middle of the scan.
+            if step == 50 {
+                for i in 500..5000u32 {
+                    d.insert(format!("k{i}").as_bytes(), ());
+                }
+            }
+            if step == 200 {
+                for i in 500..5000u32 {
+                    d.remove(format!("k{i}").as_bytes());
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..500u32 {
+            assert!(seen.contains(format!("k{i}").as_bytes()), "missed k{i}");
+        }
+    }
+
+    #[test]
+    fn random_entry_finds_elements() {
+        let mut d = Dict::new();
+        let mut rng = rand::thread_rng();
+        assert!(d.random_entry(&mut rng).is_none());
+        d.insert(b"only", 1);
+        assert_eq!(d.random_entry(&mut rng).map(|(k, _)| k.as_slice().to_vec()), Some(b"only".to_vec()));
+    }
+}

@@ -1,0 +1,11 @@
+//! The keyspace: databases, values and expiry, independent of networking and commands.
+
+pub mod db;
+pub mod dict;
+pub mod pattern;
+pub mod value;
+
+pub use db::{Db, WatchFlag};
+pub use dict::{Dict, Key};
+pub use pattern::glob_match;
+pub use value::{StrView, Value};

@@ -1,0 +1,117 @@
+//! Values stored under keys, with the encodings Redis reports through OBJECT ENCODING.
+
+use compact_bytes::CompactBytes;
+use moonkv_protocol::number::parse_i64;
+
+/// Longest string Redis stores as `embstr`.
+const EMBSTR_MAX: usize = 44;
+
+pub enum Value {
+    /// A string that reads as a 64-bit integer (`int` encoding).
+    Int(i64),
+    /// A string as written by SET and friends (`embstr` up to 44 bytes, else `raw`).
+    Str(CompactBytes),
+    /// A string modified in place by APPEND/SETRANGE/SETBIT (`raw`), sized for growth.
+    Raw(Vec<u8>),
+}
+
+/// A borrowed view of a string value.
+#[derive(Clone, Copy, Debug)]
+pub enum StrView<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+}
+
+impl StrView<'_> {
+    /// The bytes of the string; integers are formatted.
+    pub fn to_vec(self) -> Vec<u8> {
+        match self {
+            StrView::Int(i) => i.to_string().into_bytes(),
+            StrView::Bytes(b) => b.to_vec(),
+        }
+    }
+
+    pub fn len(self) -> usize {
+        match self {
+            StrView::Int(i) => moonkv_protocol::itoa_buf(i).as_bytes().len(),
+            StrView::Bytes(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Value {
+    /// A string value, integer-encoded when it reads as a canonical integer (as Redis's
+    /// tryObjectEncoding does).
+    pub fn string(bytes: &[u8]) -> Value {
+        if bytes.len() <= 20 {
+            if let Some(i) = parse_i64(bytes) {
+                return Value::Int(i);
+            }
+        }
+        Value::Str(CompactBytes::new(bytes))
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Int(_) | Value::Str(_) | Value::Raw(_) => "string",
+        }
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Int(_) => "int",
+            Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
+            Value::Str(_) | Value::Raw(_) => "raw",
+        }
+    }
+
+    /// The string view, or None if this is not a string (the caller answers WRONGTYPE).
+    pub fn as_str(&self) -> Option<StrView<'_>> {
+        match self {
+            Value::Int(i) => Some(StrView::Int(*i)),
+            Value::Str(s) => Some(StrView::Bytes(s.as_slice())),
+            Value::Raw(v) => Some(StrView::Bytes(v)),
+        }
+    }
+
+    pub fn is_string(&self) -> bool {
+        self.as_str().is_some()
+    }
+
+    /// Turns a string value into its mutable raw form and returns the buffer (APPEND, SETRANGE,
+    /// SETBIT). Returns None for non-strings.
+    pub fn as_raw_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            Value::Raw(v) => Some(v),
+            Value::Int(i) => {
+                *self = Value::Raw(i.to_string().into_bytes());
+                self.as_raw_mut()
+            }
+            Value::Str(s) => {
+                *self = Value::Raw(s.as_slice().to_vec());
+                self.as_raw_mut()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_follow_redis() {
+        assert_eq!(Value::string(b"123").encoding(), "int");
+        assert_eq!(Value::string(b"0123").encoding(), "embstr");
+        assert_eq!(Value::string(&[b'x'; 44]).encoding(), "embstr");
+        assert_eq!(Value::string(&[b'x'; 45]).encoding(), "raw");
+        let mut v = Value::string(b"12");
+        v.as_raw_mut().unwrap().extend_from_slice(b"3");
+        assert_eq!(v.encoding(), "raw");
+        assert_eq!(v.as_str().unwrap().to_vec(), b"123");
+    }
+}

@@ -1,0 +1,181 @@
+//! Per-connection state. The connection task owns a [`ClientState`]; the server keeps a
+//! [`ClientEntry`] for each client with what other clients need to see or do (CLIENT LIST,
+//! CLIENT KILL, PUBLISH delivery, MONITOR).
+
+use crate::commands::CommandSpec;
+use bytes::Bytes;
+use moonkv_keyspace::WatchFlag;
+use moonkv_protocol::Protocol;
+use std::collections::HashSet;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Messages delivered to a connection from outside its own request/reply cycle.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Bytes to write as they are (pub/sub messages, MONITOR lines), already encoded for the
+    /// client's protocol.
+    Push(Vec<u8>),
+    /// Close the connection (CLIENT KILL, SHUTDOWN).
+    Close,
+}
+
+/// CLIENT REPLY state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// Skip the reply of the next command.
+    SkipNext,
+    /// Skipping the current command's reply (set from SkipNext when a command starts).
+    Skipping,
+}
+
+/// A command queued by MULTI.
+pub struct QueuedCommand {
+    /// Position in the command table (for statistics).
+    pub index: usize,
+    pub spec: &'static CommandSpec,
+    pub args: Vec<Bytes>,
+}
+
+#[derive(Default)]
+pub struct MultiState {
+    pub queued: Vec<QueuedCommand>,
+    /// A command failed to queue (unknown, wrong arity...): EXEC answers EXECABORT.
+    pub aborted: bool,
+}
+
+pub struct ClientState {
+    pub id: u64,
+    pub db: usize,
+    pub protocol: Protocol,
+    pub authenticated: bool,
+    pub name: Option<Bytes>,
+    pub addr: String,
+    pub laddr: String,
+    pub created_ms: i64,
+    pub multi: Option<MultiState>,
+    /// Keys watched by WATCH, as (db, key).
+    pub watched: Vec<(usize, Vec<u8>)>,
+    pub watch_dirty: WatchFlag,
+    pub channels: HashSet<Bytes>,
+    pub patterns: HashSet<Bytes>,
+    pub reply_mode: ReplyMode,
+    /// Close once the pending replies are written (QUIT, CLIENT KILL of oneself).
+    pub close_after_reply: bool,
+    pub monitor: bool,
+    pub no_evict: bool,
+}
+
+impl ClientState {
+    pub fn new(id: u64, addr: String, laddr: String, created_ms: i64, authenticated: bool) -> Self {
+        Self {
+            id,
+            db: 0,
+            protocol: Protocol::Resp2,
+            authenticated,
+            name: None,
+            addr,
+            laddr,
+            created_ms,
+            multi: None,
+            watched: Vec::new(),
+            watch_dirty: WatchFlag::default(),
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            monitor: false,
+            no_evict: false,
+        }
+    }
+
+    /// Number of channel and pattern subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// RESP2 clients with subscriptions may only run pub/sub commands (RESP3 ones may run any).
+    pub fn in_pubsub_context(&self) -> bool {
+        self.protocol == Protocol::Resp2 && self.subscription_count() > 0
+    }
+
+    /// CLIENT LIST `flags` field.
+    pub fn flags_string(&self) -> String {
+        flags_string(self.monitor, self.subscription_count() > 0, self.multi.is_some(), self.no_evict, self.close_after_reply)
+    }
+}
+
+fn flags_string(monitor: bool, pubsub: bool, multi: bool, no_evict: bool, closing: bool) -> String {
+    let mut f = String::new();
+    for (on, c) in [(monitor, 'O'), (pubsub, 'P'), (multi, 'x'), (no_evict, 'e'), (closing, 'c')] {
+        if on {
+            f.push(c);
+        }
+    }
+    if f.is_empty() {
+        f.push('N');
+    }
+    f
+}
+
+/// What the server keeps about each connected client.
+pub struct ClientEntry {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub name: Option<Bytes>,
+    pub created_ms: i64,
+    pub last_interaction_ms: i64,
+    pub db: usize,
+    pub last_command: &'static str,
+    pub monitor: bool,
+    pub no_evict: bool,
+    pub closing: bool,
+    pub sub: usize,
+    pub psub: usize,
+    pub multi: i64,
+    pub protocol: Protocol,
+    pub tx: UnboundedSender<Outbound>,
+}
+
+impl ClientEntry {
+    /// Refreshes the fields CLIENT LIST shows from the client's own state.
+    pub fn sync_from(&mut self, c: &ClientState, command: &'static str, now_ms: i64) {
+        self.last_command = command;
+        self.last_interaction_ms = now_ms;
+        if self.name != c.name {
+            self.name = c.name.clone();
+        }
+        self.db = c.db;
+        self.monitor = c.monitor;
+        self.no_evict = c.no_evict;
+        self.closing = c.close_after_reply;
+        self.sub = c.channels.len();
+        self.psub = c.patterns.len();
+        self.multi = c.multi.as_ref().map_or(-1, |m| m.queued.len() as i64);
+        self.protocol = c.protocol;
+    }
+
+    /// One line of CLIENT LIST / CLIENT INFO, in Redis 7.0's field order.
+    pub fn info_line(&self, now_ms: i64) -> String {
+        let name = self.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+        format!(
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            name,
+            (now_ms - self.created_ms) / 1000,
+            (now_ms - self.last_interaction_ms) / 1000,
+            flags_string(self.monitor, self.sub + self.psub > 0, self.multi >= 0, self.no_evict, self.closing),
+            self.db,
+            self.sub,
+            self.psub,
+            self.multi,
+            if self.last_command.is_empty() { "NULL" } else { self.last_command },
+            if self.protocol == Protocol::Resp3 { 3 } else { 2 },
+        )
+    }
+}

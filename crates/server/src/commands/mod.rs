@@ -1,0 +1,409 @@
+//! The command table and the one path every command takes: look-up, arity and permission
+//! checks, MULTI queueing, execution and statistics. Each command family lives in its own file
+//! and exports a `COMMANDS` slice of [`CommandSpec`]s.
+
+mod connection;
+mod introspection;
+mod keys;
+mod pubsub;
+mod server_admin;
+pub mod spec;
+mod strings;
+mod transactions;
+
+pub use spec::{flags, CommandSpec, Handler, KeyFinder};
+
+use crate::client::{ClientState, ReplyMode};
+use crate::state::ServerState;
+use bytes::Bytes;
+use moonkv_keyspace::Db;
+use moonkv_protocol::number::{parse_f64, parse_i64};
+use moonkv_protocol::{Protocol, ReplySink, RespWriter};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Redis 7.0's error texts that many commands share.
+pub mod errors {
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const SYNTAX: &str = "ERR syntax error";
+    pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+    pub const NO_SUCH_KEY: &str = "ERR no such key";
+    pub const DB_INDEX: &str = "ERR DB index is out of range";
+    pub const NOAUTH: &str = "NOAUTH Authentication required.";
+}
+
+/// All commands, flattened (subcommands included, as `parent|sub`), with a by-name index.
+pub struct CommandTable {
+    pub specs: Vec<&'static CommandSpec>,
+    by_name: HashMap<String, usize>,
+    /// Top-level commands only, for COMMAND / COMMAND COUNT / COMMAND LIST.
+    pub top_level: Vec<&'static CommandSpec>,
+}
+
+static FAMILIES: &[&[CommandSpec]] = &[
+    connection::COMMANDS,
+    keys::COMMANDS,
+    strings::COMMANDS,
+    transactions::COMMANDS,
+    pubsub::COMMANDS,
+    server_admin::COMMANDS,
+    introspection::COMMANDS,
+];
+
+impl CommandTable {
+    fn build() -> Self {
+        let mut specs = Vec::new();
+        let mut by_name = HashMap::new();
+        let mut top_level = Vec::new();
+        for family in FAMILIES {
+            for spec in family.iter() {
+                top_level.push(spec);
+                by_name.insert(spec.name.to_string(), specs.len());
+                specs.push(spec);
+                for sub in spec.subcommands {
+                    by_name.insert(sub.name.to_string(), specs.len());
+                    specs.push(sub);
+                }
+            }
+        }
+        CommandTable { specs, by_name, top_level }
+    }
+
+    /// Case-insensitive look-up of a command or `parent|sub` name.
+    pub fn lookup(&self, name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+        let mut buf = [0u8; 64];
+        let lower: &[u8] = if name.len() <= buf.len() {
+            for (d, s) in buf.iter_mut().zip(name) {
+                *d = s.to_ascii_lowercase();
+            }
+            &buf[..name.len()]
+        } else {
+            return None;
+        };
+        let name = std::str::from_utf8(lower).ok()?;
+        self.by_name.get(name).map(|&i| (i, self.specs[i]))
+    }
+
+    pub fn index_of(&self, spec: &CommandSpec) -> usize {
+        self.by_name.get(spec.name).copied().unwrap_or(0)
+    }
+}
+
+/// The command table, built on first use.
+pub fn table() -> &'static CommandTable {
+    static TABLE: OnceLock<CommandTable> = OnceLock::new();
+    TABLE.get_or_init(CommandTable::build)
+}
+
+/// Everything a command handler can reach. It is also the reply sink: a handler replies with
+/// `ctx.bulk(..)`, `ctx.error(..)` and so on, and errors are counted on the way.
+pub struct Ctx<'a> {
+    pub state: &'a mut ServerState,
+    pub client: &'a mut ClientState,
+    pub args: &'a [Bytes],
+    pub spec: &'static CommandSpec,
+    /// The instant the command (or the transaction or script running it) started, Unix ms;
+    /// used for every expiry decision so time stands still within one atomic unit.
+    pub now_ms: i64,
+    sink: &'a mut dyn ReplySink,
+    errors: u32,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        state: &'a mut ServerState,
+        client: &'a mut ClientState,
+        spec: &'static CommandSpec,
+        args: &'a [Bytes],
+        sink: &'a mut dyn ReplySink,
+        now_ms: i64,
+    ) -> Self {
+        Ctx { state, client, args, spec, now_ms, sink, errors: 0 }
+    }
+
+    /// The client's selected database.
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.state.dbs[self.client.db]
+    }
+
+    pub fn arg(&self, i: usize) -> &[u8] {
+        &self.args[i]
+    }
+
+    /// The argument, lowercased, for keyword comparisons.
+    pub fn arg_lower(&self, i: usize) -> String {
+        String::from_utf8_lossy(&self.args[i]).to_ascii_lowercase()
+    }
+
+    /// True if argument `i` equals `word`, ignoring ASCII case.
+    pub fn arg_is(&self, i: usize, word: &str) -> bool {
+        self.args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(word.as_bytes()))
+    }
+
+    /// Parses an integer argument; on failure replies `ERR value is not an integer or out of
+    /// range` and returns None.
+    pub fn arg_i64(&mut self, i: usize) -> Option<i64> {
+        let v = parse_i64(&self.args[i]);
+        if v.is_none() {
+            self.error(errors::NOT_INTEGER);
+        }
+        v
+    }
+
+    /// Parses a float argument; on failure replies `ERR value is not a valid float`.
+    pub fn arg_f64(&mut self, i: usize) -> Option<f64> {
+        let v = parse_f64(&self.args[i]);
+        if v.is_none() {
+            self.error(errors::NOT_FLOAT);
+        }
+        v
+    }
+
+    pub fn wrong_type(&mut self) {
+        self.error(errors::WRONGTYPE);
+    }
+
+    pub fn syntax_error(&mut self) {
+        self.error(errors::SYNTAX);
+    }
+
+    /// `ERR wrong number of arguments for '<cmd>' command`.
+    pub fn arity_error(&mut self) {
+        let msg = format!("ERR wrong number of arguments for '{}' command", self.spec.name);
+        self.error(&msg);
+    }
+
+    /// Errors replied so far by this command.
+    pub fn error_count(&self) -> u32 {
+        self.errors
+    }
+
+    /// Runs another command on behalf of this one (EXEC, scripts), replying into the same sink.
+    pub fn call(&mut self, index: usize, spec: &'static CommandSpec, args: &[Bytes]) {
+        let mut inner = Ctx::new(self.state, self.client, spec, args, self.sink, self.now_ms);
+        call(&mut inner, index);
+        self.errors += inner.errors;
+    }
+}
+
+impl ReplySink for Ctx<'_> {
+    fn protocol(&self) -> Protocol {
+        self.sink.protocol()
+    }
+    fn set_protocol(&mut self, protocol: Protocol) {
+        self.sink.set_protocol(protocol)
+    }
+    fn simple(&mut self, s: &str) {
+        self.sink.simple(s)
+    }
+    fn error(&mut self, msg: &str) {
+        self.errors += 1;
+        self.state.stats.record_error(msg);
+        self.sink.error(msg)
+    }
+    fn integer(&mut self, i: i64) {
+        self.sink.integer(i)
+    }
+    fn bulk(&mut self, b: &[u8]) {
+        self.sink.bulk(b)
+    }
+    fn null(&mut self) {
+        self.sink.null()
+    }
+    fn null_array(&mut self) {
+        self.sink.null_array()
+    }
+    fn array(&mut self, len: usize) {
+        self.sink.array(len)
+    }
+    fn map(&mut self, len: usize) {
+        self.sink.map(len)
+    }
+    fn set(&mut self, len: usize) {
+        self.sink.set(len)
+    }
+    fn double(&mut self, d: f64) {
+        self.sink.double(d)
+    }
+    fn boolean(&mut self, b: bool) {
+        self.sink.boolean(b)
+    }
+    fn verbatim(&mut self, format: &str, text: &[u8]) {
+        self.sink.verbatim(format, text)
+    }
+    fn big_number(&mut self, digits: &str) {
+        self.sink.big_number(digits)
+    }
+    fn push(&mut self, len: usize) {
+        self.sink.push(len)
+    }
+}
+
+/// Executes a command whose checks passed, recording its statistics and feeding MONITOR.
+pub fn call(ctx: &mut Ctx, index: usize) {
+    let spec = ctx.spec;
+    if !ctx.state.monitors.is_empty() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
+        server_admin::feed_monitors(ctx.state, ctx.client, ctx.args);
+    }
+    let errors_before = ctx.errors;
+    let started = Instant::now();
+    (spec.handler)(ctx);
+    let usec = started.elapsed().as_micros() as u64;
+    let stats = &mut ctx.state.stats;
+    stats.total_commands_processed += 1;
+    if let Some(s) = stats.commands.get_mut(index) {
+        s.calls += 1;
+        s.usec += usec;
+        if ctx.errors > errors_before {
+            s.failed_calls += 1;
+        }
+    }
+}
+
+fn record_rejection(state: &mut ServerState, index: usize) {
+    if let Some(s) = state.stats.commands.get_mut(index) {
+        s.rejected_calls += 1;
+    }
+}
+
+/// Formats Redis's unknown-command error: the name and up to 128 bytes of arguments.
+fn unknown_command_error(args: &[Bytes]) -> String {
+    let mut tail = String::new();
+    for a in &args[1..] {
+        if tail.len() >= 128 {
+            break;
+        }
+        let room = 128 - tail.len();
+        let text = String::from_utf8_lossy(&a[..a.len().min(room)]).into_owned();
+        tail.push('\'');
+        tail.push_str(&text);
+        tail.push_str("' ");
+    }
+    let name = String::from_utf8_lossy(&args[0][..args[0].len().min(128)]).into_owned();
+    format!("ERR unknown command '{}', with args beginning with: {}", name, tail)
+}
+
+/// Commands allowed while a RESP2 client has subscriptions.
+fn allowed_in_pubsub_context(name: &str) -> bool {
+    matches!(name, "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ssubscribe" | "sunsubscribe" | "ping" | "quit" | "reset")
+}
+
+/// Commands that run immediately inside MULTI instead of being queued.
+fn runs_inside_multi(name: &str) -> bool {
+    matches!(name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+}
+
+/// Takes one request from a client through every check and runs it, appending the reply to
+/// `out` (unless the client turned replies off).
+pub fn process_request(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], out: &mut Vec<u8>) {
+    let mut scratch = Vec::new();
+    let skipping = match client.reply_mode {
+        ReplyMode::Off => true,
+        ReplyMode::SkipNext => {
+            client.reply_mode = ReplyMode::Skipping;
+            true
+        }
+        ReplyMode::Skipping => true,
+        ReplyMode::On => false,
+    };
+    let target: &mut Vec<u8> = if skipping { &mut scratch } else { out };
+    let mut writer = RespWriter::new(target, client.protocol);
+    dispatch(state, client, args, &mut writer);
+    if client.reply_mode == ReplyMode::Skipping {
+        client.reply_mode = ReplyMode::On;
+    }
+}
+
+fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], sink: &mut dyn ReplySink) {
+    let table = table();
+    let now_ms = crate::time::unix_ms();
+    let reject = |state: &mut ServerState, client: &mut ClientState, sink: &mut dyn ReplySink, msg: &str| {
+        state.stats.record_error(msg);
+        if let Some(m) = client.multi.as_mut() {
+            m.aborted = true;
+        }
+        sink.error(msg);
+    };
+    let Some((mut index, mut spec)) = table.lookup(&args[0]) else {
+        let msg = unknown_command_error(args);
+        return reject(state, client, sink, &msg);
+    };
+    if !spec.subcommands.is_empty() && args.len() >= 2 {
+        let full = [spec.name.as_bytes(), b"|", &args[1]].concat();
+        match table.lookup(&full) {
+            Some((i, sub)) => {
+                index = i;
+                spec = sub;
+            }
+            None => {
+                let msg = format!(
+                    "ERR unknown subcommand '{}'. Try {} HELP.",
+                    String::from_utf8_lossy(&args[1][..args[1].len().min(128)]),
+                    spec.name.to_ascii_uppercase()
+                );
+                record_rejection(state, index);
+                return reject(state, client, sink, &msg);
+            }
+        }
+    }
+    if !spec.arity_ok(args.len()) {
+        let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
+        record_rejection(state, index);
+        return reject(state, client, sink, &msg);
+    }
+    if !client.authenticated && !spec.has(flags::NO_AUTH) {
+        if state.settings.requirepass.is_some() {
+            record_rejection(state, index);
+            return reject(state, client, sink, errors::NOAUTH);
+        }
+        client.authenticated = true;
+    }
+    let base_name = spec.name.split('|').next().unwrap_or(spec.name);
+    if client.in_pubsub_context() && !allowed_in_pubsub_context(base_name) {
+        let msg = format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
+        );
+        record_rejection(state, index);
+        return reject(state, client, sink, &msg);
+    }
+    if client.multi.is_some() && !runs_inside_multi(base_name) {
+        if spec.has(flags::NO_MULTI) {
+            let msg = format!("ERR Command not allowed inside a transaction");
+            record_rejection(state, index);
+            return reject(state, client, sink, &msg);
+        }
+        if let Some(m) = client.multi.as_mut() {
+            m.queued.push(crate::client::QueuedCommand { index, spec, args: args.to_vec() });
+        }
+        sink.simple("QUEUED");
+        return;
+    }
+    if let Some(entry) = state.clients.get_mut(&client.id) {
+        entry.last_command = spec.name;
+        entry.last_interaction_ms = now_ms;
+    }
+    let mut ctx = Ctx::new(state, client, spec, args, sink, now_ms);
+    call(&mut ctx, index);
+    if let Some(entry) = state.clients.get_mut(&client.id) {
+        entry.sync_from(client, spec.name, now_ms);
+    }
+}
+
+/// Drops everything a disconnecting client left behind: subscriptions and WATCHes.
+pub fn forget_client(state: &mut ServerState, client: &mut ClientState) {
+    pubsub::unsubscribe_all(state, client);
+    transactions::unwatch_all(state, client);
+}
+
+/// Key finder helper for families: parse a `numkeys` argument at `at`, keys following it.
+pub fn keys_after_numkeys(args: &[Bytes], at: usize) -> Result<Vec<usize>, String> {
+    let n = args.get(at).and_then(|a| parse_i64(a)).ok_or("ERR value is not an integer or out of range")?;
+    if n < 0 || at as i64 + 1 + n > args.len() as i64 {
+        return Err("ERR Number of keys can't be greater than number of args".into());
+    }
+    Ok((at + 1..at + 1 + n as usize).collect())
+}

@@ -1,0 +1,229 @@
+//! Server administration: CONFIG, INFO, CLIENT, DBSIZE, FLUSHDB, FLUSHALL, SHUTDOWN, MONITOR,
+//! TIME, LASTSAVE, DEBUG.
+
+use super::spec::flags::*;
+use super::{CommandSpec, Ctx};
+use crate::client::ClientState;
+use crate::state::ServerState;
+use bytes::Bytes;
+use moonkv_protocol::ReplySink;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("config", -2, 0, (0, 0, 0), "", container_help).group("server").subcommands(CONFIG_SUBCOMMANDS),
+    CommandSpec::new("dbsize", 1, READONLY | FAST, (0, 0, 0), "keyspace", dbsize).group("server"),
+    CommandSpec::new("flushdb", -1, WRITE, (0, 0, 0), "keyspace dangerous", flushdb).group("server"),
+    CommandSpec::new("flushall", -1, WRITE, (0, 0, 0), "keyspace dangerous", flushall).group("server"),
+    CommandSpec::new("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, (0, 0, 0), "", shutdown).group("server"),
+    CommandSpec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", monitor).group("server"),
+    CommandSpec::new("time", 1, LOADING | STALE | FAST | RANDOM, (0, 0, 0), "", time).group("server"),
+    CommandSpec::new("lastsave", 1, LOADING | STALE | FAST | RANDOM, (0, 0, 0), "admin dangerous", lastsave).group("server"),
+];
+
+static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("config|get", -3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", config_get).group("server"),
+    CommandSpec::new("config|set", -4, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", config_set).group("server"),
+    CommandSpec::new("config|resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", config_resetstat).group("server"),
+    CommandSpec::new("config|rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", config_rewrite).group("server"),
+    CommandSpec::new("config|help", 2, LOADING | STALE, (0, 0, 0), "", config_help).group("server"),
+];
+
+/// Handler of container commands (CONFIG, CLIENT, ...): only reached if a subcommand was not
+/// resolved, which the dispatcher already reports, so this is a safety net.
+pub fn container_help(ctx: &mut Ctx) {
+    let msg = format!("ERR unknown subcommand or wrong number of arguments for '{}'", ctx.spec.name);
+    ctx.error(&msg);
+}
+
+/// Replies to `<CMD> HELP` in Redis's shape: a title line, the given lines, and HELP itself.
+pub fn reply_help(ctx: &mut Ctx, command: &str, lines: &[&str]) {
+    ctx.array(lines.len() + 3);
+    ctx.simple(&format!("{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", command));
+    for line in lines {
+        ctx.simple(line);
+    }
+    ctx.simple("HELP");
+    ctx.simple("    Print this help.");
+}
+
+/// Client names may not contain spaces, newlines or other special characters.
+pub fn validate_client_name(name: &Bytes) -> Result<(), &'static str> {
+    if name.iter().any(|&c| c < b'!' || c > b'~') {
+        return Err("ERR Client names cannot contain spaces, newlines or special characters.");
+    }
+    Ok(())
+}
+
+/// Sends the command line to every MONITOR client, in Redis's format:
+/// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`.
+pub fn feed_monitors(state: &mut ServerState, client: &ClientState, args: &[Bytes]) {
+    let us = crate::time::unix_us();
+    let mut line = format!("+{}.{:06} [{} {}]", us / 1_000_000, us % 1_000_000, client.db, client.addr);
+    for a in args {
+        line.push_str(" \"");
+        for &b in a.iter() {
+            match b {
+                b'\\' => line.push_str("\\\\"),
+                b'"' => line.push_str("\\\""),
+                b'\n' => line.push_str("\\n"),
+                b'\r' => line.push_str("\\r"),
+                b'\t' => line.push_str("\\t"),
+                7 => line.push_str("\\a"),
+                8 => line.push_str("\\b"),
+                32..=126 => line.push(b as char),
+                _ => line.push_str(&format!("\\x{:02x}", b)),
+            }
+        }
+        line.push('"');
+    }
+    line.push_str("\r\n");
+    let targets: Vec<u64> = state.monitors.iter().copied().collect();
+    for id in targets {
+        state.send_to(id, line.clone().into_bytes());
+    }
+}
+
+fn config_get(ctx: &mut Ctx) {
+    let patterns: Vec<&[u8]> = ctx.args[2..].iter().map(|a| &a[..]).collect();
+    let pairs = ctx.state.config.matching(&patterns);
+    ctx.map(pairs.len());
+    for (name, value) in pairs {
+        ctx.bulk(name.as_bytes());
+        ctx.bulk(value.as_bytes());
+    }
+}
+
+fn config_set(ctx: &mut Ctx) {
+    if ctx.args.len() % 2 != 0 {
+        return ctx.arity_error();
+    }
+    // All or nothing, like Redis 7: validate every pair before applying any.
+    let mut updated = ctx.state.config.clone();
+    let mut seen: Vec<&'static str> = Vec::new();
+    for pair in ctx.args[2..].chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]).into_owned();
+        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        let Some(dir) = crate::config::find_directive(&name) else {
+            return ctx.error(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{}'", name));
+        };
+        if seen.contains(&dir.name) {
+            return ctx.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - duplicate parameter", name));
+        }
+        seen.push(dir.name);
+        if let Err(reason) = updated.set(&name, &value, false) {
+            return ctx.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {}", name, reason));
+        }
+    }
+    ctx.state.config = updated;
+    ctx.state.refresh_settings();
+    ctx.ok();
+}
+
+fn config_resetstat(ctx: &mut Ctx) {
+    ctx.state.stats.reset();
+    for db in ctx.state.dbs.iter_mut() {
+        let dirty = db.stats.dirty;
+        db.stats = Default::default();
+        db.stats.dirty = dirty;
+    }
+    ctx.ok();
+}
+
+fn config_rewrite(ctx: &mut Ctx) {
+    if ctx.state.config_file.is_none() {
+        return ctx.error("ERR The server is running without a config file");
+    }
+    ctx.error("ERR Rewriting config file: not supported yet");
+}
+
+fn config_help(ctx: &mut Ctx) {
+    reply_help(
+        ctx,
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return the values of the configuration parameters matching <pattern>.",
+            "SET <directive> <value>",
+            "    Set a configuration parameter to <value>.",
+            "RESETSTAT",
+            "    Reset the statistics shown by INFO.",
+            "REWRITE",
+            "    Write the running configuration back to the config file.",
+        ],
+    );
+}
+
+fn dbsize(ctx: &mut Ctx) {
+    let n = ctx.db().len();
+    ctx.integer(n as i64);
+}
+
+/// Parses the optional ASYNC|SYNC argument of FLUSHDB/FLUSHALL; None after replying an error.
+fn flush_mode(ctx: &mut Ctx) -> Option<bool> {
+    match ctx.args.len() {
+        1 => Some(ctx.state.settings.lazyfree_user_flush),
+        2 if ctx.arg_is(1, "async") => Some(true),
+        2 if ctx.arg_is(1, "sync") => Some(false),
+        _ => {
+            ctx.syntax_error();
+            None
+        }
+    }
+}
+
+/// Frees flushed contents, on a background thread when asked to (ASYNC).
+fn dispose<T: Send + 'static>(contents: T, lazily: bool) {
+    if lazily {
+        std::thread::spawn(move || drop(contents));
+    } else {
+        drop(contents);
+    }
+}
+
+fn flushdb(ctx: &mut Ctx) {
+    let Some(lazily) = flush_mode(ctx) else { return };
+    let contents = ctx.db().flush();
+    dispose(contents, lazily);
+    ctx.ok();
+}
+
+fn flushall(ctx: &mut Ctx) {
+    let Some(lazily) = flush_mode(ctx) else { return };
+    let contents: Vec<_> = ctx.state.dbs.iter_mut().map(|db| db.flush()).collect();
+    dispose(contents, lazily);
+    ctx.ok();
+}
+
+fn shutdown(ctx: &mut Ctx) {
+    for i in 1..ctx.args.len() {
+        let opt = ctx.arg_lower(i);
+        if !matches!(opt.as_str(), "nosave" | "save" | "now" | "force" | "abort") {
+            return ctx.syntax_error();
+        }
+        if opt == "abort" {
+            return ctx.error("ERR No shutdown in progress.");
+        }
+    }
+    crate::log::warning("User requested shutdown...");
+    ctx.state.shutdown_requested = true;
+}
+
+fn monitor(ctx: &mut Ctx) {
+    if ctx.client.multi.is_some() {
+        return ctx.error("ERR MONITOR isn't allowed inside MULTI");
+    }
+    ctx.client.monitor = true;
+    ctx.state.monitors.insert(ctx.client.id);
+    ctx.ok();
+}
+
+fn time(ctx: &mut Ctx) {
+    let us = crate::time::unix_us();
+    ctx.array(2);
+    ctx.bulk(&(us / 1_000_000).to_string().into_bytes());
+    ctx.bulk(&(us % 1_000_000).to_string().into_bytes());
+}
+
+fn lastsave(ctx: &mut Ctx) {
+    let t = ctx.state.last_save_unix;
+    ctx.integer(t);
+}

@@ -1,0 +1,176 @@
+//! One client connection: read, parse, execute in batches, write.
+
+use crate::client::{ClientEntry, ClientState, Outbound};
+use crate::commands;
+use crate::log;
+use crate::server::Shared;
+use crate::state::ServerState;
+use bytes::BytesMut;
+use moonkv_protocol::{ParseLimits, Parsed, Protocol, RequestParser};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+fn format_addr(a: &SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
+        SocketAddr::V6(v6) => format!("{}:{}", v6.ip(), v6.port()),
+    }
+}
+
+/// Registers a new client, or refuses it when `maxclients` is reached.
+fn register(state: &mut ServerState, peer: &SocketAddr, local: &SocketAddr, tx: mpsc::UnboundedSender<Outbound>) -> Result<ClientState, &'static str> {
+    state.stats.total_connections_received += 1;
+    if state.clients.len() >= state.settings.maxclients {
+        state.stats.rejected_connections += 1;
+        return Err("-ERR max number of clients reached\r\n");
+    }
+    let id = state.next_client_id;
+    state.next_client_id += 1;
+    let now = crate::time::unix_ms();
+    let authenticated = state.settings.requirepass.is_none();
+    let client = ClientState::new(id, format_addr(peer), format_addr(local), now, authenticated);
+    state.clients.insert(
+        id,
+        ClientEntry {
+            id,
+            addr: client.addr.clone(),
+            laddr: client.laddr.clone(),
+            name: None,
+            created_ms: now,
+            last_interaction_ms: now,
+            db: 0,
+            last_command: "",
+            monitor: false,
+            no_evict: false,
+            closing: false,
+            sub: 0,
+            psub: 0,
+            multi: -1,
+            protocol: Protocol::Resp2,
+            tx,
+        },
+    );
+    Ok(client)
+}
+
+/// Removes every trace of a client: registry, subscriptions, MONITOR, WATCHed keys.
+fn unregister(state: &mut ServerState, client: &mut ClientState) {
+    state.clients.remove(&client.id);
+    state.monitors.remove(&client.id);
+    commands::forget_client(state, client);
+}
+
+pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let local = stream.local_addr().unwrap_or(peer);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let registered = {
+        let mut state = shared.lock();
+        register(&mut state, &peer, &local, tx).map(|c| (c, state.settings.clone()))
+    };
+    let (mut reader, mut writer) = stream.into_split();
+    let (mut client, mut settings) = match registered {
+        Ok(r) => r,
+        Err(msg) => {
+            let _ = writer.write_all(msg.as_bytes()).await;
+            return;
+        }
+    };
+    log::log(log::Level::Verbose, &format!("Accepted {}", client.addr));
+
+    let mut parser = RequestParser::new();
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut batch = Vec::new();
+    'conn: loop {
+        if inbuf.capacity() - inbuf.len() < 1024 {
+            inbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Outbound::Push(bytes)) => {
+                    if writer.write_all(&bytes).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                Some(Outbound::Close) | None => break 'conn,
+            },
+            read = reader.read_buf(&mut inbuf) => {
+                let n = match read {
+                    Ok(0) | Err(_) => break 'conn,
+                    Ok(n) => n,
+                };
+                let mut protocol_error = None;
+                loop {
+                    let limits = ParseLimits { max_bulk_len: settings.proto_max_bulk_len, authenticated: client.authenticated };
+                    // Before authentication, run one command at a time: AUTH changes the limits.
+                    let one_at_a_time = !client.authenticated;
+                    loop {
+                        match parser.parse(&mut inbuf, limits) {
+                            Ok(Parsed::Command(args)) if args.is_empty() => continue,
+                            Ok(Parsed::Command(args)) => batch.push(args),
+                            Ok(Parsed::Incomplete) => break,
+                            Err(e) => {
+                                protocol_error = Some(e);
+                                break;
+                            }
+                        }
+                        if one_at_a_time {
+                            break;
+                        }
+                    }
+                    if inbuf.len() > settings.client_query_buffer_limit {
+                        log::warning(&format!("Closing client that reached max query buffer length: addr={}", client.addr));
+                        break 'conn;
+                    }
+                    if batch.is_empty() {
+                        break;
+                    }
+                    let mut state = shared.lock();
+                    state.stats.total_net_input_bytes += n as u64;
+                    let out_before = out.len();
+                    for args in batch.drain(..) {
+                        commands::process_request(&mut state, &mut client, &args, &mut out);
+                        if client.close_after_reply || state.shutdown_requested {
+                            break;
+                        }
+                    }
+                    state.stats.total_net_output_bytes += (out.len() - out_before) as u64;
+                    settings = state.settings.clone();
+                    if state.shutdown_requested {
+                        drop(state);
+                        shared.shutdown.notify_one();
+                        break 'conn;
+                    }
+                    if !one_at_a_time || protocol_error.is_some() || client.close_after_reply || inbuf.is_empty() {
+                        break;
+                    }
+                }
+                if let Some(e) = protocol_error {
+                    out.extend_from_slice(format!("-ERR {}\r\n", e).as_bytes());
+                    let _ = writer.write_all(&out).await;
+                    log::log(log::Level::Verbose, &format!("Protocol error ({}) from client: addr={}", e.0, client.addr));
+                    break 'conn;
+                }
+                if !out.is_empty() {
+                    if writer.write_all(&out).await.is_err() {
+                        break 'conn;
+                    }
+                    out.clear();
+                    if out.capacity() > 1 << 20 {
+                        out = Vec::with_capacity(READ_CHUNK);
+                    }
+                }
+                if client.close_after_reply {
+                    break 'conn;
+                }
+            }
+        }
+    }
+    let mut state = shared.lock();
+    unregister(&mut state, &mut client);
+}

@@ -1,0 +1,131 @@
+//! Server start-up, the periodic cron (active expiry, statistics) and shutdown.
+
+use crate::config::Config;
+use crate::log;
+use crate::net;
+use crate::state::ServerState;
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// What every connection task shares.
+pub struct Shared {
+    state: Mutex<ServerState>,
+    /// Woken when SHUTDOWN or a signal asks the server to stop.
+    pub shutdown: Notify,
+}
+
+impl Shared {
+    pub fn new(state: ServerState) -> Self {
+        Shared { state: Mutex::new(state), shutdown: Notify::new() }
+    }
+
+    /// Takes the global lock under which commands execute. Every command runs entirely under
+    /// it, which is what makes commands, transactions and scripts atomic.
+    pub fn lock(&self) -> MutexGuard<'_, ServerState> {
+        self.state.lock()
+    }
+}
+
+/// Active expiry: at each cron tick, sample keys with a TTL in each database and delete the
+/// expired ones, repeating while more than a quarter of a sample was expired, within a time
+/// budget (25% of the tick, like Redis's slow cycle).
+fn active_expire_cycle(state: &mut ServerState, budget: Duration) {
+    if !state.active_expire_enabled {
+        return;
+    }
+    let started = Instant::now();
+    let now = crate::time::unix_ms();
+    let effort = state.config.get_i64("active-expire-effort").clamp(1, 10) as usize;
+    let samples = 20 + 5 * (effort - 1);
+    let ServerState { dbs, rng, .. } = state;
+    for db in dbs.iter_mut() {
+        loop {
+            if db.expires_len() == 0 || started.elapsed() > budget {
+                break;
+            }
+            let (sampled, expired) = db.active_expire_round(now, samples, rng);
+            if sampled == 0 || expired * 4 <= sampled {
+                break;
+            }
+        }
+    }
+}
+
+fn cron(state: &mut ServerState, tick: Duration) {
+    active_expire_cycle(state, tick / 4);
+    let now = Instant::now();
+    let processed = state.stats.total_commands_processed;
+    let samples = &mut state.stats.ops_samples;
+    samples.push((now, processed));
+    if samples.len() > 16 {
+        samples.remove(0);
+    }
+}
+
+async fn run_cron(shared: Arc<Shared>) {
+    loop {
+        let hz = shared.lock().settings.hz.max(1);
+        let tick = Duration::from_millis(1000 / hz as u64);
+        tokio::time::sleep(tick).await;
+        let mut state = shared.lock();
+        cron(&mut state, tick);
+    }
+}
+
+/// Runs the server until SHUTDOWN or SIGTERM/SIGINT. Returns the process exit code.
+pub async fn run(config: Config, config_file: Option<String>) -> i32 {
+    let table = crate::commands::table();
+    let mut state = ServerState::new(config, table.specs.len());
+    state.config_file = config_file;
+    state.executable = std::env::args().next().unwrap_or_default();
+    let port = state.tcp_port;
+    let binds: Vec<String> = state.config.get("bind").split_whitespace().map(String::from).collect();
+    let backlog = state.config.get_i64("tcp-backlog") as u32;
+    let shared = Arc::new(Shared::new(state));
+
+    let listeners = match net::bind_all(&binds, port, backlog).await {
+        Ok(l) => l,
+        Err(e) => {
+            log::warning(&e);
+            return 1;
+        }
+    };
+    log::notice(&format!("Running mode=standalone, port={}.", port));
+    log::notice("Server initialized");
+    for listener in listeners {
+        tokio::spawn(net::accept_loop(shared.clone(), listener));
+    }
+    tokio::spawn(run_cron(shared.clone()));
+    log::notice("Ready to accept connections");
+
+    let reason = wait_for_shutdown(&shared).await;
+    log::warning(reason);
+    log::warning("User requested shutdown...");
+    log::warning("moonkv is now ready to exit, bye bye...");
+    0
+}
+
+async fn wait_for_shutdown(shared: &Shared) -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let term_recv = async {
+        match term.as_mut() {
+            Some(s) => s.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    let int_recv = async {
+        match int.as_mut() {
+            Some(s) => s.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term_recv => "Received SIGTERM scheduling shutdown...",
+        _ = int_recv => "Received SIGINT scheduling shutdown...",
+        _ = shared.shutdown.notified() => "SHUTDOWN command received",
+    }
+}

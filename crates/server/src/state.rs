@@ -1,0 +1,156 @@
+//! The state all clients share: databases, configuration, clients, pub/sub, statistics.
+//! It lives behind one lock ([`crate::server::Shared`]); holding the lock is what makes a
+//! command (or a whole transaction or script) atomic and gives every command one total order.
+
+use crate::client::{ClientEntry, Outbound};
+use crate::config::Config;
+use bytes::Bytes;
+use moonkv_keyspace::Db;
+use moonkv_protocol::Protocol;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+/// Settings read on hot paths, refreshed from [`Config`] whenever it changes.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub requirepass: Option<Vec<u8>>,
+    pub proto_max_bulk_len: i64,
+    pub client_query_buffer_limit: usize,
+    pub maxclients: usize,
+    pub hz: u32,
+    pub debug_command_enabled: bool,
+    pub lazyfree_user_flush: bool,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Self {
+        let pass = c.get("requirepass");
+        Settings {
+            requirepass: (!pass.is_empty()).then(|| pass.as_bytes().to_vec()),
+            proto_max_bulk_len: c.get_i64("proto-max-bulk-len"),
+            client_query_buffer_limit: c.get_i64("client-query-buffer-limit").max(1024 * 1024) as usize,
+            maxclients: c.get_i64("maxclients") as usize,
+            hz: c.get_i64("hz").clamp(1, 500) as u32,
+            // `local` would allow loopback connections only; every connection here is treated
+            // as local for now, since the server binds to loopback by default.
+            debug_command_enabled: matches!(c.get("enable-debug-command"), "yes" | "local"),
+            lazyfree_user_flush: c.get_bool("lazyfree-lazy-user-flush"),
+        }
+    }
+}
+
+/// Per-command statistics (INFO commandstats).
+#[derive(Default, Clone, Copy)]
+pub struct CommandStats {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub total_connections_received: u64,
+    pub total_commands_processed: u64,
+    pub rejected_connections: u64,
+    pub total_net_input_bytes: u64,
+    pub total_net_output_bytes: u64,
+    pub total_error_replies: u64,
+    /// Error counts by error code (the first word of the error reply).
+    pub errors: BTreeMap<String, u64>,
+    /// Indexed like [`crate::commands::CommandTable::specs`].
+    pub commands: Vec<CommandStats>,
+    /// (time, processed) samples for instantaneous_ops_per_sec.
+    pub ops_samples: Vec<(Instant, u64)>,
+    pub expired_keys_flushed: u64,
+}
+
+impl Stats {
+    pub fn record_error(&mut self, message: &str) {
+        let code = message.split(' ').next().unwrap_or("ERR");
+        self.total_error_replies += 1;
+        // Like Redis, stop tracking new error codes past 128 distinct ones.
+        if let Some(count) = self.errors.get_mut(code) {
+            *count += 1;
+        } else if self.errors.len() < 128 {
+            self.errors.insert(code.to_string(), 1);
+        }
+    }
+
+    pub fn reset(&mut self) {
+        let n = self.commands.len();
+        *self = Stats { commands: vec![CommandStats::default(); n], ..Default::default() };
+    }
+}
+
+/// Channel and pattern subscriptions, server side.
+#[derive(Default)]
+pub struct PubSub {
+    pub channels: HashMap<Bytes, HashSet<u64>>,
+    pub patterns: HashMap<Bytes, HashSet<u64>>,
+}
+
+pub struct ServerState {
+    pub dbs: Vec<Db>,
+    pub config: Config,
+    pub settings: Settings,
+    pub clients: HashMap<u64, ClientEntry>,
+    pub pubsub: PubSub,
+    pub stats: Stats,
+    /// Clients in MONITOR mode.
+    pub monitors: HashSet<u64>,
+    pub started: Instant,
+    pub active_expire_enabled: bool,
+    pub rng: SmallRng,
+    pub next_client_id: u64,
+    /// Unix ms of the last successful save (LASTSAVE); start time until persistence exists.
+    pub last_save_unix: i64,
+    /// Set by SHUTDOWN; the server stops accepting and exits.
+    pub shutdown_requested: bool,
+    pub config_file: Option<String>,
+    pub executable: String,
+    pub tcp_port: u16,
+}
+
+impl ServerState {
+    pub fn new(config: Config, command_count: usize) -> Self {
+        let databases = config.get_i64("databases").max(1) as usize;
+        let settings = Settings::from_config(&config);
+        let tcp_port = config.get_i64("port") as u16;
+        let stats = Stats { commands: vec![CommandStats::default(); command_count], ..Default::default() };
+        ServerState {
+            dbs: (0..databases).map(|_| Db::new()).collect(),
+            config,
+            settings,
+            clients: HashMap::new(),
+            pubsub: PubSub::default(),
+            stats,
+            monitors: HashSet::new(),
+            started: Instant::now(),
+            active_expire_enabled: true,
+            rng: SmallRng::from_entropy(),
+            next_client_id: 1,
+            last_save_unix: crate::time::unix_ms() / 1000,
+            shutdown_requested: false,
+            config_file: None,
+            executable: String::new(),
+            tcp_port,
+        }
+    }
+
+    /// Re-reads the hot-path settings after CONFIG SET.
+    pub fn refresh_settings(&mut self) {
+        self.settings = Settings::from_config(&self.config);
+    }
+
+    /// Sends already-encoded bytes to a client; returns false if it is gone.
+    pub fn send_to(&self, client_id: u64, bytes: Vec<u8>) -> bool {
+        self.clients.get(&client_id).is_some_and(|c| c.tx.send(Outbound::Push(bytes)).is_ok())
+    }
+
+    pub fn client_protocol(&self, client_id: u64) -> Protocol {
+        self.clients.get(&client_id).map_or(Protocol::Resp2, |c| c.protocol)
+    }
+}

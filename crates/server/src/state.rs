@@ -96,7 +96,7 @@ pub struct ServerState {
     pub dbs: Vec<Db>,
     pub config: Config,
     pub settings: Settings,
-    pub clients: HashMap<u64, ClientEntry>,
+    pub clients: HashMap<u64, ClientEntry, foldhash::fast::RandomState>,
     pub pubsub: PubSub,
     pub stats: Stats,
     /// Clients in MONITOR mode.
@@ -124,7 +124,7 @@ impl ServerState {
             dbs: (0..databases).map(|_| Db::new()).collect(),
             config,
             settings,
-            clients: HashMap::new(),
+            clients: HashMap::default(),
             pubsub: PubSub::default(),
             stats,
             monitors: HashSet::new(),

@@ -38,7 +38,7 @@ pub mod errors {
 /// All commands, flattened (subcommands included, as `parent|sub`), with a by-name index.
 pub struct CommandTable {
     pub specs: Vec<&'static CommandSpec>,
-    by_name: HashMap<String, usize>,
+    by_name: HashMap<String, usize, foldhash::fast::RandomState>,
     /// Top-level commands only, for COMMAND / COMMAND COUNT / COMMAND LIST.
     pub top_level: Vec<&'static CommandSpec>,
 }
@@ -56,7 +56,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
 impl CommandTable {
     fn build() -> Self {
         let mut specs = Vec::new();
-        let mut by_name = HashMap::new();
+        let mut by_name = HashMap::default();
         let mut top_level = Vec::new();
         for family in FAMILIES {
             for spec in family.iter() {

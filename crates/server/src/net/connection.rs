@@ -15,6 +15,20 @@ use tokio::sync::mpsc;
 
 const READ_CHUNK: usize = 16 * 1024;
 
+/// The settings a connection needs outside the lock, refreshed after every batch so CONFIG SET
+/// takes effect on the next read.
+#[derive(Clone, Copy)]
+struct ConnLimits {
+    max_bulk_len: i64,
+    query_buffer_limit: usize,
+}
+
+impl From<&crate::state::Settings> for ConnLimits {
+    fn from(s: &crate::state::Settings) -> Self {
+        ConnLimits { max_bulk_len: s.proto_max_bulk_len, query_buffer_limit: s.client_query_buffer_limit }
+    }
+}
+
 fn format_addr(a: &SocketAddr) -> String {
     match a {
         SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
@@ -70,10 +84,10 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
     let (tx, mut rx) = mpsc::unbounded_channel();
     let registered = {
         let mut state = shared.lock();
-        register(&mut state, &peer, &local, tx).map(|c| (c, state.settings.clone()))
+        register(&mut state, &peer, &local, tx).map(|c| (c, ConnLimits::from(&state.settings)))
     };
     let (mut reader, mut writer) = stream.into_split();
-    let (mut client, mut settings) = match registered {
+    let (mut client, mut limits) = match registered {
         Ok(r) => r,
         Err(msg) => {
             let _ = writer.write_all(msg.as_bytes()).await;
@@ -106,11 +120,11 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
                 };
                 let mut protocol_error = None;
                 loop {
-                    let limits = ParseLimits { max_bulk_len: settings.proto_max_bulk_len, authenticated: client.authenticated };
+                    let parse_limits = ParseLimits { max_bulk_len: limits.max_bulk_len, authenticated: client.authenticated };
                     // Before authentication, run one command at a time: AUTH changes the limits.
                     let one_at_a_time = !client.authenticated;
                     loop {
-                        match parser.parse(&mut inbuf, limits) {
+                        match parser.parse(&mut inbuf, parse_limits) {
                             Ok(Parsed::Command(args)) if args.is_empty() => continue,
                             Ok(Parsed::Command(args)) => batch.push(args),
                             Ok(Parsed::Incomplete) => break,
@@ -123,7 +137,7 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
                             break;
                         }
                     }
-                    if inbuf.len() > settings.client_query_buffer_limit {
+                    if inbuf.len() > limits.query_buffer_limit {
                         log::warning(&format!("Closing client that reached max query buffer length: addr={}", client.addr));
                         break 'conn;
                     }
@@ -140,7 +154,7 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
                         }
                     }
                     state.stats.total_net_output_bytes += (out.len() - out_before) as u64;
-                    settings = state.settings.clone();
+                    limits = ConnLimits::from(&state.settings);
                     if state.shutdown_requested {
                         drop(state);
                         shared.shutdown.notify_one();

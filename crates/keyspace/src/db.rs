@@ -31,8 +31,21 @@ pub struct DbStats {
     pub dirty: u64,
 }
 
+/// Keyspace events that happen inside the database itself rather than in a command (a key
+/// expiring, a key being created), collected for the server to publish when
+/// notify-keyspace-events asks for them.
+#[derive(Default)]
+pub struct DbEvents {
+    /// Record `expired` events.
+    pub track_expired: bool,
+    /// Record `new` (key created) events.
+    pub track_new: bool,
+    pub pending: Vec<(&'static str, Vec<u8>)>,
+}
+
 #[derive(Default)]
 pub struct Db {
+    pub events: DbEvents,
     entries: Dict<Value>,
     /// Absolute expiry time in Unix ms for keys that have one.
     expires: Dict<i64>,
@@ -73,6 +86,9 @@ impl Db {
         }
         self.remove_entry(key);
         self.stats.expired_keys += 1;
+        if self.events.track_expired {
+            self.events.pending.push(("expired", key.to_vec()));
+        }
         true
     }
 
@@ -107,7 +123,10 @@ impl Db {
 
     /// Stores a value, replacing any old one. The old TTL is dropped unless `keep_ttl`.
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
-        self.entries.insert(key, value);
+        let replaced = self.entries.insert(key, value);
+        if replaced.is_none() && self.events.track_new {
+            self.events.pending.push(("new", key.to_vec()));
+        }
         if !keep_ttl && !self.expires.is_empty() {
             self.expires.remove(key);
         }
@@ -117,6 +136,9 @@ impl Db {
     /// Inserts a value for a key the caller knows is absent, or returns the existing value.
     pub fn get_or_insert_with(&mut self, key: &[u8], now: i64, make: impl FnOnce() -> Value) -> &mut Value {
         self.expire_if_needed(key, now);
+        if self.events.track_new && !self.entries.contains_key(key) {
+            self.events.pending.push(("new", key.to_vec()));
+        }
         self.entries.get_or_insert_with(key, make)
     }
 
@@ -283,6 +305,9 @@ impl Db {
                 let key = key.as_slice().to_vec();
                 self.remove_entry(&key);
                 self.stats.expired_keys += 1;
+                if self.events.track_expired {
+                    self.events.pending.push(("expired", key));
+                }
                 expired += 1;
             }
         }

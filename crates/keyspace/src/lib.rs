@@ -5,7 +5,7 @@ pub mod dict;
 pub mod pattern;
 pub mod value;
 
-pub use db::{Db, WatchFlag};
+pub use db::{Db, DbEvents, WatchFlag};
 pub use dict::{Dict, Key};
 pub use pattern::glob_match;
 pub use value::{StrView, Value};

@@ -22,6 +22,8 @@ pub enum Kind {
     Text,
     /// A list of words (e.g. `bind`, `save`), stored space separated.
     Words,
+    /// Validated and normalized by a function (e.g. `notify-keyspace-events`).
+    Custom(fn(&str) -> Result<String, String>),
 }
 
 /// One configuration directive.
@@ -104,7 +106,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("lazyfree-lazy-user-del", BOOL, "no"),
     d("lazyfree-lazy-user-flush", BOOL, "no"),
     aliased("busy-reply-threshold", "lua-time-limit", int(0, LONG_MAX), "5000"),
-    d("notify-keyspace-events", TEXT, ""),
+    d("notify-keyspace-events", Kind::Custom(crate::notify::normalize_config), ""),
     d("slowlog-log-slower-than", int(-1, LONG_MAX), "10000"),
     d("slowlog-max-len", int(0, LONG_MAX), "128"),
     d("latency-monitor-threshold", int(0, LONG_MAX), "0"),
@@ -209,6 +211,7 @@ pub fn normalize(dir: &Directive, value: &str) -> Result<String, String> {
             }
         }
         Kind::Text | Kind::Words => Ok(value.to_string()),
+        Kind::Custom(check) => check(value),
     }
 }
 
@@ -273,7 +276,7 @@ impl Config {
             };
             let value = match (dir.kind, values.len()) {
                 (Kind::Words, _) => values.join(" "),
-                (Kind::Text, 0) => String::new(),
+                (Kind::Text | Kind::Custom(_), 0) => String::new(),
                 (_, 1) => values[0].clone(),
                 _ => return Err(fail("wrong number of arguments")),
             };

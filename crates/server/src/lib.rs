@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod log;
 pub mod net;
+pub mod notify;
 pub mod server;
 pub mod state;
 pub mod time;

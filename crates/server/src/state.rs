@@ -22,6 +22,8 @@ pub struct Settings {
     pub hz: u32,
     pub debug_command_enabled: bool,
     pub lazyfree_user_flush: bool,
+    /// Parsed `notify-keyspace-events` classes.
+    pub notify_flags: u32,
 }
 
 impl Settings {
@@ -37,6 +39,7 @@ impl Settings {
             // as local for now, since the server binds to loopback by default.
             debug_command_enabled: matches!(c.get("enable-debug-command"), "yes" | "local"),
             lazyfree_user_flush: c.get_bool("lazyfree-lazy-user-flush"),
+            notify_flags: crate::notify::parse_classes(c.get("notify-keyspace-events")).unwrap_or(0),
         }
     }
 }
@@ -119,8 +122,9 @@ impl ServerState {
         let databases = config.get_i64("databases").max(1) as usize;
         let settings = Settings::from_config(&config);
         let tcp_port = config.get_i64("port") as u16;
+        let notify_config = settings.notify_flags != 0;
         let stats = Stats { commands: vec![CommandStats::default(); command_count], ..Default::default() };
-        ServerState {
+        let mut state = ServerState {
             dbs: (0..databases).map(|_| Db::new()).collect(),
             config,
             settings,
@@ -137,12 +141,17 @@ impl ServerState {
             config_file: None,
             executable: String::new(),
             tcp_port,
+        };
+        if notify_config {
+            crate::notify::apply_to_dbs(&mut state);
         }
+        state
     }
 
     /// Re-reads the hot-path settings after CONFIG SET.
     pub fn refresh_settings(&mut self) {
         self.settings = Settings::from_config(&self.config);
+        crate::notify::apply_to_dbs(self);
     }
 
     /// Sends already-encoded bytes to a client; returns false if it is gone.

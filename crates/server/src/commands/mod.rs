@@ -11,6 +11,7 @@ pub mod spec;
 mod strings;
 mod transactions;
 
+pub use pubsub::publish_message;
 pub use spec::{flags, CommandSpec, Handler, KeyFinder};
 
 use crate::client::{ClientState, ReplyMode};
@@ -176,6 +177,14 @@ impl<'a> Ctx<'a> {
         self.error(&msg);
     }
 
+    /// Reports a keyspace event on `key` in the client's database (notify-keyspace-events).
+    pub fn notify(&mut self, event_class: u32, event: &str, key: &[u8]) {
+        if self.state.settings.notify_flags & event_class != 0 {
+            let db = self.client.db;
+            crate::notify::notify(self.state, event_class, event, key, db);
+        }
+    }
+
     /// Errors replied so far by this command.
     pub fn error_count(&self) -> u32 {
         self.errors
@@ -252,6 +261,9 @@ pub fn call(ctx: &mut Ctx, index: usize) {
     let started = Instant::now();
     (spec.handler)(ctx);
     let usec = started.elapsed().as_micros() as u64;
+    if ctx.state.settings.notify_flags != 0 {
+        crate::notify::publish_db_events(ctx.state);
+    }
     let stats = &mut ctx.state.stats;
     stats.total_commands_processed += 1;
     if let Some(s) = stats.commands.get_mut(index) {

@@ -79,6 +79,19 @@ fn unregister(state: &mut ServerState, client: &mut ClientState) {
     commands::forget_client(state, client);
 }
 
+/// Runs one request, turning a panic (a bug) into an error reply for this request instead of
+/// losing the connection or the server.
+fn run_guarded(state: &mut ServerState, client: &mut ClientState, args: &[bytes::Bytes], out: &mut Vec<u8>) {
+    let len_before = out.len();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commands::process_request(state, client, args, out)));
+    if result.is_err() {
+        out.truncate(len_before);
+        let name = String::from_utf8_lossy(&args[0]).into_owned();
+        log::warning(&format!("Internal error while executing '{}' for client {}", name, client.addr));
+        out.extend_from_slice(b"-ERR internal error while executing the command\r\n");
+    }
+}
+
 pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let local = stream.local_addr().unwrap_or(peer);
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -148,7 +161,7 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
                     state.stats.total_net_input_bytes += n as u64;
                     let out_before = out.len();
                     for args in batch.drain(..) {
-                        commands::process_request(&mut state, &mut client, &args, &mut out);
+                        run_guarded(&mut state, &mut client, &args, &mut out);
                         if client.close_after_reply || state.shutdown_requested {
                             break;
                         }

@@ -3,6 +3,7 @@
 //! and exports a `COMMANDS` slice of [`CommandSpec`]s.
 
 mod connection;
+mod functions;
 mod introspection;
 mod keys;
 mod pubsub;
@@ -46,6 +47,7 @@ pub struct CommandTable {
 
 static FAMILIES: &[&[CommandSpec]] = &[
     connection::COMMANDS,
+    functions::COMMANDS,
     keys::COMMANDS,
     strings::COMMANDS,
     transactions::COMMANDS,

@@ -2,6 +2,7 @@
 //! checks, MULTI queueing, execution and statistics. Each command family lives in its own file
 //! and exports a `COMMANDS` slice of [`CommandSpec`]s.
 
+mod bitops;
 mod connection;
 mod functions;
 mod introspection;
@@ -50,6 +51,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     functions::COMMANDS,
     keys::COMMANDS,
     strings::COMMANDS,
+    bitops::COMMANDS,
     transactions::COMMANDS,
     pubsub::COMMANDS,
     server_admin::COMMANDS,
@@ -130,6 +132,17 @@ impl<'a> Ctx<'a> {
     /// The client's selected database.
     pub fn db(&mut self) -> &mut Db {
         &mut self.state.dbs[self.client.db]
+    }
+
+    /// The client's database and the reply sink at once, so a handler can reply with borrowed
+    /// value bytes instead of copying them. Errors must still go through [`Ctx::error`].
+    pub fn db_and_sink(&mut self) -> (&mut Db, &mut dyn ReplySink) {
+        (&mut self.state.dbs[self.client.db], &mut *self.sink)
+    }
+
+    /// `proto-max-bulk-len`: the largest string a command may build.
+    pub fn max_string_len(&self) -> usize {
+        self.state.settings.proto_max_bulk_len.max(0) as usize
     }
 
     pub fn arg(&self, i: usize) -> &[u8] {

@@ -6,6 +6,7 @@ use moonkv_protocol::number::parse_i64;
 /// Longest string Redis stores as `embstr`.
 const EMBSTR_MAX: usize = 44;
 
+#[derive(Clone, Debug)]
 pub enum Value {
     /// A string that reads as a 64-bit integer (`int` encoding).
     Int(i64),

@@ -42,6 +42,9 @@ pub trait ReplySink {
     fn big_number(&mut self, digits: &str);
     /// Out-of-band push (RESP2: array).
     fn push(&mut self, len: usize);
+    /// RESP3 attribute map of `len` pairs preceding a reply. Only meaningful in RESP3: callers
+    /// emit attributes only to RESP3 clients.
+    fn attribute(&mut self, _len: usize) {}
 
     fn ok(&mut self) {
         self.simple("OK");
@@ -218,6 +221,9 @@ impl ReplySink for RespWriter<'_> {
     fn push(&mut self, len: usize) {
         let tag = if self.resp3() { b'>' } else { b'*' };
         self.header(tag, len as i64);
+    }
+    fn attribute(&mut self, len: usize) {
+        self.header(b'|', len as i64);
     }
 }
 

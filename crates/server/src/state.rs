@@ -67,7 +67,7 @@ pub struct Stats {
     pub commands: Vec<CommandStats>,
     /// (time, processed) samples for instantaneous_ops_per_sec.
     pub ops_samples: Vec<(Instant, u64)>,
-    pub expired_keys_flushed: u64,
+    pub peak_memory: u64,
 }
 
 impl Stats {

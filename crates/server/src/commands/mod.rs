@@ -3,8 +3,11 @@
 //! and exports a `COMMANDS` slice of [`CommandSpec`]s.
 
 mod bitops;
+mod clients;
 mod connection;
+mod debug;
 mod functions;
+mod info;
 mod introspection;
 mod keys;
 mod pubsub;
@@ -55,6 +58,9 @@ static FAMILIES: &[&[CommandSpec]] = &[
     transactions::COMMANDS,
     pubsub::COMMANDS,
     server_admin::COMMANDS,
+    info::COMMANDS,
+    debug::COMMANDS,
+    clients::COMMANDS,
     introspection::COMMANDS,
 ];
 
@@ -264,6 +270,9 @@ impl ReplySink for Ctx<'_> {
     fn push(&mut self, len: usize) {
         self.sink.push(len)
     }
+    fn attribute(&mut self, len: usize) {
+        self.sink.attribute(len)
+    }
 }
 
 /// Executes a command whose checks passed, recording its statistics and feeding MONITOR.
@@ -336,11 +345,15 @@ pub fn process_request(state: &mut ServerState, client: &mut ClientState, args: 
         ReplyMode::Skipping => true,
         ReplyMode::On => false,
     };
+    let was_off = client.reply_mode == ReplyMode::Off;
     let target: &mut Vec<u8> = if skipping { &mut scratch } else { out };
     let mut writer = RespWriter::new(target, client.protocol);
     dispatch(state, client, args, &mut writer);
-    if client.reply_mode == ReplyMode::Skipping {
-        client.reply_mode = ReplyMode::On;
+    match client.reply_mode {
+        ReplyMode::Skipping => client.reply_mode = ReplyMode::On,
+        // CLIENT REPLY ON answers even though replies were off when it started.
+        ReplyMode::On if was_off => out.extend_from_slice(&scratch),
+        _ => {}
     }
 }
 

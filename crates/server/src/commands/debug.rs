@@ -1,0 +1,197 @@
+//! DEBUG: developer and test-suite hooks. Only available when `enable-debug-command` allows it,
+//! as in Redis.
+
+use super::spec::flags::*;
+use super::{errors, CommandSpec, Ctx};
+use moonkv_keyspace::{StrView, Value};
+use moonkv_protocol::number::parse_f64;
+use moonkv_protocol::{Protocol, ReplySink};
+use std::hash::{BuildHasher, Hasher};
+
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", debug)
+    .group("server")
+    .summary("Debugging and testing helpers", "1.0.0")];
+
+const NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
+fn debug(ctx: &mut Ctx) {
+    if !ctx.state.settings.debug_command_enabled {
+        return ctx.error(NOT_ALLOWED);
+    }
+    let sub = ctx.arg_lower(1);
+    match sub.as_str() {
+        "help" => help(ctx),
+        "sleep" if ctx.args.len() == 3 => sleep(ctx),
+        "set-active-expire" if ctx.args.len() == 3 => {
+            ctx.state.active_expire_enabled = ctx.arg(2) != b"0";
+            ctx.ok();
+        }
+        "object" if ctx.args.len() == 3 => object(ctx),
+        "protocol" if ctx.args.len() == 3 => protocol(ctx),
+        "log" if ctx.args.len() == 3 => {
+            crate::log::warning(&format!("DEBUG LOG: {}", String::from_utf8_lossy(ctx.arg(2))));
+            ctx.ok();
+        }
+        "digest" if ctx.args.len() == 2 => digest(ctx),
+        "digest-value" => digest_value(ctx),
+        "change-repl-id" | "jmap" if ctx.args.len() == 2 => ctx.ok(),
+        "reload" | "loadaof" => ctx.error("ERR DEBUG RELOAD and LOADAOF need persistence, which this server does not have yet"),
+        _ => {
+            let msg = format!("ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.", String::from_utf8_lossy(ctx.arg(1)));
+            ctx.error(&msg)
+        }
+    }
+}
+
+fn help(ctx: &mut Ctx) {
+    super::server_admin::reply_help(
+        ctx,
+        "DEBUG",
+        &[
+            "DIGEST",
+            "    A hash of the whole dataset.",
+            "DIGEST-VALUE <key> [<key> ...]",
+            "    A hash of the value of each key.",
+            "LOG <message>",
+            "    Write <message> to the server log.",
+            "OBJECT <key>",
+            "    Low level details of the value at <key>.",
+            "PROTOCOL <type>",
+            "    Reply with a sample of a protocol type (string, integer, double, bignum, null, array, set, map, attrib, push, verbatim, true, false).",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Switch the active expiry cycle off or on.",
+            "SLEEP <seconds>",
+            "    Block the server for <seconds> (decimals allowed).",
+        ],
+    );
+}
+
+/// Blocks the whole server like Redis's DEBUG SLEEP: the server lock is held meanwhile.
+fn sleep(ctx: &mut Ctx) {
+    let Some(secs) = parse_f64(ctx.arg(2)) else { return ctx.error(errors::NOT_FLOAT) };
+    if secs > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
+    }
+    ctx.ok();
+}
+
+fn object(ctx: &mut Ctx) {
+    let args = ctx.args;
+    let now = ctx.now_ms;
+    let Some(value) = ctx.db().peek(&args[2], now) else { return ctx.error(errors::NO_SUCH_KEY) };
+    // The value's address identifies it (it stays put while the key exists), which is what
+    // tests read this field for.
+    let address = value as *const Value as usize;
+    let serialized = value.as_str().map_or(0, StrView::len);
+    let refcount = match value {
+        Value::Int(i) if (0..10_000).contains(i) => i32::MAX as i64,
+        _ => 1,
+    };
+    let line = format!(
+        "Value at:0x{:x} refcount:{} encoding:{} serializedlength:{} lru:0 lru_seconds_idle:0",
+        address,
+        refcount,
+        value.encoding(),
+        serialized
+    );
+    ctx.simple(&line);
+}
+
+fn protocol(ctx: &mut Ctx) {
+    let kind = ctx.arg_lower(2);
+    let resp3 = ctx.protocol() == Protocol::Resp3;
+    match kind.as_str() {
+        "string" => ctx.bulk(b"Hello World"),
+        "integer" => ctx.integer(12345),
+        "double" => ctx.double(3.141),
+        "bignum" => ctx.big_number("1234567999999999999999999999999999999"),
+        "null" => ctx.null(),
+        "array" => {
+            ctx.array(3);
+            (0..3).for_each(|i| ctx.integer(i));
+        }
+        "set" => {
+            ctx.set(3);
+            (0..3).for_each(|i| ctx.integer(i));
+        }
+        "map" => {
+            ctx.map(3);
+            for i in 0..3 {
+                ctx.integer(i);
+                ctx.boolean(i == 1);
+            }
+        }
+        "attrib" => {
+            if resp3 {
+                ctx.attribute(1);
+                ctx.bulk(b"key-popularity");
+                ctx.array(2);
+                ctx.bulk(b"key:123");
+                ctx.integer(90);
+            }
+            ctx.bulk(b"Some real reply following the attribute");
+        }
+        "push" => {
+            if !resp3 {
+                return ctx.error("ERR RESP2 is not supported by this command");
+            }
+            ctx.push(2);
+            ctx.bulk(b"server-cpu-usage");
+            ctx.integer(42);
+            ctx.bulk(b"Some real reply following the push reply");
+        }
+        "verbatim" => ctx.verbatim("txt", b"This is a verbatim\nstring"),
+        "true" => ctx.boolean(true),
+        "false" => ctx.boolean(false),
+        _ => ctx.error("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"),
+    }
+}
+
+/// A stable digest of one value: equal contents give equal digests, across keys and runs.
+fn value_digest(value: &Value) -> u64 {
+    let mut h = foldhash::quality::FixedState::with_seed(0x6d6f_6f6e_6b76).build_hasher();
+    h.write(value.type_name().as_bytes());
+    if let Some(view) = value.as_str() {
+        h.write(&view.to_vec());
+    }
+    h.finish()
+}
+
+fn hex40(a: u64, b: u64) -> String {
+    format!("{:016x}{:016x}{:08x}", a, b, (a ^ b) as u32)
+}
+
+fn digest_value(ctx: &mut Ctx) {
+    let args = ctx.args;
+    let now = ctx.now_ms;
+    let digests: Vec<String> = args[2..]
+        .iter()
+        .map(|k| match ctx.db().peek(k, now) {
+            Some(v) => {
+                let d = value_digest(v);
+                hex40(d, d.rotate_left(17))
+            }
+            None => "0".repeat(40),
+        })
+        .collect();
+    ctx.array(digests.len());
+    for d in digests {
+        ctx.simple(&d);
+    }
+}
+
+fn digest(ctx: &mut Ctx) {
+    let mut acc: u64 = 0;
+    for db in &ctx.state.dbs {
+        for (k, v) in db.iter() {
+            let mut h = foldhash::quality::FixedState::with_seed(7).build_hasher();
+            h.write(k);
+            // Order independent: combine per-key digests with addition.
+            acc = acc.wrapping_add(h.finish() ^ value_digest(v));
+        }
+    }
+    if acc == 0 {
+        return ctx.simple(&"0".repeat(40));
+    }
+    ctx.simple(&hex40(acc, acc.rotate_left(29)));
+}

@@ -1,0 +1,354 @@
+//! INFO: server state as `field:value` lines grouped in sections, with Redis 7.0's section and
+//! field names (monitoring tools parse them).
+
+use super::spec::flags::*;
+use super::{table, CommandSpec, Ctx};
+use crate::state::ServerState;
+use moonkv_protocol::ReplySink;
+use std::fmt::Write;
+use std::sync::OnceLock;
+
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("info", -1, LOADING | STALE | RANDOM, (0, 0, 0), "dangerous", info)
+    .group("server")
+    .summary("Information and statistics about the server", "1.0.0")];
+
+/// Sections in the order INFO prints them, and whether `INFO`/`INFO default` includes them.
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("modules", true),
+    ("commandstats", false),
+    ("errorstats", true),
+    ("cluster", true),
+    ("keyspace", true),
+];
+
+fn info(ctx: &mut Ctx) {
+    let mut wanted: Vec<&str> = Vec::new();
+    let args: Vec<String> = ctx.args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    if args.is_empty() {
+        wanted.extend(SECTIONS.iter().filter(|s| s.1).map(|s| s.0));
+    }
+    for arg in &args {
+        match arg.as_str() {
+            "all" | "everything" => wanted.extend(SECTIONS.iter().map(|s| s.0)),
+            "default" => wanted.extend(SECTIONS.iter().filter(|s| s.1).map(|s| s.0)),
+            name => {
+                if let Some((section, _)) = SECTIONS.iter().find(|s| s.0 == name) {
+                    wanted.push(section);
+                }
+            }
+        }
+    }
+    let mut text = String::new();
+    for (section, _) in SECTIONS {
+        if !wanted.contains(section) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        render_section(ctx.state, section, &mut text);
+    }
+    ctx.verbatim("txt", text.as_bytes());
+}
+
+/// A random 40-hex-digit id, fixed for the life of the process (run_id, replication id).
+fn process_id_hex(which: usize) -> &'static str {
+    static IDS: OnceLock<[String; 2]> = OnceLock::new();
+    let ids = IDS.get_or_init(|| {
+        let make = || (0..40).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect::<String>();
+        [make(), make()]
+    });
+    &ids[which]
+}
+
+/// Bytes as Redis prints them in `*_human` fields: `1.50M`, `912.00K`, `12B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [(&str, f64); 4] = [("P", 1125899906842624.0), ("T", 1099511627776.0), ("G", 1073741824.0), ("M", 1048576.0)];
+    let f = n as f64;
+    for (unit, size) in UNITS {
+        if f >= size {
+            return format!("{:.2}{}", f / size, unit);
+        }
+    }
+    if n >= 1024 {
+        format!("{:.2}K", f / 1024.0)
+    } else {
+        format!("{}B", n)
+    }
+}
+
+/// Memory figures: (allocated by the allocator, resident set size).
+fn memory_usage() -> (u64, u64) {
+    let allocated = match tikv_jemalloc_ctl::epoch::advance() {
+        Ok(_) => tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64,
+        Err(_) => 0,
+    };
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096);
+    (allocated, rss)
+}
+
+/// CPU seconds (user, system) of this process, from /proc/self/stat.
+fn cpu_seconds() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return (0.0, 0.0) };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    (ticks(11), ticks(12))
+}
+
+fn instantaneous_ops(state: &ServerState) -> u64 {
+    let samples = &state.stats.ops_samples;
+    match (samples.first(), samples.last()) {
+        (Some(a), Some(b)) if b.0 > a.0 => {
+            let secs = b.0.duration_since(a.0).as_secs_f64();
+            ((b.1 - a.1) as f64 / secs) as u64
+        }
+        _ => 0,
+    }
+}
+
+fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
+    let uptime = state.started.elapsed().as_secs();
+    macro_rules! line {
+        ($($arg:tt)*) => {{
+            let _ = write!(out, $($arg)*);
+            out.push_str("\r\n");
+        }};
+    }
+    match section {
+        "server" => {
+            line!("# Server");
+            line!("redis_version:{}", crate::REDIS_VERSION);
+            line!("redis_git_sha1:00000000");
+            line!("redis_git_dirty:0");
+            line!("redis_build_id:0");
+            line!("redis_mode:standalone");
+            line!("moonkv_version:{}", crate::MOONKV_VERSION);
+            line!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH);
+            line!("arch_bits:64");
+            line!("monotonic_clock:POSIX clock_gettime");
+            line!("multiplexing_api:epoll");
+            line!("atomicvar_api:c11-builtin");
+            line!("gcc_version:0.0.0");
+            line!("process_id:{}", std::process::id());
+            line!("process_supervised:no");
+            line!("run_id:{}", process_id_hex(0));
+            line!("tcp_port:{}", state.tcp_port);
+            line!("server_time_usec:{}", crate::time::unix_us());
+            line!("uptime_in_seconds:{}", uptime);
+            line!("uptime_in_days:{}", uptime / 86400);
+            line!("hz:{}", state.settings.hz);
+            line!("configured_hz:{}", state.settings.hz);
+            line!("lru_clock:{}", (crate::time::unix_ms() / 1000) & ((1 << 24) - 1));
+            line!("executable:{}", state.executable);
+            line!("config_file:{}", state.config_file.as_deref().unwrap_or(""));
+            line!("io_threads_active:0");
+        }
+        "clients" => {
+            let pubsub = state.clients.values().filter(|c| c.sub + c.psub > 0).count();
+            line!("# Clients");
+            line!("connected_clients:{}", state.clients.len());
+            line!("cluster_connections:0");
+            line!("maxclients:{}", state.settings.maxclients);
+            line!("client_recent_max_input_buffer:0");
+            line!("client_recent_max_output_buffer:0");
+            line!("blocked_clients:0");
+            line!("tracking_clients:0");
+            line!("clients_in_timeout_table:0");
+            line!("pubsub_clients:{}", pubsub);
+        }
+        "memory" => {
+            let (used, rss) = memory_usage();
+            let maxmemory = state.config.get_i64("maxmemory").max(0) as u64;
+            state.stats.peak_memory = state.stats.peak_memory.max(used);
+            let peak = state.stats.peak_memory;
+            line!("# Memory");
+            line!("used_memory:{}", used);
+            line!("used_memory_human:{}", human_bytes(used));
+            line!("used_memory_rss:{}", rss);
+            line!("used_memory_rss_human:{}", human_bytes(rss));
+            line!("used_memory_peak:{}", peak);
+            line!("used_memory_peak_human:{}", human_bytes(peak));
+            line!("used_memory_peak_perc:{:.2}%", if peak > 0 { used as f64 * 100.0 / peak as f64 } else { 100.0 });
+            line!("used_memory_lua:0");
+            line!("used_memory_vm_eval:0");
+            line!("used_memory_lua_human:0B");
+            line!("used_memory_scripts_eval:0");
+            line!("number_of_cached_scripts:0");
+            line!("number_of_functions:0");
+            line!("number_of_libraries:0");
+            line!("used_memory_vm_functions:0");
+            line!("used_memory_vm_total:0");
+            line!("used_memory_vm_total_human:0B");
+            line!("used_memory_functions:0");
+            line!("used_memory_scripts:0");
+            line!("used_memory_scripts_human:0B");
+            line!("maxmemory:{}", maxmemory);
+            line!("maxmemory_human:{}", human_bytes(maxmemory));
+            line!("maxmemory_policy:{}", state.config.get("maxmemory-policy"));
+            line!("mem_fragmentation_ratio:{:.2}", if used > 0 { rss as f64 / used as f64 } else { 0.0 });
+            line!("mem_allocator:jemalloc-5.3.0");
+            line!("lazyfree_pending_objects:0");
+            line!("lazyfreed_objects:0");
+        }
+        "persistence" => {
+            let dirty: u64 = state.dbs.iter().map(|d| d.stats.dirty).sum();
+            line!("# Persistence");
+            line!("loading:0");
+            line!("async_loading:0");
+            line!("current_cow_peak:0");
+            line!("current_cow_size:0");
+            line!("current_fork_perc:0.00");
+            line!("current_save_keys_processed:0");
+            line!("current_save_keys_total:0");
+            line!("rdb_changes_since_last_save:{}", dirty);
+            line!("rdb_bgsave_in_progress:0");
+            line!("rdb_last_save_time:{}", state.last_save_unix);
+            line!("rdb_last_bgsave_status:ok");
+            line!("rdb_last_bgsave_time_sec:-1");
+            line!("rdb_current_bgsave_time_sec:-1");
+            line!("aof_enabled:0");
+            line!("aof_rewrite_in_progress:0");
+            line!("aof_rewrite_scheduled:0");
+            line!("aof_last_rewrite_time_sec:-1");
+            line!("aof_current_rewrite_time_sec:-1");
+            line!("aof_last_bgrewrite_status:ok");
+            line!("aof_last_write_status:ok");
+            line!("module_fork_in_progress:0");
+            line!("module_fork_last_cow_size:0");
+        }
+        "stats" => {
+            let expired: u64 = state.dbs.iter().map(|d| d.stats.expired_keys).sum();
+            let hits: u64 = state.dbs.iter().map(|d| d.stats.keyspace_hits).sum();
+            let misses: u64 = state.dbs.iter().map(|d| d.stats.keyspace_misses).sum();
+            let s = &state.stats;
+            line!("# Stats");
+            line!("total_connections_received:{}", s.total_connections_received);
+            line!("total_commands_processed:{}", s.total_commands_processed);
+            line!("instantaneous_ops_per_sec:{}", instantaneous_ops(state));
+            line!("total_net_input_bytes:{}", s.total_net_input_bytes);
+            line!("total_net_output_bytes:{}", s.total_net_output_bytes);
+            line!("rejected_connections:{}", s.rejected_connections);
+            line!("sync_full:0");
+            line!("sync_partial_ok:0");
+            line!("sync_partial_err:0");
+            line!("expired_keys:{}", expired);
+            line!("expired_stale_perc:0.00");
+            line!("expired_time_cap_reached_count:0");
+            line!("evicted_keys:0");
+            line!("evicted_clients:0");
+            line!("total_eviction_exceeded_time:0");
+            line!("current_eviction_exceeded_time:0");
+            line!("keyspace_hits:{}", hits);
+            line!("keyspace_misses:{}", misses);
+            line!("pubsub_channels:{}", state.pubsub.channels.len());
+            line!("pubsub_patterns:{}", state.pubsub.patterns.len());
+            line!("latest_fork_usec:0");
+            line!("total_forks:0");
+            line!("migrate_cached_sockets:0");
+            line!("slave_expires_tracked_keys:0");
+            line!("active_defrag_hits:0");
+            line!("active_defrag_misses:0");
+            line!("active_defrag_key_hits:0");
+            line!("active_defrag_key_misses:0");
+            line!("total_active_defrag_time:0");
+            line!("current_active_defrag_time:0");
+            line!("tracking_total_keys:0");
+            line!("tracking_total_items:0");
+            line!("tracking_total_prefixes:0");
+            line!("unexpected_error_replies:0");
+            line!("total_error_replies:{}", state.stats.total_error_replies);
+            line!("dump_payload_sanitizations:0");
+            line!("total_reads_processed:{}", state.stats.total_commands_processed);
+            line!("total_writes_processed:{}", state.stats.total_commands_processed);
+            line!("io_threaded_reads_processed:0");
+            line!("io_threaded_writes_processed:0");
+        }
+        "replication" => {
+            line!("# Replication");
+            line!("role:master");
+            line!("connected_slaves:0");
+            line!("master_failover_state:no-failover");
+            line!("master_replid:{}", process_id_hex(1));
+            line!("master_replid2:0000000000000000000000000000000000000000");
+            line!("master_repl_offset:0");
+            line!("second_repl_offset:-1");
+            line!("repl_backlog_active:0");
+            line!("repl_backlog_size:{}", state.config.get_i64("repl-backlog-size"));
+            line!("repl_backlog_first_byte_offset:0");
+            line!("repl_backlog_histlen:0");
+        }
+        "cpu" => {
+            let (user, sys) = cpu_seconds();
+            line!("# CPU");
+            line!("used_cpu_sys:{:.6}", sys);
+            line!("used_cpu_user:{:.6}", user);
+            line!("used_cpu_sys_children:0.000000");
+            line!("used_cpu_user_children:0.000000");
+            line!("used_cpu_sys_main_thread:{:.6}", sys);
+            line!("used_cpu_user_main_thread:{:.6}", user);
+        }
+        "modules" => line!("# Modules"),
+        "commandstats" => {
+            line!("# Commandstats");
+            for (i, spec) in table().specs.iter().enumerate() {
+                let Some(s) = state.stats.commands.get(i) else { continue };
+                if s.calls == 0 && s.rejected_calls == 0 && s.failed_calls == 0 {
+                    continue;
+                }
+                let per_call = if s.calls > 0 { s.usec as f64 / s.calls as f64 } else { 0.0 };
+                line!(
+                    "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}",
+                    spec.name,
+                    s.calls,
+                    s.usec,
+                    per_call,
+                    s.rejected_calls,
+                    s.failed_calls
+                );
+            }
+        }
+        "errorstats" => {
+            line!("# Errorstats");
+            for (code, count) in &state.stats.errors {
+                line!("errorstat_{}:count={}", code, count);
+            }
+        }
+        "cluster" => {
+            line!("# Cluster");
+            line!("cluster_enabled:0");
+        }
+        "keyspace" => {
+            line!("# Keyspace");
+            for (i, db) in state.dbs.iter().enumerate() {
+                if !db.is_empty() {
+                    line!("db{}:keys={},expires={},avg_ttl=0", i, db.len(), db.expires_len());
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(12), "12B");
+        assert_eq!(human_bytes(1536), "1.50K");
+        assert_eq!(human_bytes(3 * 1048576), "3.00M");
+    }
+}

@@ -2,10 +2,12 @@
 
 pub mod db;
 pub mod dict;
+pub mod list;
 pub mod pattern;
 pub mod value;
 
 pub use db::{Db, DbEvents, WatchFlag};
 pub use dict::{Dict, Key};
+pub use list::{End, List};
 pub use pattern::glob_match;
 pub use value::{StrView, Value};

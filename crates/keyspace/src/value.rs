@@ -1,5 +1,6 @@
 //! Values stored under keys, with the encodings Redis reports through OBJECT ENCODING.
 
+use crate::list::List;
 use compact_bytes::CompactBytes;
 use moonkv_protocol::number::parse_i64;
 
@@ -14,6 +15,7 @@ pub enum Value {
     Str(CompactBytes),
     /// A string modified in place by APPEND/SETRANGE/SETBIT (`raw`), sized for growth.
     Raw(Vec<u8>),
+    List(Box<List>),
 }
 
 /// A borrowed view of a string value.
@@ -59,6 +61,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Int(_) | Value::Str(_) | Value::Raw(_) => "string",
+            Value::List(_) => "list",
         }
     }
 
@@ -67,6 +70,8 @@ impl Value {
             Value::Int(_) => "int",
             Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
             Value::Str(_) | Value::Raw(_) => "raw",
+            // Redis 7.0 always reports lists as quicklists.
+            Value::List(_) => "quicklist",
         }
     }
 
@@ -76,6 +81,21 @@ impl Value {
             Value::Int(i) => Some(StrView::Int(*i)),
             Value::Str(s) => Some(StrView::Bytes(s.as_slice())),
             Value::Raw(v) => Some(StrView::Bytes(v)),
+            _ => None,
+        }
+    }
+
+    pub fn as_list(&self) -> Option<&List> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub fn as_list_mut(&mut self) -> Option<&mut List> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
         }
     }
 
@@ -96,6 +116,7 @@ impl Value {
                 *self = Value::Raw(s.as_slice().to_vec());
                 self.as_raw_mut()
             }
+            _ => None,
         }
     }
 }

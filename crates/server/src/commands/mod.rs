@@ -10,6 +10,7 @@ mod functions;
 mod info;
 mod introspection;
 mod keys;
+mod lists;
 mod pubsub;
 mod server_admin;
 pub mod spec;
@@ -55,6 +56,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     keys::COMMANDS,
     strings::COMMANDS,
     bitops::COMMANDS,
+    lists::COMMANDS,
     transactions::COMMANDS,
     pubsub::COMMANDS,
     server_admin::COMMANDS,

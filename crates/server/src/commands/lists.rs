@@ -1,0 +1,410 @@
+//! List commands (non-blocking): pushes, pops, indexes, ranges, LINSERT/LREM/LPOS, LMOVE.
+
+use super::spec::flags::*;
+use super::{errors, CommandSpec, Ctx};
+use crate::notify::class;
+use moonkv_keyspace::{End, List, Value};
+use moonkv_protocol::number::parse_i64;
+use moonkv_protocol::ReplySink;
+
+const fn list_cmd(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), handler: super::Handler) -> CommandSpec {
+    CommandSpec::new(name, arity, flags, keys, "list", handler).group("list")
+}
+
+pub static COMMANDS: &[CommandSpec] = &[
+    list_cmd("lpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), lpush).summary("Prepend elements", "1.0.0"),
+    list_cmd("rpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), rpush).summary("Append elements", "1.0.0"),
+    list_cmd("lpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), lpushx).summary("Prepend elements to an existing list", "2.2.0"),
+    list_cmd("rpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), rpushx).summary("Append elements to an existing list", "2.2.0"),
+    list_cmd("lpop", -2, WRITE | FAST, (1, 1, 1), lpop).summary("Remove and return the first elements", "1.0.0"),
+    list_cmd("rpop", -2, WRITE | FAST, (1, 1, 1), rpop).summary("Remove and return the last elements", "1.0.0"),
+    list_cmd("llen", 2, READONLY | FAST, (1, 1, 1), llen).summary("Length of a list", "1.0.0"),
+    list_cmd("lindex", 3, READONLY, (1, 1, 1), lindex).summary("Element at an index", "1.0.0"),
+    list_cmd("lrange", 4, READONLY, (1, 1, 1), lrange).summary("Elements in a range", "1.0.0"),
+    list_cmd("lset", 4, WRITE | DENYOOM, (1, 1, 1), lset).summary("Replace the element at an index", "1.0.0"),
+    list_cmd("ltrim", 4, WRITE, (1, 1, 1), ltrim).summary("Keep only a range of elements", "1.0.0"),
+    list_cmd("lrem", 4, WRITE, (1, 1, 1), lrem).summary("Remove elements equal to a value", "1.0.0"),
+    list_cmd("linsert", 5, WRITE | DENYOOM, (1, 1, 1), linsert).summary("Insert next to a pivot element", "2.2.0"),
+    list_cmd("lpos", -3, READONLY, (1, 1, 1), lpos).summary("Positions of matching elements", "6.0.6"),
+    list_cmd("rpoplpush", 3, WRITE | DENYOOM, (1, 2, 1), rpoplpush).summary("Move the last element to the head of another list", "1.2.0"),
+    list_cmd("lmove", 5, WRITE | DENYOOM, (1, 2, 1), lmove).summary("Move an element between lists", "6.2.0"),
+];
+
+/// Looks up a list for reading: Ok(None) when missing, Err(()) after replying WRONGTYPE.
+fn read_list<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c List>, ()> {
+    let now = ctx.now_ms;
+    let is_list = ctx.db().get(key, now).map(|v| v.as_list().is_some());
+    match is_list {
+        None => Ok(None),
+        Some(false) => {
+            ctx.wrong_type();
+            Err(())
+        }
+        Some(true) => Ok(ctx.db().peek(key, now).and_then(Value::as_list)),
+    }
+}
+
+/// Checks the key holds a list (or nothing); replies WRONGTYPE and returns false otherwise.
+fn check_list_or_missing(ctx: &mut Ctx, key: &[u8]) -> Option<bool> {
+    let now = ctx.now_ms;
+    match ctx.db().peek(key, now).map(|v| v.as_list().is_some()) {
+        None => Some(false),
+        Some(true) => Some(true),
+        Some(false) => {
+            ctx.wrong_type();
+            None
+        }
+    }
+}
+
+/// Runs `edit` on the list at `key` (which must exist and be a list), then deletes the key if
+/// the list became empty and records the modification.
+fn edit_list<R>(ctx: &mut Ctx, key: &[u8], edit: impl FnOnce(&mut List) -> R) -> Option<R> {
+    let now = ctx.now_ms;
+    let list = ctx.db().get_mut(key, now).and_then(Value::as_list_mut)?;
+    let result = edit(list);
+    let emptied = list.is_empty();
+    if emptied {
+        ctx.db().remove(key, now);
+    } else {
+        ctx.db().mark_modified(key);
+    }
+    Some(result)
+}
+
+fn push_generic(ctx: &mut Ctx, end: End, only_existing: bool) {
+    let args = ctx.args;
+    let key = &args[1];
+    let Some(exists) = check_list_or_missing(ctx, key) else { return };
+    if !exists {
+        if only_existing {
+            return ctx.integer(0);
+        }
+        ctx.db().set(key, Value::List(Box::default()), false);
+    }
+    let len = edit_list(ctx, key, |l| {
+        for item in &args[2..] {
+            l.push(end, item);
+        }
+        l.len()
+    })
+    .unwrap_or(0);
+    ctx.notify(class::LIST, if end == End::Head { "lpush" } else { "rpush" }, key);
+    ctx.integer(len as i64);
+}
+
+fn lpush(ctx: &mut Ctx) {
+    push_generic(ctx, End::Head, false);
+}
+
+fn rpush(ctx: &mut Ctx) {
+    push_generic(ctx, End::Tail, false);
+}
+
+fn lpushx(ctx: &mut Ctx) {
+    push_generic(ctx, End::Head, true);
+}
+
+fn rpushx(ctx: &mut Ctx) {
+    push_generic(ctx, End::Tail, true);
+}
+
+fn notify_pop(ctx: &mut Ctx, end: End, key: &[u8]) {
+    ctx.notify(class::LIST, if end == End::Head { "lpop" } else { "rpop" }, key);
+    let now = ctx.now_ms;
+    if !ctx.db().exists(key, now) {
+        ctx.notify(class::GENERIC, "del", key);
+    }
+}
+
+fn pop_generic(ctx: &mut Ctx, end: End) {
+    let args = ctx.args;
+    let key = &args[1];
+    let count = if args.len() == 3 {
+        match parse_i64(&args[2]) {
+            Some(n) if n >= 0 => Some(n as usize),
+            _ => return ctx.error("ERR value is out of range, must be positive"),
+        }
+    } else if args.len() > 3 {
+        return ctx.syntax_error();
+    } else {
+        None
+    };
+    match read_list(ctx, key) {
+        Err(()) => return,
+        Ok(None) => {
+            return if count.is_some() { ctx.null_array() } else { ctx.null() };
+        }
+        Ok(Some(_)) => {}
+    }
+    let wanted = count.unwrap_or(1);
+    let popped = edit_list(ctx, key, |l| (0..wanted).map_while(|_| l.pop(end)).collect::<Vec<_>>()).unwrap_or_default();
+    if wanted > 0 {
+        notify_pop(ctx, end, key);
+    }
+    match count {
+        None => ctx.bulk_opt(popped.first().map(Vec::as_slice)),
+        Some(_) => {
+            ctx.array(popped.len());
+            for item in popped {
+                ctx.bulk(&item);
+            }
+        }
+    }
+}
+
+fn lpop(ctx: &mut Ctx) {
+    pop_generic(ctx, End::Head);
+}
+
+fn rpop(ctx: &mut Ctx) {
+    pop_generic(ctx, End::Tail);
+}
+
+fn llen(ctx: &mut Ctx) {
+    let args = ctx.args;
+    if let Ok(list) = read_list(ctx, &args[1]) {
+        let len = list.map_or(0, List::len);
+        ctx.integer(len as i64);
+    }
+}
+
+fn lindex(ctx: &mut Ctx) {
+    let args = ctx.args;
+    let Some(index) = ctx.arg_i64(2) else { return };
+    let Ok(list) = read_list(ctx, &args[1]) else { return };
+    let item = list.and_then(|l| l.position(index).and_then(|p| l.get(p))).map(<[u8]>::to_vec);
+    ctx.bulk_opt(item.as_deref());
+}
+
+fn lrange(ctx: &mut Ctx) {
+    let args = ctx.args;
+    let (Some(start), Some(stop)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+        return ctx.error(errors::NOT_INTEGER);
+    };
+    let now = ctx.now_ms;
+    let (db, sink) = ctx.db_and_sink();
+    match db.get(&args[1], now) {
+        None => sink.array(0),
+        Some(Value::List(list)) => match list.range(start, stop) {
+            None => sink.array(0),
+            Some((s, e)) => {
+                sink.array(e - s + 1);
+                for item in list.iter().skip(s).take(e - s + 1) {
+                    sink.bulk(item);
+                }
+            }
+        },
+        Some(_) => return ctx.wrong_type(),
+    }
+}
+
+fn lset(ctx: &mut Ctx) {
+    let args = ctx.args;
+    let key = &args[1];
+    let Some(index) = ctx.arg_i64(2) else { return };
+    match read_list(ctx, key) {
+        Err(()) => return,
+        Ok(None) => return ctx.error(errors::NO_SUCH_KEY),
+        Ok(Some(_)) => {}
+    }
+    let done = edit_list(ctx, key, |l| l.position(index).is_some_and(|p| l.set(p, &args[3]))).unwrap_or(false);
+    if !done {
+        return ctx.error("ERR index out of range");
+    }
+    ctx.notify(class::LIST, "lset", key);
+    ctx.ok();
+}
+
+fn ltrim(ctx: &mut Ctx) {
+    let args = ctx.args;
+    let key = &args[1];
+    let (Some(start), Some(stop)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+        return ctx.error(errors::NOT_INTEGER);
+    };
+    match read_list(ctx, key) {
+        Err(()) => return,
+        Ok(None) => return ctx.ok(),
+        Ok(Some(_)) => {}
+    }
+    edit_list(ctx, key, |l| {
+        let keep = l.range(start, stop);
+        l.trim(keep);
+    });
+    ctx.notify(class::LIST, "ltrim", key);
+    let now = ctx.now_ms;
+    if !ctx.db().exists(key, now) {
+        ctx.notify(class::GENERIC, "del", key);
+    }
+    ctx.ok();
+}
+
+fn lrem(ctx: &mut Ctx) {
+    let args = ctx.args;
+    let key = &args[1];
+    let Some(count) = ctx.arg_i64(2) else { return };
+    match read_list(ctx, key) {
+        Err(()) => return,
+        Ok(None) => return ctx.integer(0),
+        Ok(Some(_)) => {}
+    }
+    let removed = edit_list(ctx, key, |l| l.remove_matching(&args[3], count)).unwrap_or(0);
+    if removed > 0 {
+        ctx.notify(class::LIST, "lrem", key);
+        let now = ctx.now_ms;
+        if !ctx.db().exists(key, now) {
+            ctx.notify(class::GENERIC, "del", key);
+        }
+    }
+    ctx.integer(removed as i64);
+}
+
+fn linsert(ctx: &mut Ctx) {
+    let args = ctx.args;
+    let key = &args[1];
+    let after = if ctx.arg_is(2, "after") {
+        true
+    } else if ctx.arg_is(2, "before") {
+        false
+    } else {
+        return ctx.syntax_error();
+    };
+    match read_list(ctx, key) {
+        Err(()) => return,
+        Ok(None) => return ctx.integer(0),
+        Ok(Some(_)) => {}
+    }
+    let result = edit_list(ctx, key, |l| {
+        let pivot = l.iter().position(|item| item == &args[3][..])?;
+        l.insert(if after { pivot + 1 } else { pivot }, &args[4]);
+        Some(l.len())
+    })
+    .flatten();
+    match result {
+        Some(len) => {
+            ctx.notify(class::LIST, "linsert", key);
+            ctx.integer(len as i64)
+        }
+        None => ctx.integer(-1),
+    }
+}
+
+fn lpos(ctx: &mut Ctx) {
+    let args = ctx.args;
+    let mut rank: i64 = 1;
+    let mut count: Option<usize> = None;
+    let mut maxlen: usize = 0;
+    let mut i = 3;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return ctx.syntax_error();
+        }
+        let Some(n) = ctx.arg_i64(i + 1) else { return };
+        match ctx.arg_lower(i).as_str() {
+            "rank" => {
+                if n == 0 {
+                    return ctx.error(
+                        "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                    );
+                }
+                if n == i64::MIN {
+                    return ctx.error("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807");
+                }
+                rank = n;
+            }
+            "count" => {
+                if n < 0 {
+                    return ctx.error("ERR COUNT can't be negative");
+                }
+                count = Some(n as usize);
+            }
+            "maxlen" => {
+                if n < 0 {
+                    return ctx.error("ERR MAXLEN can't be negative");
+                }
+                maxlen = n as usize;
+            }
+            _ => return ctx.syntax_error(),
+        }
+        i += 2;
+    }
+    let Ok(list) = read_list(ctx, &args[1]) else { return };
+    let mut found = Vec::new();
+    if let Some(list) = list {
+        let wanted = match count {
+            Some(0) => usize::MAX,
+            Some(n) => n,
+            None => 1,
+        };
+        let mut skip = rank.unsigned_abs() - 1;
+        let len = list.len();
+        let scan_limit = if maxlen == 0 { len } else { maxlen.min(len) };
+        let positions: Box<dyn Iterator<Item = usize>> = if rank > 0 { Box::new(0..scan_limit) } else { Box::new((len - scan_limit..len).rev()) };
+        for p in positions {
+            if list.get(p) == Some(&args[2][..]) {
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                found.push(p as i64);
+                if found.len() >= wanted {
+                    break;
+                }
+            }
+        }
+    }
+    match count {
+        None => match found.first() {
+            Some(&p) => ctx.integer(p),
+            None => ctx.null(),
+        },
+        Some(_) => {
+            ctx.array(found.len());
+            for p in found {
+                ctx.integer(p);
+            }
+        }
+    }
+}
+
+fn parse_end(ctx: &mut Ctx, i: usize) -> Option<End> {
+    if ctx.arg_is(i, "left") {
+        Some(End::Head)
+    } else if ctx.arg_is(i, "right") {
+        Some(End::Tail)
+    } else {
+        ctx.syntax_error();
+        None
+    }
+}
+
+/// Pops from `from` of the source and pushes at `to` of the destination, atomically.
+fn move_generic(ctx: &mut Ctx, from: End, to: End) {
+    let args = ctx.args;
+    let (src, dst) = (&args[1], &args[2]);
+    match read_list(ctx, src) {
+        Err(()) => return,
+        Ok(None) => return ctx.null(),
+        Ok(Some(_)) => {}
+    }
+    let Some(dst_exists) = check_list_or_missing(ctx, dst) else { return };
+    let Some(Some(item)) = edit_list(ctx, src, |l| l.pop(from)) else { return ctx.null() };
+    notify_pop(ctx, from, src);
+    let now = ctx.now_ms;
+    if !dst_exists && !ctx.db().exists(dst, now) {
+        ctx.db().set(dst, Value::List(Box::default()), false);
+    }
+    edit_list(ctx, dst, |l| l.push(to, &item));
+    ctx.notify(class::LIST, if to == End::Head { "lpush" } else { "rpush" }, dst);
+    ctx.bulk(&item);
+}
+
+fn rpoplpush(ctx: &mut Ctx) {
+    move_generic(ctx, End::Tail, End::Head);
+}
+
+fn lmove(ctx: &mut Ctx) {
+    let Some(from) = parse_end(ctx, 3) else { return };
+    let Some(to) = parse_end(ctx, 4) else { return };
+    move_generic(ctx, from, to);
+}

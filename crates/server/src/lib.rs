@@ -9,6 +9,7 @@ pub mod config;
 pub mod log;
 pub mod net;
 pub mod notify;
+pub mod replication;
 pub mod server;
 pub mod state;
 pub mod time;

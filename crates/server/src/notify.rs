@@ -92,26 +92,33 @@ pub fn notify(state: &mut ServerState, event_class: u32, event: &str, key: &[u8]
     }
 }
 
-/// Publishes the events databases collected on their own (expired and new keys).
-pub fn publish_db_events(state: &mut ServerState) {
+/// Handles the events databases collected on their own: publishes expired and new key
+/// events, and sends the DEL of each expired key down the replication stream.
+pub fn drain_db_events(state: &mut ServerState) {
     for db in 0..state.dbs.len() {
         if state.dbs[db].events.pending.is_empty() {
             continue;
         }
         let pending = std::mem::take(&mut state.dbs[db].events.pending);
         for (event, key) in pending {
-            let event_class = if event == "expired" { class::EXPIRED } else { class::NEW };
+            let expired = event == "expired";
+            if expired && state.replication.active() {
+                crate::replication::feed_now(state, db, &[b"DEL", &key]);
+            }
+            let event_class = if expired { class::EXPIRED } else { class::NEW };
             notify(state, event_class, event, &key, db);
         }
     }
 }
 
-/// Tells the databases which events to collect, after the configuration changed.
+/// Tells the databases which events to collect, after the configuration or the set of
+/// replicas changed.
 pub fn apply_to_dbs(state: &mut ServerState) {
     let flags = state.settings.notify_flags;
     let publishing = flags & (class::KEYSPACE | class::KEYEVENT) != 0;
+    let replicating = state.replication.active();
     for db in state.dbs.iter_mut() {
-        db.events.track_expired = publishing && flags & class::EXPIRED != 0;
+        db.events.track_expired = (publishing && flags & class::EXPIRED != 0) || replicating;
         db.events.track_new = publishing && flags & class::NEW != 0;
     }
 }

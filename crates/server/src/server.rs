@@ -55,9 +55,7 @@ fn active_expire_cycle(state: &mut ServerState, budget: Duration) {
 
 fn cron(state: &mut ServerState, tick: Duration) {
     active_expire_cycle(state, tick / 4);
-    if state.settings.notify_flags != 0 {
-        crate::notify::publish_db_events(state);
-    }
+    crate::notify::drain_db_events(state);
     let now = Instant::now();
     let processed = state.stats.total_commands_processed;
     let samples = &mut state.stats.ops_samples;

@@ -115,6 +115,7 @@ pub struct ServerState {
     pub config_file: Option<String>,
     pub executable: String,
     pub tcp_port: u16,
+    pub replication: crate::replication::Replication,
 }
 
 impl ServerState {
@@ -141,6 +142,7 @@ impl ServerState {
             config_file: None,
             executable: String::new(),
             tcp_port,
+            replication: Default::default(),
         };
         if notify_config {
             crate::notify::apply_to_dbs(&mut state);
@@ -152,6 +154,11 @@ impl ServerState {
     pub fn refresh_settings(&mut self) {
         self.settings = Settings::from_config(&self.config);
         crate::notify::apply_to_dbs(self);
+    }
+
+    /// Modifications so far, over all databases (Redis's `server.dirty`).
+    pub fn dirty(&self) -> u64 {
+        self.dbs.iter().map(|d| d.stats.dirty).sum()
     }
 
     /// Sends already-encoded bytes to a client; returns false if it is gone.

@@ -68,6 +68,11 @@ fn process_id_hex(which: usize) -> &'static str {
     &ids[which]
 }
 
+/// This server's replication id.
+pub fn replication_id() -> &'static str {
+    process_id_hex(1)
+}
+
 /// Bytes as Redis prints them in `*_human` fields: `1.50M`, `912.00K`, `12B`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [(&str, f64); 4] = [("P", 1125899906842624.0), ("T", 1099511627776.0), ("G", 1073741824.0), ("M", 1048576.0)];
@@ -278,11 +283,11 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
         "replication" => {
             line!("# Replication");
             line!("role:master");
-            line!("connected_slaves:0");
+            line!("connected_slaves:{}", state.replication.replicas.len());
             line!("master_failover_state:no-failover");
             line!("master_replid:{}", process_id_hex(1));
             line!("master_replid2:0000000000000000000000000000000000000000");
-            line!("master_repl_offset:0");
+            line!("master_repl_offset:{}", state.replication.offset);
             line!("second_repl_offset:-1");
             line!("repl_backlog_active:0");
             line!("repl_backlog_size:{}", state.config.get_i64("repl-backlog-size"));

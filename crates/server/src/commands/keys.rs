@@ -372,9 +372,12 @@ fn expire_generic(ctx: &mut Ctx, unit_ms: i64, relative: bool) {
     if at <= now {
         ctx.db().remove(key, now);
         ctx.notify(class::GENERIC, "del", key);
+        ctx.propagate_parts(&[b"DEL", key]);
     } else {
         ctx.db().set_expire(key, at, now);
         ctx.notify(class::GENERIC, "expire", key);
+        // Replicas get the absolute time so they expire the key at the same instant.
+        ctx.propagate_parts(&[b"PEXPIREAT", key, at.to_string().as_bytes()]);
     }
     ctx.integer(1);
 }

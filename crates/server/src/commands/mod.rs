@@ -12,6 +12,7 @@ mod introspection;
 mod keys;
 mod lists;
 mod pubsub;
+mod replication;
 mod server_admin;
 pub mod spec;
 mod strings;
@@ -59,6 +60,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     lists::COMMANDS,
     transactions::COMMANDS,
     pubsub::COMMANDS,
+    replication::COMMANDS,
     server_admin::COMMANDS,
     info::COMMANDS,
     debug::COMMANDS,
@@ -123,6 +125,15 @@ pub struct Ctx<'a> {
     pub now_ms: i64,
     sink: &'a mut dyn ReplySink,
     errors: u32,
+    propagation: Propagation,
+}
+
+/// How a command's effects go down the replication stream.
+enum Propagation {
+    /// As the command was called, if it changed the dataset.
+    AsCalled,
+    /// As these arguments instead (a deterministic rewrite).
+    Rewritten(Vec<Bytes>),
 }
 
 impl<'a> Ctx<'a> {
@@ -134,7 +145,7 @@ impl<'a> Ctx<'a> {
         sink: &'a mut dyn ReplySink,
         now_ms: i64,
     ) -> Self {
-        Ctx { state, client, args, spec, now_ms, sink, errors: 0 }
+        Ctx { state, client, args, spec, now_ms, sink, errors: 0, propagation: Propagation::AsCalled }
     }
 
     /// The client's selected database.
@@ -206,6 +217,17 @@ impl<'a> Ctx<'a> {
             let db = self.client.db;
             crate::notify::notify(self.state, event_class, event, key, db);
         }
+    }
+
+    /// Replicates this command as `args` instead of as it was called (e.g. a relative TTL
+    /// becomes absolute). Only used if the command changed the dataset.
+    pub fn propagate_as(&mut self, args: Vec<Bytes>) {
+        self.propagation = Propagation::Rewritten(args);
+    }
+
+    /// [`Ctx::propagate_as`] from byte slices.
+    pub fn propagate_parts(&mut self, parts: &[&[u8]]) {
+        self.propagate_as(parts.iter().map(|p| Bytes::copy_from_slice(p)).collect());
     }
 
     /// Errors replied so far by this command.
@@ -284,11 +306,21 @@ pub fn call(ctx: &mut Ctx, index: usize) {
         server_admin::feed_monitors(ctx.state, ctx.client, ctx.args);
     }
     let errors_before = ctx.errors;
+    let replicating = ctx.state.replication.active();
+    let db_at_start = ctx.client.db;
+    let dirty_before = if replicating { ctx.state.dirty() } else { 0 };
     let started = Instant::now();
     (spec.handler)(ctx);
     let usec = started.elapsed().as_micros() as u64;
-    if ctx.state.settings.notify_flags != 0 {
-        crate::notify::publish_db_events(ctx.state);
+    if ctx.state.settings.notify_flags != 0 || replicating {
+        crate::notify::drain_db_events(ctx.state);
+    }
+    if replicating && ctx.state.dirty() > dirty_before && !spec.has(flags::PROPAGATES_INNER) {
+        let args = match std::mem::replace(&mut ctx.propagation, Propagation::AsCalled) {
+            Propagation::AsCalled => ctx.args.to_vec(),
+            Propagation::Rewritten(args) => args,
+        };
+        ctx.state.replication.pending.push((db_at_start, args));
     }
     let stats = &mut ctx.state.stats;
     stats.total_commands_processed += 1;
@@ -430,6 +462,9 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
     }
     let mut ctx = Ctx::new(state, client, spec, args, sink, now_ms);
     call(&mut ctx, index);
+    if state.replication.active() {
+        crate::replication::flush(state);
+    }
     if let Some(entry) = state.clients.get_mut(&client.id) {
         entry.sync_from(client, spec.name, now_ms);
     }
@@ -439,6 +474,7 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
 pub fn forget_client(state: &mut ServerState, client: &mut ClientState) {
     pubsub::unsubscribe_all(state, client);
     transactions::unwatch_all(state, client);
+    replication::detach(state, client.id);
 }
 
 /// Key finder helper for families: parse a `numkeys` argument at `at`, keys following it.

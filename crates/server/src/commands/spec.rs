@@ -28,6 +28,9 @@ pub mod flags {
     pub const RANDOM: u32 = 1 << 17;
     /// Not a COMMAND INFO flag: keys are found by a function, not by first/last/step.
     pub const MOVABLE_KEYS: u32 = 1 << 18;
+    /// Not a COMMAND INFO flag: the command is not replicated itself; the commands it runs
+    /// are (EXEC, scripts).
+    pub const PROPAGATES_INNER: u32 = 1 << 19;
 
     /// (flag, name) in the order Redis lists them.
     pub const NAMES: &[(u32, &str)] = &[

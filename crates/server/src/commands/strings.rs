@@ -145,6 +145,9 @@ fn set(ctx: &mut Ctx) {
         return;
     }
     store(ctx, key, Value::string(&args[2]), expire);
+    if let ExpireOpt::At(at) = expire {
+        propagate_set_pxat(ctx, key, &args[2], at);
+    }
     if !get_old {
         ctx.ok();
     }
@@ -159,6 +162,12 @@ fn store(ctx: &mut Ctx, key: &[u8], value: Value, expire: ExpireOpt) {
         ctx.db().set_expire(key, at, now);
         ctx.notify(class::GENERIC, "expire", key);
     }
+}
+
+/// Replicates a SET-like command with an expiry as `SET key value PXAT <absolute ms>`, so
+/// replicas expire the key at the same instant.
+fn propagate_set_pxat(ctx: &mut Ctx, key: &[u8], value: &[u8], at: i64) {
+    ctx.propagate_parts(&[b"SET", key, value, b"PXAT", at.to_string().as_bytes()]);
 }
 
 fn setnx(ctx: &mut Ctx) {
@@ -176,6 +185,7 @@ fn setex_generic(ctx: &mut Ctx, unit: &str) {
     let Some(n) = ctx.arg_i64(2) else { return };
     let Some(at) = expire_at(unit, n, ctx.now_ms) else { return invalid_expire(ctx) };
     store(ctx, &args[1], Value::string(&args[3]), ExpireOpt::At(at));
+    propagate_set_pxat(ctx, &args[1], &args[3], at);
     ctx.ok();
 }
 
@@ -203,6 +213,7 @@ fn getdel(ctx: &mut Ctx) {
     let now = ctx.now_ms;
     if ctx.db().remove(&args[1], now).is_some() {
         ctx.notify(class::GENERIC, "del", &args[1]);
+        ctx.propagate_parts(&[b"DEL", &args[1]]);
     }
 }
 
@@ -238,14 +249,17 @@ fn getex(ctx: &mut Ctx) {
         ExpireOpt::At(at) if at <= now => {
             ctx.db().remove(key, now);
             ctx.notify(class::GENERIC, "del", key);
+            ctx.propagate_parts(&[b"DEL", key]);
         }
         ExpireOpt::At(at) => {
             ctx.db().set_expire(key, at, now);
             ctx.notify(class::GENERIC, "expire", key);
+            ctx.propagate_parts(&[b"PEXPIREAT", key, at.to_string().as_bytes()]);
         }
         ExpireOpt::Persist => {
             if ctx.db().persist(key) {
                 ctx.notify(class::GENERIC, "persist", key);
+                ctx.propagate_parts(&[b"PERSIST", key]);
             }
         }
         ExpireOpt::None | ExpireOpt::KeepTtl => {}
@@ -423,6 +437,8 @@ fn incrbyfloat(ctx: &mut Ctx) {
         None => ctx.db().set(key, value, false),
     }
     ctx.notify(class::STRING, "incrbyfloat", key);
+    // Replicas get the result, not the increment: float addition must not drift.
+    ctx.propagate_parts(&[b"SET", key, text.as_bytes(), b"KEEPTTL"]);
     ctx.bulk(text.as_bytes());
 }
 

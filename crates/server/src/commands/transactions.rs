@@ -15,7 +15,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), "transaction", multi)
         .group("transactions")
         .summary("Starts a transaction", "1.2.0"),
-    CommandSpec::new("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, (0, 0, 0), "transaction", exec)
+    CommandSpec::new("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | PROPAGATES_INNER, (0, 0, 0), "transaction", exec)
         .group("transactions")
         .summary("Executes all commands issued after MULTI", "1.2.0"),
     CommandSpec::new("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), "transaction", discard)

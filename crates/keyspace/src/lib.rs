@@ -4,10 +4,12 @@ pub mod db;
 pub mod dict;
 pub mod list;
 pub mod pattern;
+pub mod set;
 pub mod value;
 
 pub use db::{Db, DbEvents, WatchFlag};
 pub use dict::{Dict, Key};
 pub use list::{End, List};
 pub use pattern::glob_match;
+pub use set::Set;
 pub use value::{StrView, Value};

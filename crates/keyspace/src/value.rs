@@ -1,6 +1,7 @@
 //! Values stored under keys, with the encodings Redis reports through OBJECT ENCODING.
 
 use crate::list::List;
+use crate::set::Set;
 use compact_bytes::CompactBytes;
 use moonkv_protocol::number::parse_i64;
 
@@ -16,6 +17,7 @@ pub enum Value {
     /// A string modified in place by APPEND/SETRANGE/SETBIT (`raw`), sized for growth.
     Raw(Vec<u8>),
     List(Box<List>),
+    Set(Box<Set>),
 }
 
 /// A borrowed view of a string value.
@@ -62,6 +64,7 @@ impl Value {
         match self {
             Value::Int(_) | Value::Str(_) | Value::Raw(_) => "string",
             Value::List(_) => "list",
+            Value::Set(_) => "set",
         }
     }
 
@@ -72,6 +75,7 @@ impl Value {
             Value::Str(_) | Value::Raw(_) => "raw",
             // Redis 7.0 always reports lists as quicklists.
             Value::List(_) => "quicklist",
+            Value::Set(s) => s.encoding(),
         }
     }
 
@@ -95,6 +99,20 @@ impl Value {
     pub fn as_list_mut(&mut self) -> Option<&mut List> {
         match self {
             Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub fn as_set(&self) -> Option<&Set> {
+        match self {
+            Value::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_set_mut(&mut self) -> Option<&mut Set> {
+        match self {
+            Value::Set(s) => Some(s),
             _ => None,
         }
     }

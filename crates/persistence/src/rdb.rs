@@ -14,6 +14,7 @@ const OP_SELECTDB: u8 = 0xFE;
 const OP_EOF: u8 = 0xFF;
 const TYPE_STRING: u8 = 0;
 const TYPE_LIST: u8 = 1;
+const TYPE_SET: u8 = 2;
 
 /// Appends an RDB length: 6-bit, 14-bit, 32-bit or 64-bit big-endian forms.
 fn write_len(out: &mut Vec<u8>, len: u64) {
@@ -74,6 +75,14 @@ pub fn write_snapshot(dbs: &[Db], redis_version: &str, now_ms: i64) -> Vec<u8> {
                     write_len(&mut out, list.len() as u64);
                     for item in list.iter() {
                         write_string(&mut out, item);
+                    }
+                }
+                Value::Set(set) => {
+                    out.push(TYPE_SET);
+                    write_string(&mut out, key);
+                    write_len(&mut out, set.len() as u64);
+                    for member in set.iter() {
+                        write_string(&mut out, member);
                     }
                 }
                 other => {

@@ -9,11 +9,12 @@ mod debug;
 mod functions;
 mod info;
 mod introspection;
-mod keys;
+pub(crate) mod keys;
 mod lists;
 mod pubsub;
 mod replication;
 mod server_admin;
+mod sets;
 pub mod spec;
 mod strings;
 mod transactions;
@@ -58,6 +59,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     strings::COMMANDS,
     bitops::COMMANDS,
     lists::COMMANDS,
+    sets::COMMANDS,
     transactions::COMMANDS,
     pubsub::COMMANDS,
     replication::COMMANDS,

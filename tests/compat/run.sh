@@ -114,10 +114,11 @@ for unit in "${units[@]}"; do
     # Strip the suite's colour codes so the result markers can be counted.
     sed -i 's/\x1b\[[0-9;]*m//g' "$log"
     pass=$(grep -c '^\[ok\]:' "$log" || true)
-    fail=$(grep -cE '^\[(err|exception)\]:' "$log" || true)
+    fail=$(grep -cE '^\[(err|exception|TIMEOUT)\]:' "$log" || true)
     note=""
     if [ "$status" = 124 ] || [ "$status" = 137 ]; then note=" (timed out)";
-    elif grep -q '\[exception\]' "$log"; then note=" (aborted by an exception)"; fi
+    elif grep -q '^\[exception\]' "$log"; then note=" (aborted by an exception)";
+    elif grep -q '^\[TIMEOUT\]' "$log"; then note=" (a test timed out)"; fi
     echo "$unit: $pass passed, $fail failed$note"
     total_pass=$((total_pass + pass))
     total_fail=$((total_fail + fail))

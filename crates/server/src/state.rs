@@ -24,6 +24,8 @@ pub struct Settings {
     pub lazyfree_user_flush: bool,
     /// Parsed `notify-keyspace-events` classes.
     pub notify_flags: u32,
+    /// `maxmemory` in bytes; 0 means no limit.
+    pub maxmemory: u64,
 }
 
 impl Settings {
@@ -40,6 +42,7 @@ impl Settings {
             debug_command_enabled: matches!(c.get("enable-debug-command"), "yes" | "local"),
             lazyfree_user_flush: c.get_bool("lazyfree-lazy-user-flush"),
             notify_flags: crate::notify::parse_classes(c.get("notify-keyspace-events")).unwrap_or(0),
+            maxmemory: c.get_i64("maxmemory").max(0) as u64,
         }
     }
 }

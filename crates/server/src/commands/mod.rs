@@ -341,6 +341,21 @@ fn record_rejection(state: &mut ServerState, index: usize) {
     }
 }
 
+/// True when `maxmemory` is set and the allocator reports more memory in use. There is no
+/// eviction yet, so every policy behaves like `noeviction`: commands that may add memory are
+/// refused.
+fn over_maxmemory(state: &ServerState) -> bool {
+    let limit = state.settings.maxmemory;
+    if limit == 0 {
+        return false;
+    }
+    let used = match tikv_jemalloc_ctl::epoch::advance() {
+        Ok(_) => tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64,
+        Err(_) => 0,
+    };
+    used > limit
+}
+
 /// Formats Redis's unknown-command error: the name and up to 128 bytes of arguments.
 fn unknown_command_error(args: &[Bytes]) -> String {
     let mut tail = String::new();
@@ -436,6 +451,10 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
             return reject(state, client, sink, errors::NOAUTH);
         }
         client.authenticated = true;
+    }
+    if spec.has(flags::DENYOOM) && over_maxmemory(state) {
+        record_rejection(state, index);
+        return reject(state, client, sink, "OOM command not allowed when used memory > 'maxmemory'.");
     }
     let base_name = spec.name.split('|').next().unwrap_or(spec.name);
     if client.in_pubsub_context() && !allowed_in_pubsub_context(base_name) {

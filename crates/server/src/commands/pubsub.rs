@@ -50,8 +50,20 @@ fn server_map(state: &mut ServerState, kind: Kind) -> &mut std::collections::Has
     }
 }
 
-/// Writes one `[kind, name, count]` subscription confirmation.
+/// Writes one `[kind, name, count]` subscription confirmation. Like messages, confirmations
+/// are delivered even when the client switched replies off (CLIENT REPLY OFF).
 fn confirm(ctx: &mut Ctx, verb: &[u8], name: Option<&[u8]>, count: usize) {
+    if ctx.client.reply_mode != crate::client::ReplyMode::On {
+        let mut out = Vec::new();
+        let mut w = RespWriter::new(&mut out, ctx.client.protocol);
+        w.push(3);
+        w.bulk(verb);
+        w.bulk_opt(name);
+        w.integer(count as i64);
+        let id = ctx.client.id;
+        ctx.state.send_to(id, out);
+        return;
+    }
     ctx.push(3);
     ctx.bulk(verb);
     ctx.bulk_opt(name);

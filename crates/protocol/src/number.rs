@@ -88,18 +88,6 @@ pub fn format_double(d: f64) -> String {
     }
 }
 
-/// Formats the result of INCRBYFLOAT / HINCRBYFLOAT: plain decimal notation, no exponent, the
-/// shortest digits that read back as the same value (Redis uses `%.17Lf` on a long double and
-/// trims zeros, which for values that came from decimal input gives the same digits).
-pub fn format_incr_float(d: f64) -> String {
-    let s = format!("{}", d);
-    if s == "-0" {
-        "0".into()
-    } else {
-        s
-    }
-}
-
 fn trim_fraction_zeros(s: &str) -> &str {
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.')
@@ -145,13 +133,5 @@ mod tests {
         assert_eq!(format_double(0.1 + 0.2), "0.30000000000000004");
         assert_eq!(format_double(123456.0), "123456");
         assert_eq!(format_double(-2.5), "-2.5");
-    }
-
-    #[test]
-    fn incr_float_format() {
-        assert_eq!(format_incr_float(10.5), "10.5");
-        assert_eq!(format_incr_float(3.0), "3");
-        assert_eq!(format_incr_float(1.1 + 0.0), "1.1");
-        assert_eq!(format_incr_float(5e20), "500000000000000000000");
     }
 }

@@ -11,6 +11,7 @@ mod info;
 mod introspection;
 pub(crate) mod keys;
 mod lists;
+mod longdouble;
 mod pubsub;
 mod replication;
 mod server_admin;

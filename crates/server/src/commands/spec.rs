@@ -134,40 +134,28 @@ impl CommandSpec {
         }
     }
 
-    /// ACL categories: the explicit ones plus those Redis derives from flags.
+    /// ACL categories: the explicit ones plus those Redis derives from flags, in the fixed
+    /// order Redis lists categories in.
     pub fn acl_categories(&self) -> Vec<String> {
-        let mut cats: Vec<String> = Vec::new();
-        let mut add = |c: &str| {
-            if !cats.iter().any(|x| x == c) {
-                cats.push(c.to_string());
-            }
-        };
-        if self.has(flags::WRITE) {
-            add("write");
-        }
-        if self.has(flags::READONLY) && !self.categories.contains("scripting") {
-            add("read");
-        }
-        if self.has(flags::ADMIN) {
-            add("admin");
-            add("dangerous");
-        }
-        if self.has(flags::PUBSUB) {
-            add("pubsub");
-        }
-        if self.has(flags::FAST) {
-            add("fast");
-        }
-        if self.has(flags::BLOCKING) {
-            add("blocking");
-        }
-        if !self.has(flags::FAST) {
-            add("slow");
-        }
-        for c in self.categories.split_whitespace() {
-            add(c);
-        }
-        cats
+        const ORDER: &[&str] = &[
+            "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap", "hyperloglog", "geo", "stream",
+            "pubsub", "admin", "fast", "slow", "blocking", "dangerous", "connection", "transaction", "scripting",
+        ];
+        let mut cats: Vec<&str> = self.categories.split_whitespace().collect();
+        let derived = [
+            (self.has(flags::WRITE), "write"),
+            (self.has(flags::READONLY) && !self.categories.contains("scripting"), "read"),
+            (self.has(flags::ADMIN), "admin"),
+            (self.has(flags::ADMIN), "dangerous"),
+            (self.has(flags::PUBSUB), "pubsub"),
+            (self.has(flags::FAST), "fast"),
+            (!self.has(flags::FAST), "slow"),
+            (self.has(flags::BLOCKING), "blocking"),
+        ];
+        cats.extend(derived.iter().filter(|(on, _)| *on).map(|(_, c)| *c));
+        cats.sort_by_key(|c| ORDER.iter().position(|o| o == c).unwrap_or(ORDER.len()));
+        cats.dedup();
+        cats.into_iter().map(String::from).collect()
     }
 
     /// Key argument indexes for these arguments (COMMAND GETKEYS, scripts, cluster later).

@@ -6,7 +6,8 @@ use super::{errors, CommandSpec, Ctx};
 use crate::notify::class;
 use compact_bytes::CompactBytes;
 use moonkv_keyspace::{StrView, Value};
-use moonkv_protocol::number::{format_incr_float, parse_f64, parse_i64};
+use super::longdouble::{self, IncrFloatError, LongDouble, Parsed};
+use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
 const fn string_cmd(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), handler: super::Handler) -> CommandSpec {
@@ -35,7 +36,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     string_cmd("getrange", 4, READONLY, (1, 1, 1), getrange).summary("Get a substring", "2.4.0"),
     string_cmd("substr", 4, READONLY, (1, 1, 1), getrange).summary("Get a substring (old name of GETRANGE)", "1.0.0"),
     string_cmd("setrange", 4, WRITE | DENYOOM, (1, 1, 1), setrange).summary("Overwrite part of a string", "2.2.0"),
-    string_cmd("lcs", -3, READONLY, (1, 1, 1), lcs).summary("Longest common subsequence of two strings", "7.0.0"),
+    string_cmd("lcs", -3, READONLY, (1, 2, 1), lcs).summary("Longest common subsequence of two strings", "7.0.0"),
 ];
 
 /// Reads a string value as owned bytes, or None if missing. Err(()) means wrong type (already
@@ -413,21 +414,22 @@ fn incrbyfloat(ctx: &mut Ctx) {
     let args = ctx.args;
     let key = &args[1];
     let now = ctx.now_ms;
+    // Redis adds in x87 80-bit precision and prints with %.17Lf; `longdouble` reproduces it so
+    // that, e.g., 0.1 + 0.2 answers 0.3 exactly like Redis.
     let current = match ctx.db().peek(key, now).map(Value::as_str) {
-        None => 0.0,
+        None => None,
         Some(None) => return ctx.wrong_type(),
-        Some(Some(StrView::Int(i))) => i as f64,
-        Some(Some(StrView::Bytes(b))) => match parse_f64(b) {
-            Some(f) => f,
+        Some(Some(StrView::Int(i))) => Some(Parsed::Finite(LongDouble::from_i64(i))),
+        Some(Some(StrView::Bytes(b))) => match longdouble::parse(b) {
+            Some(p) => Some(p),
             None => return ctx.error(errors::NOT_FLOAT),
         },
     };
-    let Some(delta) = ctx.arg_f64(2) else { return };
-    let result = current + delta;
-    if !result.is_finite() {
-        return ctx.error("ERR increment would produce NaN or Infinity");
-    }
-    let text = format_incr_float(result);
+    let text = match longdouble::incr_by_float(current, &args[2]) {
+        Ok(text) => text,
+        Err(IncrFloatError::NotAFloat) => return ctx.error(errors::NOT_FLOAT),
+        Err(IncrFloatError::NanOrInfinity) => return ctx.error("ERR increment would produce NaN or Infinity"),
+    };
     let value = Value::Str(CompactBytes::new(text.as_bytes()));
     match ctx.db().get_mut(key, now) {
         Some(slot) => {

@@ -2,6 +2,7 @@
 
 pub mod db;
 pub mod dict;
+pub mod hash;
 pub mod list;
 pub mod pattern;
 pub mod set;
@@ -9,6 +10,7 @@ pub mod value;
 
 pub use db::{Db, DbEvents, WatchFlag};
 pub use dict::{Dict, Key};
+pub use hash::{Hash, HashLimits};
 pub use list::{End, List};
 pub use pattern::glob_match;
 pub use set::Set;

@@ -1,5 +1,6 @@
 //! Values stored under keys, with the encodings Redis reports through OBJECT ENCODING.
 
+use crate::hash::Hash;
 use crate::list::List;
 use crate::set::Set;
 use compact_bytes::CompactBytes;
@@ -18,6 +19,7 @@ pub enum Value {
     Raw(Vec<u8>),
     List(Box<List>),
     Set(Box<Set>),
+    Hash(Box<Hash>),
 }
 
 /// A borrowed view of a string value.
@@ -65,6 +67,7 @@ impl Value {
             Value::Int(_) | Value::Str(_) | Value::Raw(_) => "string",
             Value::List(_) => "list",
             Value::Set(_) => "set",
+            Value::Hash(_) => "hash",
         }
     }
 
@@ -76,6 +79,7 @@ impl Value {
             // Redis 7.0 always reports lists as quicklists.
             Value::List(_) => "quicklist",
             Value::Set(s) => s.encoding(),
+            Value::Hash(h) => h.encoding(),
         }
     }
 
@@ -115,6 +119,25 @@ impl Value {
             Value::Set(s) => Some(s),
             _ => None,
         }
+    }
+
+    pub fn as_hash(&self) -> Option<&Hash> {
+        match self {
+            Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    pub fn as_hash_mut(&mut self) -> Option<&mut Hash> {
+        match self {
+            Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// A hash field's value (SORT's `key->field` patterns); None for non-hashes.
+    pub fn hash_field(&self, field: &[u8]) -> Option<&[u8]> {
+        self.as_hash()?.get(field)
     }
 
     pub fn is_string(&self) -> bool {

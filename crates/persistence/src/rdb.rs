@@ -15,6 +15,7 @@ const OP_EOF: u8 = 0xFF;
 const TYPE_STRING: u8 = 0;
 const TYPE_LIST: u8 = 1;
 const TYPE_SET: u8 = 2;
+const TYPE_HASH: u8 = 4;
 
 /// Appends an RDB length: 6-bit, 14-bit, 32-bit or 64-bit big-endian forms.
 fn write_len(out: &mut Vec<u8>, len: u64) {
@@ -83,6 +84,15 @@ pub fn write_snapshot(dbs: &[Db], redis_version: &str, now_ms: i64) -> Vec<u8> {
                     write_len(&mut out, set.len() as u64);
                     for member in set.iter() {
                         write_string(&mut out, member);
+                    }
+                }
+                Value::Hash(hash) => {
+                    out.push(TYPE_HASH);
+                    write_string(&mut out, key);
+                    write_len(&mut out, hash.len() as u64);
+                    for (field, value) in hash.iter() {
+                        write_string(&mut out, field);
+                        write_string(&mut out, value);
                     }
                 }
                 other => {

@@ -7,14 +7,17 @@ mod clients;
 mod connection;
 mod debug;
 mod functions;
+mod hashes;
 mod info;
 mod introspection;
 pub(crate) mod keys;
 mod lists;
 mod longdouble;
+mod memory;
 mod pubsub;
 mod replication;
 mod server_admin;
+mod sort;
 mod sets;
 pub mod spec;
 mod strings;
@@ -61,11 +64,14 @@ static FAMILIES: &[&[CommandSpec]] = &[
     bitops::COMMANDS,
     lists::COMMANDS,
     sets::COMMANDS,
+    hashes::COMMANDS,
+    sort::COMMANDS,
     transactions::COMMANDS,
     pubsub::COMMANDS,
     replication::COMMANDS,
     server_admin::COMMANDS,
     info::COMMANDS,
+    memory::COMMANDS,
     debug::COMMANDS,
     clients::COMMANDS,
     introspection::COMMANDS,
@@ -114,6 +120,28 @@ impl CommandTable {
 pub fn table() -> &'static CommandTable {
     static TABLE: OnceLock<CommandTable> = OnceLock::new();
     TABLE.get_or_init(CommandTable::build)
+}
+
+/// Time readings shared by the commands of one batch: the wall clock read once per batch
+/// (expiry decisions), and a monotonic instant that each command's timing starts from and
+/// moves forward, so timing costs one clock read per command.
+pub struct BatchClock {
+    base_unix_ms: i64,
+    base: Instant,
+    pub last: Instant,
+}
+
+impl BatchClock {
+    pub fn now() -> Self {
+        let base = Instant::now();
+        BatchClock { base_unix_ms: crate::time::unix_ms(), base, last: base }
+    }
+
+    /// Wall-clock ms at `last`, derived without another clock read (commands earlier in the
+    /// batch may have taken time, e.g. DEBUG SLEEP).
+    pub fn unix_ms(&self) -> i64 {
+        self.base_unix_ms + self.last.saturating_duration_since(self.base).as_millis() as i64
+    }
 }
 
 /// Everything a command handler can reach. It is also the reply sink: a handler replies with
@@ -241,7 +269,7 @@ impl<'a> Ctx<'a> {
     /// Runs another command on behalf of this one (EXEC, scripts), replying into the same sink.
     pub fn call(&mut self, index: usize, spec: &'static CommandSpec, args: &[Bytes]) {
         let mut inner = Ctx::new(self.state, self.client, spec, args, self.sink, self.now_ms);
-        call(&mut inner, index);
+        call(&mut inner, index, Instant::now());
         self.errors += inner.errors;
     }
 }
@@ -303,7 +331,8 @@ impl ReplySink for Ctx<'_> {
 }
 
 /// Executes a command whose checks passed, recording its statistics and feeding MONITOR.
-pub fn call(ctx: &mut Ctx, index: usize) {
+/// `started` is when the command began; returns when it ended.
+pub fn call(ctx: &mut Ctx, index: usize, started: Instant) -> Instant {
     let spec = ctx.spec;
     if !ctx.state.monitors.is_empty() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
         server_admin::feed_monitors(ctx.state, ctx.client, ctx.args);
@@ -312,9 +341,9 @@ pub fn call(ctx: &mut Ctx, index: usize) {
     let replicating = ctx.state.replication.active();
     let db_at_start = ctx.client.db;
     let dirty_before = if replicating { ctx.state.dirty() } else { 0 };
-    let started = Instant::now();
     (spec.handler)(ctx);
-    let usec = started.elapsed().as_micros() as u64;
+    let ended = Instant::now();
+    let usec = ended.saturating_duration_since(started).as_micros() as u64;
     if ctx.state.settings.notify_flags != 0 || replicating {
         crate::notify::drain_db_events(ctx.state);
     }
@@ -334,6 +363,7 @@ pub fn call(ctx: &mut Ctx, index: usize) {
             s.failed_calls += 1;
         }
     }
+    ended
 }
 
 fn record_rejection(state: &mut ServerState, index: usize) {
@@ -386,7 +416,7 @@ fn runs_inside_multi(name: &str) -> bool {
 
 /// Takes one request from a client through every check and runs it, appending the reply to
 /// `out` (unless the client turned replies off).
-pub fn process_request(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], out: &mut Vec<u8>) {
+pub fn process_request(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], out: &mut Vec<u8>, clock: &mut BatchClock) {
     let mut scratch = Vec::new();
     let skipping = match client.reply_mode {
         ReplyMode::Off => true,
@@ -400,7 +430,7 @@ pub fn process_request(state: &mut ServerState, client: &mut ClientState, args: 
     let was_off = client.reply_mode == ReplyMode::Off;
     let target: &mut Vec<u8> = if skipping { &mut scratch } else { out };
     let mut writer = RespWriter::new(target, client.protocol);
-    dispatch(state, client, args, &mut writer);
+    dispatch(state, client, args, &mut writer, clock);
     match client.reply_mode {
         ReplyMode::Skipping => client.reply_mode = ReplyMode::On,
         // CLIENT REPLY ON answers even though replies were off when it started.
@@ -409,9 +439,9 @@ pub fn process_request(state: &mut ServerState, client: &mut ClientState, args: 
     }
 }
 
-fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], sink: &mut dyn ReplySink) {
+fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], sink: &mut dyn ReplySink, clock: &mut BatchClock) {
     let table = table();
-    let now_ms = crate::time::unix_ms();
+    let now_ms = clock.unix_ms();
     let reject = |state: &mut ServerState, client: &mut ClientState, sink: &mut dyn ReplySink, msg: &str| {
         state.stats.record_error(msg);
         if let Some(m) = client.multi.as_mut() {
@@ -457,8 +487,8 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
         record_rejection(state, index);
         return reject(state, client, sink, "OOM command not allowed when used memory > 'maxmemory'.");
     }
-    let base_name = spec.name.split('|').next().unwrap_or(spec.name);
-    if client.in_pubsub_context() && !allowed_in_pubsub_context(base_name) {
+    let base_name = || spec.name.split('|').next().unwrap_or(spec.name);
+    if client.in_pubsub_context() && !allowed_in_pubsub_context(base_name()) {
         let msg = format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             spec.name
@@ -466,7 +496,7 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
         record_rejection(state, index);
         return reject(state, client, sink, &msg);
     }
-    if client.multi.is_some() && !runs_inside_multi(base_name) {
+    if client.multi.is_some() && !runs_inside_multi(base_name()) {
         if spec.has(flags::NO_MULTI) {
             let msg = format!("ERR Command not allowed inside a transaction");
             record_rejection(state, index);
@@ -483,10 +513,11 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
         entry.last_interaction_ms = now_ms;
     }
     let mut ctx = Ctx::new(state, client, spec, args, sink, now_ms);
-    call(&mut ctx, index);
+    clock.last = call(&mut ctx, index, clock.last);
     if state.replication.active() {
         crate::replication::flush(state);
     }
+    // Other clients see this one's new state (db, name, subscriptions...) in CLIENT LIST.
     if let Some(entry) = state.clients.get_mut(&client.id) {
         entry.sync_from(client, spec.name, now_ms);
     }

@@ -131,7 +131,8 @@ fn set(ctx: &mut Ctx) {
     }
     let key = &args[1];
     let now = ctx.now_ms;
-    let existing_is_string = ctx.db().peek(key, now).map(Value::is_string);
+    // A plain SET needs no look-up of the old value at all.
+    let existing_is_string = if get_old || nx || xx { ctx.db().peek(key, now).map(Value::is_string) } else { None };
     if get_old {
         if existing_is_string == Some(false) {
             return ctx.wrong_type();
@@ -359,31 +360,55 @@ fn strlen(ctx: &mut Ctx) {
     }
 }
 
-/// Adds `delta` to the integer stored at `key` (0 when missing) and replies the result.
+/// What INCR-family arithmetic found, decided while the value was borrowed once.
+enum IncrOutcome {
+    Done(i64),
+    Missing,
+    WrongType,
+    NotInteger,
+    Overflow,
+}
+
+/// Adds `delta` to the integer stored at `key` (0 when missing) and replies the result. The
+/// value is updated in place with a single lookup, keeping its TTL as Redis does.
 fn incr_by(ctx: &mut Ctx, delta: i64) {
     let args = ctx.args;
     let key = &args[1];
     let now = ctx.now_ms;
-    let current = match ctx.db().peek(key, now).map(Value::as_str) {
-        None => 0,
-        Some(None) => return ctx.wrong_type(),
-        Some(Some(StrView::Int(i))) => i,
-        Some(Some(StrView::Bytes(b))) => match parse_i64(b) {
-            Some(i) => i,
-            None => return ctx.error(errors::NOT_INTEGER),
-        },
-    };
-    let Some(result) = current.checked_add(delta) else {
-        return ctx.error(errors::OVERFLOW);
-    };
-    // Update in place when the key exists so its TTL is kept, as Redis does.
-    match ctx.db().get_mut(key, now) {
+    let outcome = match ctx.db().get_mut(key, now) {
+        None => IncrOutcome::Missing,
         Some(slot) => {
-            *slot = Value::Int(result);
-            ctx.db().mark_modified(key);
+            let current = match slot.as_str() {
+                None => None,
+                Some(StrView::Int(i)) => Some(Some(i)),
+                Some(StrView::Bytes(b)) => Some(parse_i64(b)),
+            };
+            match current {
+                None => IncrOutcome::WrongType,
+                Some(None) => IncrOutcome::NotInteger,
+                Some(Some(i)) => match i.checked_add(delta) {
+                    None => IncrOutcome::Overflow,
+                    Some(result) => {
+                        *slot = Value::Int(result);
+                        IncrOutcome::Done(result)
+                    }
+                },
+            }
         }
-        None => ctx.db().set(key, Value::Int(result), false),
-    }
+    };
+    let result = match outcome {
+        IncrOutcome::Done(result) => {
+            ctx.db().mark_modified(key);
+            result
+        }
+        IncrOutcome::Missing => {
+            ctx.db().set(key, Value::Int(delta), false);
+            delta
+        }
+        IncrOutcome::WrongType => return ctx.wrong_type(),
+        IncrOutcome::NotInteger => return ctx.error(errors::NOT_INTEGER),
+        IncrOutcome::Overflow => return ctx.error(errors::OVERFLOW),
+    };
     ctx.notify(class::STRING, "incrby", key);
     ctx.integer(result);
 }

@@ -81,9 +81,9 @@ fn unregister(state: &mut ServerState, client: &mut ClientState) {
 
 /// Runs one request, turning a panic (a bug) into an error reply for this request instead of
 /// losing the connection or the server.
-fn run_guarded(state: &mut ServerState, client: &mut ClientState, args: &[bytes::Bytes], out: &mut Vec<u8>) {
+fn run_guarded(state: &mut ServerState, client: &mut ClientState, args: &[bytes::Bytes], out: &mut Vec<u8>, clock: &mut commands::BatchClock) {
     let len_before = out.len();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commands::process_request(state, client, args, out)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commands::process_request(state, client, args, out, clock)));
     if result.is_err() {
         out.truncate(len_before);
         let name = String::from_utf8_lossy(&args[0]).into_owned();
@@ -160,8 +160,9 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
                     let mut state = shared.lock();
                     state.stats.total_net_input_bytes += n as u64;
                     let out_before = out.len();
+                    let mut clock = commands::BatchClock::now();
                     for args in batch.drain(..) {
-                        run_guarded(&mut state, &mut client, &args, &mut out);
+                        run_guarded(&mut state, &mut client, &args, &mut out, &mut clock);
                         if client.close_after_reply || state.shutdown_requested {
                             break;
                         }

@@ -109,7 +109,7 @@ for unit in "${units[@]}"; do
     fi
     status=0
     (cd "$suite" && timeout --kill-after=10 "$unit_timeout" ./runtest --host "${host:-127.0.0.1}" --port "$port" \
-        --single "$unit" --clients 1 --timeout 60 > "$log" 2>&1) || status=$?
+        --single "$unit" --clients 1 --timeout 60 --baseport "$((22000 + RANDOM % 20000))" > "$log" 2>&1) || status=$?
     [ "$managed" = 1 ] && stop_server
     # Strip the suite's colour codes so the result markers can be counted.
     sed -i 's/\x1b\[[0-9;]*m//g' "$log"

@@ -243,14 +243,29 @@ impl Db {
             .any(|w| w.client_id == client_id && !w.expired_at_watch && self.is_expired_at(key, now))
     }
 
-    /// Marks every WATCH on a key that exists (in this db or in `also_present`) as dirty; used
-    /// by FLUSHDB/FLUSHALL/SWAPDB.
-    pub fn touch_all_watched(&mut self, also_present: Option<&Db>) {
-        for (key, watchers) in self.watched.iter() {
-            let present = self.entries.contains_key(key) || also_present.is_some_and(|d| d.entries.contains_key(key));
+    /// True if the key exists and has not expired at `now`.
+    fn is_live(&self, key: &[u8], now: i64) -> bool {
+        self.entries.contains_key(key) && !self.is_expired_at(key, now)
+    }
+
+    /// Marks as dirty every WATCH on a key that is live here or in `replacement` (the database
+    /// about to take this one's place); used by FLUSHDB/FLUSHALL/SWAPDB. Keys that were only
+    /// stale (expired, not yet deleted) do not count as changed.
+    pub fn touch_all_watched(&mut self, replacement: Option<&Db>, now: i64) {
+        let entries = &self.entries;
+        let expires = &self.expires;
+        let live_here = |key: &[u8]| entries.contains_key(key) && !expires.get(key).is_some_and(|&at| at <= now);
+        for (key, watchers) in self.watched.iter_mut() {
+            let present = live_here(key) || replacement.is_some_and(|d| d.is_live(key, now));
             if present {
-                for w in watchers {
+                for w in watchers.iter() {
                     w.dirty.store(true, Ordering::Relaxed);
+                }
+            } else if replacement.is_some_and(|d| d.entries.contains_key(key)) {
+                // A stale key moves in: like one that was already expired at WATCH time, its
+                // later deletion is not a change.
+                for w in watchers.iter_mut() {
+                    w.expired_at_watch = true;
                 }
             }
         }
@@ -258,8 +273,8 @@ impl Db {
 
     /// Empties the database and returns the old contents, so a caller may drop them on another
     /// thread (FLUSHDB ASYNC).
-    pub fn flush(&mut self) -> (Dict<Value>, Dict<i64>) {
-        self.touch_all_watched(None);
+    pub fn flush(&mut self, now: i64) -> (Dict<Value>, Dict<i64>) {
+        self.touch_all_watched(None, now);
         // Flushing always counts as a change (it is replicated even on an empty database).
         self.stats.dirty += self.entries.len() as u64 + 1;
         (self.entries.take_all(), self.expires.take_all())

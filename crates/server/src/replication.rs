@@ -17,6 +17,8 @@ pub struct Replication {
     pub pending: Vec<(usize, Vec<Bytes>)>,
     /// Bytes sent on the stream so far.
     pub offset: u64,
+    /// The primary this server replicates from (REPLICAOF), if it is a replica.
+    pub primary: Option<(String, u16)>,
 }
 
 impl Replication {
@@ -68,6 +70,11 @@ pub fn feed_now(state: &mut ServerState, db: usize, args: &[&[u8]]) {
 /// there are several, so replicas apply them atomically.
 pub fn flush(state: &mut ServerState) {
     if state.replication.pending.is_empty() {
+        return;
+    }
+    if state.replication.primary.is_some() {
+        // A replica does not originate effects of its own.
+        state.replication.pending.clear();
         return;
     }
     let pending = std::mem::take(&mut state.replication.pending);

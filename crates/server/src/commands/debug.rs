@@ -35,12 +35,36 @@ fn debug(ctx: &mut Ctx) {
         "digest" if ctx.args.len() == 2 => digest(ctx),
         "digest-value" => digest_value(ctx),
         "change-repl-id" | "jmap" if ctx.args.len() == 2 => ctx.ok(),
-        "reload" | "loadaof" => ctx.error("ERR DEBUG RELOAD and LOADAOF need persistence, which this server does not have yet"),
+        "reload" | "loadaof" => reload(ctx),
         _ => {
             let msg = format!("ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.", String::from_utf8_lossy(ctx.arg(1)));
             ctx.error(&msg)
         }
     }
+}
+
+/// DEBUG RELOAD / LOADAOF: saves the dataset to an RDB image and loads it back, which checks
+/// that everything survives persistence. There is no disk persistence yet, so the image stays
+/// in memory and both subcommands do the same round trip.
+fn reload(ctx: &mut Ctx) {
+    let now = ctx.now_ms;
+    let image = moonkv_persistence::rdb::write_snapshot(&ctx.state.dbs, crate::REDIS_VERSION, now);
+    let keys = match moonkv_persistence::rdb::read_snapshot(&image) {
+        Ok(keys) => keys,
+        Err(_) => return ctx.error("ERR Error trying to load the RDB dump"),
+    };
+    for db in ctx.state.dbs.iter_mut() {
+        drop(db.flush(now));
+    }
+    for loaded in keys {
+        let Some(db) = ctx.state.dbs.get_mut(loaded.db) else { continue };
+        db.set(&loaded.key, loaded.value, false);
+        if let Some(at) = loaded.expire_at {
+            db.set_expire(&loaded.key, at, now);
+        }
+    }
+    crate::log::notice("DB reloaded by DEBUG RELOAD");
+    ctx.ok();
 }
 
 fn help(ctx: &mut Ctx) {
@@ -56,6 +80,10 @@ fn help(ctx: &mut Ctx) {
             "    Write <message> to the server log.",
             "OBJECT <key>",
             "    Low level details of the value at <key>.",
+            "RELOAD",
+            "    Save the dataset to an RDB image and load it back.",
+            "LOADAOF",
+            "    Same as RELOAD until the append only file exists.",
             "PROTOCOL <type>",
             "    Reply with a sample of a protocol type (string, integer, double, bignum, null, array, set, map, attrib, push, verbatim, true, false).",
             "SET-ACTIVE-EXPIRE <0|1>",

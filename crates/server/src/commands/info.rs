@@ -282,7 +282,22 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
         }
         "replication" => {
             line!("# Replication");
-            line!("role:master");
+            match &state.replication.primary {
+                Some((host, port)) => {
+                    line!("role:slave");
+                    line!("master_host:{}", host);
+                    line!("master_port:{}", port);
+                    line!("master_link_status:down");
+                    line!("master_last_io_seconds_ago:-1");
+                    line!("master_sync_in_progress:0");
+                    line!("slave_read_repl_offset:0");
+                    line!("slave_repl_offset:0");
+                    line!("slave_priority:{}", state.config.get_i64("replica-priority"));
+                    line!("slave_read_only:{}", state.config.get_bool("replica-read-only") as u8);
+                    line!("replica_announced:1");
+                }
+                None => line!("role:master"),
+            }
             line!("connected_slaves:{}", state.replication.replicas.len());
             line!("master_failover_state:no-failover");
             line!("master_replid:{}", process_id_hex(1));

@@ -39,6 +39,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     key_cmd("expiretime", 2, READONLY | FAST, (1, 1, 1), expiretime).summary("Expiry Unix time in seconds", "7.0.0"),
     key_cmd("pexpiretime", 2, READONLY | FAST, (1, 1, 1), pexpiretime).summary("Expiry Unix time in milliseconds", "7.0.0"),
     key_cmd("persist", 2, WRITE | FAST, (1, 1, 1), persist).summary("Remove a key's expiry", "2.2.0"),
+    key_cmd("dump", 2, READONLY, (1, 1, 1), dump).summary("Serialize a key's value", "2.6.0"),
+    key_cmd("restore", -4, WRITE | DENYOOM, (1, 1, 1), restore).summary("Create a key from a DUMP payload", "2.6.0"),
     CommandSpec::new("object", -2, 0, (0, 0, 0), "", super::server_admin::container_help)
         .group("generic")
         .subcommands(OBJECT_SUBCOMMANDS),
@@ -297,8 +299,9 @@ fn swapdb(ctx: &mut Ctx) {
         let (left, right) = ctx.state.dbs.split_at_mut(high);
         let (first, second) = (&mut left[low], &mut right[0]);
         // WATCHes see a change for keys present on either side of the swap.
-        first.touch_all_watched(Some(second));
-        second.touch_all_watched(Some(first));
+        let now = ctx.now_ms;
+        first.touch_all_watched(Some(second), now);
+        second.touch_all_watched(Some(first), now);
         first.swap_contents(second);
     }
     ctx.ok();
@@ -438,6 +441,86 @@ fn persist(ctx: &mut Ctx) {
         ctx.notify(class::GENERIC, "persist", &args[1]);
     }
     ctx.integer(removed as i64);
+}
+
+fn dump(ctx: &mut Ctx) {
+    let args = ctx.args;
+    let now = ctx.now_ms;
+    match ctx.db().get(&args[1], now).map(moonkv_persistence::rdb::dump_value) {
+        Some(payload) => ctx.bulk(&payload),
+        None => ctx.null(),
+    }
+}
+
+fn restore(ctx: &mut Ctx) {
+    let args = ctx.args;
+    let key = &args[1];
+    let Some(ttl) = ctx.arg_i64(2) else { return };
+    let (mut replace, mut absolute) = (false, false);
+    let mut i = 4;
+    while i < args.len() {
+        match ctx.arg_lower(i).as_str() {
+            "replace" => replace = true,
+            "absttl" => absolute = true,
+            "idletime" if i + 1 < args.len() => {
+                let Some(n) = ctx.arg_i64(i + 1) else { return };
+                if n < 0 {
+                    return ctx.error("ERR Invalid IDLETIME value, must be >= 0");
+                }
+                i += 1;
+            }
+            "freq" if i + 1 < args.len() => {
+                let Some(n) = ctx.arg_i64(i + 1) else { return };
+                if !(0..=255).contains(&n) {
+                    return ctx.error("ERR Invalid FREQ value, must be >= 0 and <= 255");
+                }
+                i += 1;
+            }
+            _ => return ctx.syntax_error(),
+        }
+        i += 1;
+    }
+    if ttl < 0 {
+        return ctx.error("ERR Invalid TTL value, must be >= 0");
+    }
+    let now = ctx.now_ms;
+    if !replace && ctx.db().exists(key, now) {
+        return ctx.error("BUSYKEY Target key name already exists.");
+    }
+    let value = match moonkv_persistence::rdb::restore_value(&args[3]) {
+        Ok(v) => v,
+        Err(moonkv_persistence::rdb::RestoreError::VersionOrChecksum) => return ctx.error("ERR DUMP payload version or checksum are wrong"),
+        Err(moonkv_persistence::rdb::RestoreError::BadFormat) => return ctx.error("ERR Bad data format"),
+    };
+    let expire_at = match ttl {
+        0 => None,
+        t if absolute => Some(t),
+        t => match t.checked_add(now) {
+            Some(at) => Some(at),
+            None => return ctx.error("ERR Invalid TTL value, must be >= 0"),
+        },
+    };
+    if expire_at.is_some_and(|at| at <= now) {
+        // Already expired: the key is not created (and an old one it replaces goes away).
+        if ctx.db().remove(key, now).is_some() {
+            ctx.notify(class::GENERIC, "del", key);
+            ctx.propagate_parts(&[b"DEL", key]);
+        }
+        return ctx.ok();
+    }
+    ctx.db().set(key, value, false);
+    if let Some(at) = expire_at {
+        ctx.db().set_expire(key, at, now);
+        if !absolute {
+            // Replicas get the absolute expiry time.
+            let mut replica_args = args.to_vec();
+            replica_args[2] = bytes::Bytes::from(at.to_string());
+            replica_args.push(bytes::Bytes::from_static(b"ABSTTL"));
+            ctx.propagate_as(replica_args);
+        }
+    }
+    ctx.notify(class::GENERIC, "restore", key);
+    ctx.ok();
 }
 
 fn object_encoding(ctx: &mut Ctx) {

@@ -483,6 +483,10 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
         }
         client.authenticated = true;
     }
+    if spec.has(flags::WRITE) && state.replication.primary.is_some() && state.config.get_bool("replica-read-only") {
+        record_rejection(state, index);
+        return reject(state, client, sink, "READONLY You can't write against a read only replica.");
+    }
     if spec.has(flags::DENYOOM) && over_maxmemory(state) {
         record_rejection(state, index);
         return reject(state, client, sink, "OOM command not allowed when used memory > 'maxmemory'.");

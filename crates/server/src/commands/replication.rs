@@ -13,6 +13,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("psync", -3, ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING, (0, 0, 0), "", psync)
         .group("server")
         .summary("Resynchronisation for replicas", "2.8.0"),
+    CommandSpec::new("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, (0, 0, 0), "", replicaof)
+        .group("server")
+        .summary("Make this server a replica of another, or a primary again", "5.0.0"),
+    CommandSpec::new("slaveof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, (0, 0, 0), "", replicaof)
+        .group("server")
+        .summary("Old name of REPLICAOF", "1.0.0"),
     CommandSpec::new("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), "", replconf)
         .group("server")
         .summary("Replication handshake settings", "3.0.0"),
@@ -58,6 +64,32 @@ fn replconf(ctx: &mut Ctx) {
     if ctx.args.len() % 2 == 0 {
         return ctx.syntax_error();
     }
+    ctx.ok();
+}
+
+/// REPLICAOF host port | NO ONE. Switching to replica mode makes the server refuse writes
+/// (`replica-read-only`) and stop propagating; fetching the primary's data is not implemented
+/// yet, so the link stays down (INFO reports `master_link_status:down`).
+fn replicaof(ctx: &mut Ctx) {
+    if ctx.arg_is(1, "no") && ctx.arg_is(2, "one") {
+        if ctx.state.replication.primary.take().is_some() {
+            crate::log::notice("MASTER MODE enabled (user request)");
+        }
+        return ctx.ok();
+    }
+    let port = match moonkv_protocol::number::parse_i64(ctx.arg(2)) {
+        Some(p) if (0..=65535).contains(&p) => p as u16,
+        _ => return ctx.error("ERR Invalid master port"),
+    };
+    let host = String::from_utf8_lossy(ctx.arg(1)).into_owned();
+    if ctx.state.replication.primary.as_ref().is_some_and(|(h, p)| h.eq_ignore_ascii_case(&host) && *p == port) {
+        return ctx.simple("OK Already connected to specified master");
+    }
+    crate::log::notice(&format!("REPLICAOF {}:{} enabled (user request from '{}')", host, port, ctx.client.addr));
+    ctx.state.replication.primary = Some((host, port));
+    // Effects of the command that made us a replica (and of the rest of its transaction) are
+    // not ours to propagate any more.
+    ctx.state.replication.pending.clear();
     ctx.ok();
 }
 

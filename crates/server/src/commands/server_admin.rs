@@ -181,14 +181,16 @@ fn dispose<T: Send + 'static>(contents: T, lazily: bool) {
 
 fn flushdb(ctx: &mut Ctx) {
     let Some(lazily) = flush_mode(ctx) else { return };
-    let contents = ctx.db().flush();
+    let now = ctx.now_ms;
+    let contents = ctx.db().flush(now);
     dispose(contents, lazily);
     ctx.ok();
 }
 
 fn flushall(ctx: &mut Ctx) {
     let Some(lazily) = flush_mode(ctx) else { return };
-    let contents: Vec<_> = ctx.state.dbs.iter_mut().map(|db| db.flush()).collect();
+    let now = ctx.now_ms;
+    let contents: Vec<_> = ctx.state.dbs.iter_mut().map(|db| db.flush(now)).collect();
     dispose(contents, lazily);
     ctx.ok();
 }

@@ -2,7 +2,7 @@
 
 use super::longdouble::{self, IncrFloatError, Parsed};
 use super::spec::flags::*;
-use super::{errors, CommandSpec, Ctx};
+use super::{edit_collection, errors, parse_scan, read_collection, CollectionKind, CommandSpec, Ctx};
 use crate::notify::class;
 use moonkv_keyspace::{glob_match, Hash, HashLimits, Value};
 use moonkv_protocol::number::parse_i64;
@@ -38,40 +38,19 @@ fn limits(ctx: &Ctx) -> HashLimits {
     }
 }
 
-/// The hash at `key`: Ok(None) when missing, Err(()) after replying WRONGTYPE.
+const HASH: CollectionKind<Hash> = CollectionKind {
+    view: Value::as_hash,
+    view_mut: Value::as_hash_mut,
+    is_empty: Hash::is_empty,
+    create: || Value::Hash(Box::new(Hash::new())),
+};
+
 fn read_hash<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c Hash>, ()> {
-    let now = ctx.now_ms;
-    match ctx.db().get(key, now).map(|v| v.as_hash().is_some()) {
-        None => Ok(None),
-        Some(false) => {
-            ctx.wrong_type();
-            Err(())
-        }
-        Some(true) => Ok(ctx.db().peek(key, now).and_then(Value::as_hash)),
-    }
+    read_collection(ctx, key, Value::as_hash)
 }
 
-/// Runs `edit` on the hash at `key`, creating it if `create`; deletes the key if it ends up
-/// empty. None when missing and not created; Some(Err) after replying WRONGTYPE.
 fn edit_hash<R>(ctx: &mut Ctx, key: &[u8], create: bool, edit: impl FnOnce(&mut Hash) -> R) -> Option<Result<R, ()>> {
-    let now = ctx.now_ms;
-    match ctx.db().peek(key, now).map(|v| v.as_hash().is_some()) {
-        Some(false) => {
-            ctx.wrong_type();
-            return Some(Err(()));
-        }
-        None if !create => return None,
-        None => ctx.db().set(key, Value::Hash(Box::new(Hash::new())), false),
-        Some(true) => {}
-    }
-    let hash = ctx.db().get_mut(key, now).and_then(Value::as_hash_mut)?;
-    let result = edit(hash);
-    if hash.is_empty() {
-        ctx.db().remove(key, now);
-    } else {
-        ctx.db().mark_modified(key);
-    }
-    Some(Ok(result))
+    edit_collection(ctx, key, &HASH, create, edit)
 }
 
 fn set_fields(ctx: &mut Ctx) -> Option<usize> {
@@ -347,27 +326,8 @@ fn hrandfield(ctx: &mut Ctx) {
 
 fn hscan(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(mut cursor) = super::keys::parse_cursor(&args[2]) else { return ctx.error("ERR invalid cursor") };
-    let mut pattern: Option<&[u8]> = None;
-    let mut count: i64 = 10;
-    let mut i = 3;
-    while i < args.len() {
-        if i + 1 >= args.len() {
-            return ctx.syntax_error();
-        }
-        match ctx.arg_lower(i).as_str() {
-            "match" => pattern = Some(&args[i + 1]),
-            "count" => {
-                let Some(n) = ctx.arg_i64(i + 1) else { return };
-                if n < 1 {
-                    return ctx.syntax_error();
-                }
-                count = n;
-            }
-            _ => return ctx.syntax_error(),
-        }
-        i += 2;
-    }
+    let Some(options) = parse_scan(ctx, 2, false) else { return };
+    let (mut cursor, pattern, count) = (options.cursor, options.pattern, options.count);
     let Ok(hash) = read_hash(ctx, &args[1]) else { return };
     let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     match hash {

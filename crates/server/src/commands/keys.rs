@@ -2,7 +2,7 @@
 //! COPY, MOVE, SWAPDB, TOUCH, OBJECT, and the expiry family (EXPIRE.., TTL.., PERSIST).
 
 use super::spec::flags::*;
-use super::{errors, CommandSpec, Ctx};
+use super::{errors, CommandSpec, Ctx, ScanOptions};
 use crate::notify::class;
 use moonkv_keyspace::{glob_match, Value};
 use moonkv_protocol::number::parse_i64;
@@ -104,30 +104,8 @@ pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
 }
 
 fn scan(ctx: &mut Ctx) {
-    let args = ctx.args;
-    let Some(mut cursor) = parse_cursor(&args[1]) else { return ctx.error("ERR invalid cursor") };
-    let mut pattern: Option<&[u8]> = None;
-    let mut count: i64 = 10;
-    let mut type_filter: Option<String> = None;
-    let mut i = 2;
-    while i < args.len() {
-        if i + 1 >= args.len() {
-            return ctx.syntax_error();
-        }
-        match ctx.arg_lower(i).as_str() {
-            "match" => pattern = Some(&args[i + 1]),
-            "count" => {
-                let Some(n) = ctx.arg_i64(i + 1) else { return };
-                if n < 1 {
-                    return ctx.syntax_error();
-                }
-                count = n;
-            }
-            "type" => type_filter = Some(ctx.arg_lower(i + 1)),
-            _ => return ctx.syntax_error(),
-        }
-        i += 2;
-    }
+    let Some(options) = super::parse_scan(ctx, 1, true) else { return };
+    let ScanOptions { mut cursor, pattern, count, type_filter } = options;
     let now = ctx.now_ms;
     let db = ctx.db();
     let mut batch: Vec<Vec<u8>> = Vec::new();

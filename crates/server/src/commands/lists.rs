@@ -1,7 +1,7 @@
 //! List commands (non-blocking): pushes, pops, indexes, ranges, LINSERT/LREM/LPOS, LMOVE.
 
 use super::spec::flags::*;
-use super::{errors, CommandSpec, Ctx};
+use super::{edit_collection, errors, read_collection, CollectionKind, CommandSpec, Ctx};
 use crate::notify::class;
 use moonkv_keyspace::{End, List, Value};
 use moonkv_protocol::number::parse_i64;
@@ -30,65 +30,47 @@ pub static COMMANDS: &[CommandSpec] = &[
     list_cmd("lmove", 5, WRITE | DENYOOM, (1, 2, 1), lmove).summary("Move an element between lists", "6.2.0"),
 ];
 
-/// Looks up a list for reading: Ok(None) when missing, Err(()) after replying WRONGTYPE.
+const LIST: CollectionKind<List> = CollectionKind {
+    view: Value::as_list,
+    view_mut: Value::as_list_mut,
+    is_empty: List::is_empty,
+    create: || Value::List(Box::default()),
+};
+
 fn read_list<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c List>, ()> {
-    let now = ctx.now_ms;
-    let is_list = ctx.db().get(key, now).map(|v| v.as_list().is_some());
-    match is_list {
-        None => Ok(None),
-        Some(false) => {
-            ctx.wrong_type();
-            Err(())
-        }
-        Some(true) => Ok(ctx.db().peek(key, now).and_then(Value::as_list)),
-    }
+    read_collection(ctx, key, Value::as_list)
 }
 
-/// Checks the key holds a list (or nothing); replies WRONGTYPE and returns false otherwise.
-fn check_list_or_missing(ctx: &mut Ctx, key: &[u8]) -> Option<bool> {
+/// True if the key holds a list or nothing; otherwise replies WRONGTYPE.
+fn is_list_or_missing(ctx: &mut Ctx, key: &[u8]) -> bool {
     let now = ctx.now_ms;
-    match ctx.db().peek(key, now).map(|v| v.as_list().is_some()) {
-        None => Some(false),
-        Some(true) => Some(true),
-        Some(false) => {
-            ctx.wrong_type();
-            None
-        }
+    if ctx.db().peek(key, now).is_some_and(|v| v.as_list().is_none()) {
+        ctx.wrong_type();
+        return false;
     }
+    true
 }
 
-/// Runs `edit` on the list at `key` (which must exist and be a list), then deletes the key if
-/// the list became empty and records the modification.
+/// Runs `edit` on the list at `key` (the caller checked it is a list, or made one), deleting
+/// the key if the list became empty.
 fn edit_list<R>(ctx: &mut Ctx, key: &[u8], edit: impl FnOnce(&mut List) -> R) -> Option<R> {
-    let now = ctx.now_ms;
-    let list = ctx.db().get_mut(key, now).and_then(Value::as_list_mut)?;
-    let result = edit(list);
-    let emptied = list.is_empty();
-    if emptied {
-        ctx.db().remove(key, now);
-    } else {
-        ctx.db().mark_modified(key);
-    }
-    Some(result)
+    edit_collection(ctx, key, &LIST, false, edit)?.ok()
 }
 
 fn push_generic(ctx: &mut Ctx, end: End, only_existing: bool) {
     let args = ctx.args;
     let key = &args[1];
-    let Some(exists) = check_list_or_missing(ctx, key) else { return };
-    if !exists {
-        if only_existing {
-            return ctx.integer(0);
-        }
-        ctx.db().set(key, Value::List(Box::default()), false);
-    }
-    let len = edit_list(ctx, key, |l| {
+    let pushed = edit_collection(ctx, key, &LIST, !only_existing, |l| {
         for item in &args[2..] {
             l.push(end, item);
         }
         l.len()
-    })
-    .unwrap_or(0);
+    });
+    let len = match pushed {
+        None => return ctx.integer(0),
+        Some(Err(())) => return,
+        Some(Ok(len)) => len,
+    };
     ctx.notify(class::LIST, if end == End::Head { "lpush" } else { "rpush" }, key);
     ctx.integer(len as i64);
 }
@@ -387,14 +369,13 @@ fn move_generic(ctx: &mut Ctx, from: End, to: End) {
         Ok(None) => return ctx.null(),
         Ok(Some(_)) => {}
     }
-    let Some(dst_exists) = check_list_or_missing(ctx, dst) else { return };
+    // Check the destination's type before popping, so a WRONGTYPE changes nothing.
+    if !is_list_or_missing(ctx, dst) {
+        return;
+    }
     let Some(Some(item)) = edit_list(ctx, src, |l| l.pop(from)) else { return ctx.null() };
     notify_pop(ctx, from, src);
-    let now = ctx.now_ms;
-    if !dst_exists && !ctx.db().exists(dst, now) {
-        ctx.db().set(dst, Value::List(Box::default()), false);
-    }
-    edit_list(ctx, dst, |l| l.push(to, &item));
+    edit_collection(ctx, dst, &LIST, true, |l| l.push(to, &item));
     ctx.notify(class::LIST, if to == End::Head { "lpush" } else { "rpush" }, dst);
     ctx.bulk(&item);
 }

@@ -29,7 +29,7 @@ pub use spec::{flags, CommandSpec, Handler, KeyFinder};
 use crate::client::{ClientState, ReplyMode};
 use crate::state::ServerState;
 use bytes::Bytes;
-use moonkv_keyspace::Db;
+use moonkv_keyspace::{Db, Value};
 use moonkv_protocol::number::{parse_f64, parse_i64};
 use moonkv_protocol::{Protocol, ReplySink, RespWriter};
 use std::collections::HashMap;
@@ -268,9 +268,10 @@ impl<'a> Ctx<'a> {
 
     /// Runs another command on behalf of this one (EXEC, scripts), replying into the same sink.
     pub fn call(&mut self, index: usize, spec: &'static CommandSpec, args: &[Bytes]) {
+        // Errors of the inner command count as its own failure, not as one of this command
+        // (an EXEC whose queued command failed did not itself fail).
         let mut inner = Ctx::new(self.state, self.client, spec, args, self.sink, self.now_ms);
         call(&mut inner, index, Instant::now());
-        self.errors += inner.errors;
     }
 }
 
@@ -532,6 +533,97 @@ pub fn forget_client(state: &mut ServerState, client: &mut ClientState) {
     pubsub::unsubscribe_all(state, client);
     transactions::unwatch_all(state, client);
     replication::detach(state, client.id);
+}
+
+/// Reads the collection of one type stored at `key` (`view` picks the type, e.g.
+/// `Value::as_set`): Ok(None) when the key is missing, Err(()) after replying WRONGTYPE.
+pub fn read_collection<'c, T>(ctx: &'c mut Ctx, key: &[u8], view: fn(&Value) -> Option<&T>) -> Result<Option<&'c T>, ()> {
+    let now = ctx.now_ms;
+    match ctx.db().get(key, now).map(|v| view(v).is_some()) {
+        None => Ok(None),
+        Some(false) => {
+            ctx.wrong_type();
+            Err(())
+        }
+        Some(true) => Ok(ctx.db().peek(key, now).and_then(view)),
+    }
+}
+
+/// How [`edit_collection`] finds and, if asked, creates a collection type.
+pub struct CollectionKind<T> {
+    pub view: fn(&Value) -> Option<&T>,
+    pub view_mut: fn(&mut Value) -> Option<&mut T>,
+    pub is_empty: fn(&T) -> bool,
+    pub create: fn() -> Value,
+}
+
+/// Runs `edit` on the collection at `key`, creating an empty one first when `create` is set;
+/// deletes the key if the collection ends up empty, and records the modification. None when
+/// the key is missing and not created; Some(Err) after replying WRONGTYPE.
+pub fn edit_collection<T, R>(ctx: &mut Ctx, key: &[u8], kind: &CollectionKind<T>, create: bool, edit: impl FnOnce(&mut T) -> R) -> Option<Result<R, ()>> {
+    let now = ctx.now_ms;
+    match ctx.db().peek(key, now).map(|v| (kind.view)(v).is_some()) {
+        Some(false) => {
+            ctx.wrong_type();
+            return Some(Err(()));
+        }
+        None if !create => return None,
+        None => ctx.db().set(key, (kind.create)(), false),
+        Some(true) => {}
+    }
+    let collection = ctx.db().get_mut(key, now).and_then(kind.view_mut)?;
+    let result = edit(collection);
+    if (kind.is_empty)(collection) {
+        ctx.db().remove(key, now);
+    } else {
+        ctx.db().mark_modified(key);
+    }
+    Some(Ok(result))
+}
+
+/// Options shared by SCAN, SSCAN and HSCAN.
+pub struct ScanOptions<'a> {
+    pub cursor: u64,
+    pub pattern: Option<&'a [u8]>,
+    pub count: i64,
+    /// SCAN's TYPE filter (lowercase).
+    pub type_filter: Option<String>,
+}
+
+/// Parses `cursor [MATCH p] [COUNT n] [TYPE t]` starting at `args[at]`; replies the error and
+/// returns None when invalid. TYPE is accepted only when `allow_type`.
+pub fn parse_scan<'a>(ctx: &mut Ctx<'a>, at: usize, allow_type: bool) -> Option<ScanOptions<'a>> {
+    let args = ctx.args;
+    let Some(cursor) = keys::parse_cursor(&args[at]) else {
+        ctx.error("ERR invalid cursor");
+        return None;
+    };
+    let mut options = ScanOptions { cursor, pattern: None, count: 10, type_filter: None };
+    let mut i = at + 1;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            ctx.syntax_error();
+            return None;
+        }
+        match ctx.arg_lower(i).as_str() {
+            "match" => options.pattern = Some(&args[i + 1]),
+            "count" => {
+                let n = ctx.arg_i64(i + 1)?;
+                if n < 1 {
+                    ctx.syntax_error();
+                    return None;
+                }
+                options.count = n;
+            }
+            "type" if allow_type => options.type_filter = Some(ctx.arg_lower(i + 1)),
+            _ => {
+                ctx.syntax_error();
+                return None;
+            }
+        }
+        i += 2;
+    }
+    Some(options)
 }
 
 /// Key finder helper for families: parse a `numkeys` argument at `at`, keys following it.

@@ -2,7 +2,7 @@
 //! forms), SSCAN.
 
 use super::spec::flags::*;
-use super::{errors, CommandSpec, Ctx};
+use super::{edit_collection, errors, parse_scan, read_collection, CollectionKind, CommandSpec, Ctx};
 use crate::notify::class;
 use bytes::Bytes;
 use moonkv_keyspace::{glob_match, Set, Value};
@@ -40,40 +40,19 @@ fn intset_limit(ctx: &Ctx) -> usize {
     ctx.state.config.get_i64("set-max-intset-entries").max(0) as usize
 }
 
-/// The set at `key`: Ok(None) when missing, Err(()) after replying WRONGTYPE.
+const SET: CollectionKind<Set> = CollectionKind {
+    view: Value::as_set,
+    view_mut: Value::as_set_mut,
+    is_empty: Set::is_empty,
+    create: || Value::Set(Box::new(Set::new())),
+};
+
 fn read_set<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c Set>, ()> {
-    let now = ctx.now_ms;
-    match ctx.db().get(key, now).map(|v| v.as_set().is_some()) {
-        None => Ok(None),
-        Some(false) => {
-            ctx.wrong_type();
-            Err(())
-        }
-        Some(true) => Ok(ctx.db().peek(key, now).and_then(Value::as_set)),
-    }
+    read_collection(ctx, key, Value::as_set)
 }
 
-/// Runs `edit` on the set at `key` (creating it when `create`), deleting the key if it ends
-/// up empty. Returns None after replying WRONGTYPE, or when the key is missing and not created.
 fn edit_set<R>(ctx: &mut Ctx, key: &[u8], create: bool, edit: impl FnOnce(&mut Set) -> R) -> Option<Result<R, ()>> {
-    let now = ctx.now_ms;
-    match ctx.db().peek(key, now).map(|v| v.as_set().is_some()) {
-        Some(false) => {
-            ctx.wrong_type();
-            return Some(Err(()));
-        }
-        None if !create => return None,
-        None => ctx.db().set(key, Value::Set(Box::new(Set::new())), false),
-        Some(true) => {}
-    }
-    let set = ctx.db().get_mut(key, now).and_then(Value::as_set_mut)?;
-    let result = edit(set);
-    if set.is_empty() {
-        ctx.db().remove(key, now);
-    } else {
-        ctx.db().mark_modified(key);
-    }
-    Some(Ok(result))
+    edit_collection(ctx, key, &SET, create, edit)
 }
 
 fn sadd(ctx: &mut Ctx) {
@@ -405,27 +384,8 @@ fn sintercard(ctx: &mut Ctx) {
 
 fn sscan(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(mut cursor) = super::keys::parse_cursor(&args[2]) else { return ctx.error("ERR invalid cursor") };
-    let mut pattern: Option<&[u8]> = None;
-    let mut count: i64 = 10;
-    let mut i = 3;
-    while i < args.len() {
-        if i + 1 >= args.len() {
-            return ctx.syntax_error();
-        }
-        match ctx.arg_lower(i).as_str() {
-            "match" => pattern = Some(&args[i + 1]),
-            "count" => {
-                let Some(n) = ctx.arg_i64(i + 1) else { return };
-                if n < 1 {
-                    return ctx.syntax_error();
-                }
-                count = n;
-            }
-            _ => return ctx.syntax_error(),
-        }
-        i += 2;
-    }
+    let Some(options) = parse_scan(ctx, 2, false) else { return };
+    let (mut cursor, pattern, count) = (options.cursor, options.pattern, options.count);
     let Ok(set) = read_set(ctx, &args[1]) else { return };
     let mut found: Vec<Vec<u8>> = Vec::new();
     if let Some(set) = set {

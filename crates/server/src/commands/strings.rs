@@ -99,6 +99,17 @@ fn expire_at(unit: &str, n: i64, now: i64) -> Option<i64> {
     }
 }
 
+/// Parses the number after EX/PX/EXAT/PXAT (`unit`) at `args[i]` into an absolute time;
+/// replies the error and returns None when invalid.
+fn parse_expire_arg(ctx: &mut Ctx, unit: &str, i: usize) -> Option<i64> {
+    let n = ctx.arg_i64(i)?;
+    let at = expire_at(unit, n, ctx.now_ms);
+    if at.is_none() {
+        invalid_expire(ctx);
+    }
+    at
+}
+
 fn invalid_expire(ctx: &mut Ctx) {
     let msg = format!("ERR invalid expire time in '{}' command", ctx.spec.name);
     ctx.error(&msg);
@@ -118,11 +129,8 @@ fn set(ctx: &mut Ctx) {
             "get" => get_old = true,
             "keepttl" if expire == ExpireOpt::None => expire = ExpireOpt::KeepTtl,
             "ex" | "px" | "exat" | "pxat" if expire == ExpireOpt::None && has_next => {
-                let Some(n) = ctx.arg_i64(i + 1) else { return };
-                match expire_at(&opt, n, ctx.now_ms) {
-                    Some(at) => expire = ExpireOpt::At(at),
-                    None => return invalid_expire(ctx),
-                }
+                let Some(at) = parse_expire_arg(ctx, &opt, i + 1) else { return };
+                expire = ExpireOpt::At(at);
                 i += 1;
             }
             _ => return ctx.syntax_error(),
@@ -184,8 +192,7 @@ fn setnx(ctx: &mut Ctx) {
 
 fn setex_generic(ctx: &mut Ctx, unit: &str) {
     let args = ctx.args;
-    let Some(n) = ctx.arg_i64(2) else { return };
-    let Some(at) = expire_at(unit, n, ctx.now_ms) else { return invalid_expire(ctx) };
+    let Some(at) = parse_expire_arg(ctx, unit, 2) else { return };
     store(ctx, &args[1], Value::string(&args[3]), ExpireOpt::At(at));
     propagate_set_pxat(ctx, &args[1], &args[3], at);
     ctx.ok();
@@ -228,11 +235,8 @@ fn getex(ctx: &mut Ctx) {
         match opt.as_str() {
             "persist" if expire == ExpireOpt::None => expire = ExpireOpt::Persist,
             "ex" | "px" | "exat" | "pxat" if expire == ExpireOpt::None && i + 1 < args.len() => {
-                let Some(n) = ctx.arg_i64(i + 1) else { return };
-                match expire_at(&opt, n, ctx.now_ms) {
-                    Some(at) => expire = ExpireOpt::At(at),
-                    None => return invalid_expire(ctx),
-                }
+                let Some(at) = parse_expire_arg(ctx, &opt, i + 1) else { return };
+                expire = ExpireOpt::At(at);
                 i += 1;
             }
             _ => return ctx.syntax_error(),

@@ -53,8 +53,26 @@ fn active_expire_cycle(state: &mut ServerState, budget: Duration) {
     }
 }
 
+/// Closes clients idle for longer than `timeout` seconds (0: never), except subscribers and
+/// replicas, which legitimately stay silent, as in Redis.
+fn close_idle_clients(state: &mut ServerState) {
+    let timeout_secs = state.config.get_i64("timeout");
+    if timeout_secs <= 0 {
+        return;
+    }
+    let now = crate::time::unix_ms();
+    for entry in state.clients.values() {
+        let idle = now - entry.last_interaction_ms;
+        let exempt = entry.sub + entry.psub > 0 || state.replication.replicas.contains(&entry.id) || entry.monitor;
+        if !exempt && idle > timeout_secs * 1000 {
+            let _ = entry.tx.send(crate::client::Outbound::Close);
+        }
+    }
+}
+
 fn cron(state: &mut ServerState, tick: Duration) {
     active_expire_cycle(state, tick / 4);
+    close_idle_clients(state);
     crate::notify::drain_db_events(state);
     let now = Instant::now();
     let processed = state.stats.total_commands_processed;

@@ -109,3 +109,15 @@ fn replication_stream_carries_rewritten_effects() {
     assert!(text.contains("$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$4\r\nPXAT\r\n"), "{}", text);
     assert!(text.contains("$3\r\nDEL\r\n$1\r\nk\r\n"), "{}", text);
 }
+
+#[test]
+fn idle_clients_are_closed_after_timeout() {
+    let server = TestServer::start_with(&["--timeout", "1"]);
+    let mut idle = server.raw();
+    idle.roundtrip(b"PING\r\n", b"+PONG\r\n");
+    let mut subscriber = server.raw();
+    subscriber.roundtrip(b"SUBSCRIBE ch\r\n", b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(idle.closed_by_server(), "an idle client outlived `timeout`");
+    subscriber.roundtrip(b"PING\r\n", b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+}

@@ -26,6 +26,21 @@ impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, ServerState> {
         self.state.lock()
     }
+
+    /// Takes the lock from async code without tying up a runtime thread while another command
+    /// holds it for long (DEBUG SLEEP now, slow scripts later): after a short bounded wait the
+    /// task yields and retries, so the runtime keeps accepting connections, flushing replies
+    /// and delivering messages meanwhile. That is also the point where a long-running script
+    /// will be answered with -BUSY instead of waiting.
+    pub async fn lock_async(&self) -> MutexGuard<'_, ServerState> {
+        loop {
+            // Commands normally hold the lock for microseconds: wait for it briefly.
+            if let Some(guard) = self.state.try_lock_for(Duration::from_micros(500)) {
+                return guard;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
 }
 
 /// Active expiry: at each cron tick, sample keys with a TTL in each database and delete the
@@ -85,10 +100,10 @@ fn cron(state: &mut ServerState, tick: Duration) {
 
 async fn run_cron(shared: Arc<Shared>) {
     loop {
-        let hz = shared.lock().settings.hz.max(1);
+        let hz = shared.lock_async().await.settings.hz.max(1);
         let tick = Duration::from_millis(1000 / hz as u64);
         tokio::time::sleep(tick).await;
-        let mut state = shared.lock();
+        let mut state = shared.lock_async().await;
         cron(&mut state, tick);
     }
 }

@@ -121,3 +121,31 @@ fn idle_clients_are_closed_after_timeout() {
     assert!(idle.closed_by_server(), "an idle client outlived `timeout`");
     subscriber.roundtrip(b"PING\r\n", b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
 }
+
+#[test]
+fn long_command_is_atomic_and_others_resume_after_it() {
+    let server = TestServer::start_with(&["--enable-debug-command", "yes"]);
+    let port = server.port;
+    let sleeper = std::thread::spawn(move || {
+        let mut c = common::RawConn::connect(port);
+        c.roundtrip(b"DEBUG SLEEP 0.5\r\n", b"+OK\r\n");
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    // New connections are accepted meanwhile; their commands run once the sleep is over.
+    let clients: Vec<_> = (0..10)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = common::RawConn::connect(port);
+                c.roundtrip(b"PING\r\n", b"+PONG\r\n");
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client");
+    }
+    let waited = started.elapsed();
+    sleeper.join().expect("sleeper");
+    assert!(waited >= std::time::Duration::from_millis(300), "a command ran during DEBUG SLEEP ({:?})", waited);
+    assert!(waited < std::time::Duration::from_secs(3), "clients were not served after the sleep ({:?})", waited);
+}

@@ -94,11 +94,17 @@ fn help(ctx: &mut Ctx) {
     );
 }
 
-/// Blocks the whole server like Redis's DEBUG SLEEP: the server lock is held meanwhile.
+/// Blocks command execution like Redis's DEBUG SLEEP: the server lock is held meanwhile. The
+/// runtime thread is handed over first (`block_in_place`), so connections keep being accepted
+/// and replies already computed keep being written while this command runs.
 fn sleep(ctx: &mut Ctx) {
     let Some(secs) = parse_f64(ctx.arg(2)) else { return ctx.error(errors::NOT_FLOAT) };
     if secs > 0.0 {
-        std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
+        let duration = std::time::Duration::from_secs_f64(secs.min(3600.0));
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(|| std::thread::sleep(duration)),
+            Err(_) => std::thread::sleep(duration),
+        }
     }
     ctx.ok();
 }

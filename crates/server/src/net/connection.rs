@@ -96,7 +96,7 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
     let local = stream.local_addr().unwrap_or(peer);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let registered = {
-        let mut state = shared.lock();
+        let mut state = shared.lock_async().await;
         register(&mut state, &peer, &local, tx).map(|c| (c, ConnLimits::from(&state.settings)))
     };
     let (mut reader, mut writer) = stream.into_split();
@@ -157,7 +157,7 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
                     if batch.is_empty() {
                         break;
                     }
-                    let mut state = shared.lock();
+                    let mut state = shared.lock_async().await;
                     state.stats.total_net_input_bytes += n as u64;
                     let out_before = out.len();
                     let mut clock = commands::BatchClock::now();
@@ -199,6 +199,6 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
             }
         }
     }
-    let mut state = shared.lock();
+    let mut state = shared.lock_async().await;
     unregister(&mut state, &mut client);
 }

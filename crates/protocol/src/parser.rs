@@ -171,10 +171,30 @@ impl RequestParser {
             }
             return Ok(Parsed::Incomplete);
         };
-        let line = buf.split_to(nl + 1);
-        let mut line = &line[..nl];
-        if line.last() == Some(&b'\r') {
-            line = &line[..line.len() - 1];
+        let frame = buf.split_to(nl + 1).freeze();
+        let mut end = nl;
+        if end > 0 && frame[end - 1] == b'\r' {
+            end -= 1;
+        }
+        let line = &frame[..end];
+        if !line.iter().any(|&b| b == b'"' || b == b'\'') {
+            // No quoting: arguments are slices of the line itself, without copies.
+            let mut args = Vec::new();
+            let mut start = None;
+            for (i, &b) in line.iter().enumerate() {
+                match (b.is_ascii_whitespace() || b == 0, start) {
+                    (true, Some(s)) => {
+                        args.push(frame.slice(s..i));
+                        start = None;
+                    }
+                    (false, None) => start = Some(i),
+                    _ => {}
+                }
+            }
+            if let Some(s) = start {
+                args.push(frame.slice(s..end));
+            }
+            return Ok(Parsed::Command(args));
         }
         match split_args(line) {
             Some(args) => Ok(Parsed::Command(args.into_iter().map(Bytes::from).collect())),
@@ -366,6 +386,13 @@ mod tests {
         let limits = ParseLimits { max_bulk_len: 1 << 29, authenticated: false };
         let mut buf = BytesMut::from(&b"*20\r\n"[..]);
         assert_eq!(RequestParser::new().parse(&mut buf, limits).unwrap_err().0, "unauthenticated multibulk length");
+    }
+
+    #[test]
+    fn inline_without_quotes_splits_on_whitespace() {
+        let cmds = parse_all(b"SET  k\tv \r\n   \r\n").unwrap();
+        assert_eq!(cmds[0], vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")]);
+        assert!(cmds[1].is_empty());
     }
 
     #[test]

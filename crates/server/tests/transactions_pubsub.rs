@@ -90,3 +90,21 @@ fn keyspace_notifications() {
     let expected = b"*3\r\n$7\r\nmessage\r\n$18\r\n__keyevent@0__:set\r\n$3\r\nfoo\r\n";
     assert_eq!(sub.read_exact_len(expected.len()), expected);
 }
+
+#[test]
+fn monitor_sees_commands_of_other_clients() {
+    let server = TestServer::start();
+    let mut monitor = server.raw();
+    monitor.roundtrip(b"MONITOR\r\n", b"+OK\r\n");
+    let mut c = server.raw();
+    c.roundtrip(b"SET k \"a b\"\r\n", b"+OK\r\n");
+    let mut line = Vec::new();
+    while !line.ends_with(b"\r\n") {
+        let byte = monitor.read_exact_len(1);
+        assert!(!byte.is_empty(), "no MONITOR line");
+        line.extend(byte);
+    }
+    let text = String::from_utf8_lossy(&line);
+    assert!(text.starts_with('+'), "{}", text);
+    assert!(text.contains(" [0 127.0.0.1:") && text.ends_with("] \"SET\" \"k\" \"a b\"\r\n"), "{}", text);
+}

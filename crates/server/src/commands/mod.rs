@@ -51,7 +51,7 @@ pub mod errors {
 /// All commands, flattened (subcommands included, as `parent|sub`), with a by-name index.
 pub struct CommandTable {
     pub specs: Vec<&'static CommandSpec>,
-    by_name: HashMap<String, usize, foldhash::fast::RandomState>,
+    by_name: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
     /// Top-level commands only, for COMMAND / COMMAND COUNT / COMMAND LIST.
     pub top_level: Vec<&'static CommandSpec>,
 }
@@ -85,10 +85,10 @@ impl CommandTable {
         for family in FAMILIES {
             for spec in family.iter() {
                 top_level.push(spec);
-                by_name.insert(spec.name.to_string(), specs.len());
+                by_name.insert(spec.name.as_bytes().into(), specs.len());
                 specs.push(spec);
                 for sub in spec.subcommands {
-                    by_name.insert(sub.name.to_string(), specs.len());
+                    by_name.insert(sub.name.as_bytes().into(), specs.len());
                     specs.push(sub);
                 }
             }
@@ -107,12 +107,11 @@ impl CommandTable {
         } else {
             return None;
         };
-        let name = std::str::from_utf8(lower).ok()?;
-        self.by_name.get(name).map(|&i| (i, self.specs[i]))
+        self.by_name.get(lower).map(|&i| (i, self.specs[i]))
     }
 
     pub fn index_of(&self, spec: &CommandSpec) -> usize {
-        self.by_name.get(spec.name).copied().unwrap_or(0)
+        self.by_name.get(spec.name.as_bytes()).copied().unwrap_or(0)
     }
 }
 
@@ -335,15 +334,16 @@ impl ReplySink for Ctx<'_> {
 /// `started` is when the command began; returns when it ended.
 pub fn call(ctx: &mut Ctx, index: usize, started: Instant) -> Instant {
     let spec = ctx.spec;
-    if !ctx.state.monitors.is_empty() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
-        server_admin::feed_monitors(ctx.state, ctx.client, ctx.args);
-    }
     let errors_before = ctx.errors;
     let replicating = ctx.state.replication.active();
     let db_at_start = ctx.client.db;
     let dirty_before = if replicating { ctx.state.dirty() } else { 0 };
     (spec.handler)(ctx);
     let ended = Instant::now();
+    // MONITOR sees a command once it ran (as in Redis 7), so EXEC shows after its commands.
+    if !ctx.state.monitors.is_empty() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
+        server_admin::feed_monitors(ctx.state, ctx.client, ctx.args);
+    }
     let usec = ended.saturating_duration_since(started).as_micros() as u64;
     if ctx.state.settings.notify_flags != 0 || replicating {
         crate::notify::drain_db_events(ctx.state);

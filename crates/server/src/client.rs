@@ -66,6 +66,9 @@ pub struct ClientState {
     pub close_after_reply: bool,
     pub monitor: bool,
     pub no_evict: bool,
+    /// Name of the last command run (CLIENT LIST `cmd`).
+    pub last_command: &'static str,
+    pub last_interaction_ms: i64,
 }
 
 impl ClientState {
@@ -88,6 +91,8 @@ impl ClientState {
             close_after_reply: false,
             monitor: false,
             no_evict: false,
+            last_command: "",
+            last_interaction_ms: created_ms,
         }
     }
 
@@ -142,9 +147,9 @@ pub struct ClientEntry {
 
 impl ClientEntry {
     /// Refreshes the fields CLIENT LIST shows from the client's own state.
-    pub fn sync_from(&mut self, c: &ClientState, command: &'static str, now_ms: i64) {
-        self.last_command = command;
-        self.last_interaction_ms = now_ms;
+    pub fn sync_from(&mut self, c: &ClientState) {
+        self.last_command = c.last_command;
+        self.last_interaction_ms = c.last_interaction_ms;
         if self.name != c.name {
             self.name = c.name.clone();
         }

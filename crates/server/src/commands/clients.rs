@@ -87,6 +87,7 @@ fn list(ctx: &mut Ctx) {
         }
     }
     let now = ctx.now_ms;
+    super::publish_client_state(ctx.state, ctx.client);
     let mut entries: Vec<&ClientEntry> = ctx
         .state
         .clients
@@ -105,6 +106,7 @@ fn list(ctx: &mut Ctx) {
 
 fn info(ctx: &mut Ctx) {
     let now = ctx.now_ms;
+    super::publish_client_state(ctx.state, ctx.client);
     let line = match ctx.state.clients.get(&ctx.client.id) {
         Some(e) => e.info_line(now) + "\n",
         None => String::new(),

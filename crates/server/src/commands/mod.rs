@@ -513,18 +513,20 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
         sink.simple("QUEUED");
         return;
     }
-    if let Some(entry) = state.clients.get_mut(&client.id) {
-        entry.last_command = spec.name;
-        entry.last_interaction_ms = now_ms;
-    }
+    client.last_command = spec.name;
+    client.last_interaction_ms = now_ms;
     let mut ctx = Ctx::new(state, client, spec, args, sink, now_ms);
     clock.last = call(&mut ctx, index, clock.last);
     if state.replication.active() {
         crate::replication::flush(state);
     }
-    // Other clients see this one's new state (db, name, subscriptions...) in CLIENT LIST.
+}
+
+/// Publishes what other clients see of this one in CLIENT LIST (db, name, subscriptions, last
+/// command). Done once per batch of requests, and by CLIENT LIST/INFO for the caller itself.
+pub fn publish_client_state(state: &mut ServerState, client: &ClientState) {
     if let Some(entry) = state.clients.get_mut(&client.id) {
-        entry.sync_from(client, spec.name, now_ms);
+        entry.sync_from(client);
     }
 }
 

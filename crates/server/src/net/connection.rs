@@ -168,6 +168,7 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
                         }
                     }
                     state.stats.total_net_output_bytes += (out.len() - out_before) as u64;
+                    commands::publish_client_state(&mut state, &client);
                     limits = ConnLimits::from(&state.settings);
                     if state.shutdown_requested {
                         drop(state);

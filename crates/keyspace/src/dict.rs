@@ -223,6 +223,22 @@ impl<V> Dict<V> {
     }
 }
 
+impl<V: Clone> Clone for Dict<V> {
+    fn clone(&self) -> Self {
+        let mut copy = Dict::new();
+        for (k, v) in self.iter() {
+            copy.insert(k, v.clone());
+        }
+        copy
+    }
+}
+
+impl<V> std::fmt::Debug for Dict<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dict({} entries)", self.len())
+    }
+}
+
 impl<V> Drop for Dict<V> {
     fn drop(&mut self) {
         // Unlink chains iteratively: dropping a long chain recursively could overflow the stack.

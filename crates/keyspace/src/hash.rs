@@ -16,26 +16,10 @@ pub struct HashLimits {
     pub max_value: usize,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, Debug)]
 pub struct Hash {
     fields: Dict<CompactBytes>,
     packed: bool,
-}
-
-impl Clone for Hash {
-    fn clone(&self) -> Self {
-        let mut copy = Hash { fields: Dict::new(), packed: self.packed };
-        for (f, v) in self.fields.iter() {
-            copy.fields.insert(f, v.clone());
-        }
-        copy
-    }
-}
-
-impl std::fmt::Debug for Hash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Hash({} fields)", self.fields.len())
-    }
 }
 
 impl Hash {

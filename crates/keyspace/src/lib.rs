@@ -7,6 +7,7 @@ pub mod list;
 pub mod pattern;
 pub mod set;
 pub mod value;
+pub mod zset;
 
 pub use db::{Db, DbEvents, WatchFlag};
 pub use dict::{Dict, Key};
@@ -15,3 +16,4 @@ pub use list::{End, List};
 pub use pattern::glob_match;
 pub use set::Set;
 pub use value::{StrView, Value};
+pub use zset::{LexBound, LexRange, ScoreBound, ScoreRange, SortedSet, ZSetLimits};

@@ -9,26 +9,10 @@ use crate::dict::{Dict, Key};
 use moonkv_protocol::number::parse_i64;
 use rand::Rng;
 
-#[derive(Default)]
+#[derive(Default, Clone, Debug)]
 pub struct Set {
     members: Dict<()>,
     int_encoded: bool,
-}
-
-impl Clone for Set {
-    fn clone(&self) -> Self {
-        let mut copy = Set { members: Dict::new(), int_encoded: self.int_encoded };
-        for (m, _) in self.members.iter() {
-            copy.members.insert(m, ());
-        }
-        copy
-    }
-}
-
-impl std::fmt::Debug for Set {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Set({} members)", self.members.len())
-    }
 }
 
 impl Set {

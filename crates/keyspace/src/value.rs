@@ -3,6 +3,7 @@
 use crate::hash::Hash;
 use crate::list::List;
 use crate::set::Set;
+use crate::zset::SortedSet;
 use compact_bytes::CompactBytes;
 use moonkv_protocol::number::parse_i64;
 
@@ -20,6 +21,7 @@ pub enum Value {
     List(Box<List>),
     Set(Box<Set>),
     Hash(Box<Hash>),
+    ZSet(Box<SortedSet>),
 }
 
 /// A borrowed view of a string value.
@@ -68,6 +70,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Set(_) => "set",
             Value::Hash(_) => "hash",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -80,6 +83,7 @@ impl Value {
             Value::List(_) => "quicklist",
             Value::Set(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -131,6 +135,20 @@ impl Value {
     pub fn as_hash_mut(&mut self) -> Option<&mut Hash> {
         match self {
             Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    pub fn as_zset(&self) -> Option<&SortedSet> {
+        match self {
+            Value::ZSet(z) => Some(z),
+            _ => None,
+        }
+    }
+
+    pub fn as_zset_mut(&mut self) -> Option<&mut SortedSet> {
+        match self {
+            Value::ZSet(z) => Some(z),
             _ => None,
         }
     }

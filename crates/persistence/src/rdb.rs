@@ -16,6 +16,7 @@ const TYPE_STRING: u8 = 0;
 const TYPE_LIST: u8 = 1;
 const TYPE_SET: u8 = 2;
 const TYPE_HASH: u8 = 4;
+const TYPE_ZSET_2: u8 = 5;
 
 /// Appends an RDB length: 6-bit, 14-bit, 32-bit or 64-bit big-endian forms.
 fn write_len(out: &mut Vec<u8>, len: u64) {
@@ -67,6 +68,16 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
             for (field, v) in hash.iter() {
                 write_string(out, field);
                 write_string(out, v);
+            }
+        }
+        Value::ZSet(zset) => {
+            out.push(TYPE_ZSET_2);
+            write_len(out, zset.len() as u64);
+            // Highest score first, so a loader inserts at the head of its list cheaply.
+            let members: Vec<(&[u8], f64)> = zset.iter().collect();
+            for (member, score) in members.into_iter().rev() {
+                write_string(out, member);
+                out.extend_from_slice(&score.to_le_bytes());
             }
         }
         other => {
@@ -290,6 +301,20 @@ impl Reader<'_> {
                     hash.set(&field, &value, limits);
                 }
                 Some(Value::Hash(Box::new(hash)))
+            }
+            TYPE_ZSET_2 => {
+                let n = self.count()?;
+                let mut zset = moonkv_keyspace::SortedSet::new();
+                let limits = moonkv_keyspace::ZSetLimits { max_entries: 128, max_value: 64 };
+                for _ in 0..n {
+                    let member = self.string()?;
+                    let score = f64::from_le_bytes(self.take(8)?.try_into().ok()?);
+                    if score.is_nan() {
+                        return None;
+                    }
+                    zset.insert(&member, score, limits);
+                }
+                Some(Value::ZSet(Box::new(zset)))
             }
             _ => None,
         }

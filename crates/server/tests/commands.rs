@@ -177,3 +177,31 @@ fn errors_are_counted_in_info() {
     let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut c).unwrap();
     assert!(stats.contains("cmdstat_incrby:calls=1,") && stats.contains("failed_calls=1"), "{}", stats);
 }
+
+#[test]
+fn sorted_sets() {
+    let server = TestServer::start();
+    let mut c = server.conn();
+    assert_eq!(redis::cmd("ZADD").arg("z").arg(1).arg("a").arg(2).arg("b").arg(3).arg("c").query::<i64>(&mut c).unwrap(), 3);
+    assert_eq!(redis::cmd("ZADD").arg("z").arg("XX").arg("CH").arg(5).arg("a").arg(9).arg("new").query::<i64>(&mut c).unwrap(), 1);
+    assert_eq!(c.zrange::<_, Vec<String>>("z", 0, -1).unwrap(), vec!["b", "c", "a"]);
+    assert_eq!(c.zrank::<_, _, Option<i64>>("z", "a").unwrap(), Some(2));
+    assert_eq!(c.zscore::<_, _, f64>("z", "c").unwrap(), 3.0);
+    let by_score: Vec<String> = redis::cmd("ZRANGE").arg("z").arg("(2").arg("+inf").arg("BYSCORE").query(&mut c).unwrap();
+    assert_eq!(by_score, vec!["c", "a"]);
+    let rev: Vec<String> = redis::cmd("ZRANGE").arg("z").arg("+inf").arg("-inf").arg("BYSCORE").arg("REV").arg("LIMIT").arg(0).arg(1).query(&mut c).unwrap();
+    assert_eq!(rev, vec!["a"]);
+    assert_eq!(redis::cmd("ZCOUNT").arg("z").arg(2).arg(5).query::<i64>(&mut c).unwrap(), 3);
+    let err = redis::cmd("ZADD").arg("z").arg("NX").arg("XX").arg(1).arg("a").query::<i64>(&mut c).unwrap_err();
+    assert!(format!("{}", err).contains("XX and NX options at the same time are not compatible"));
+    let _: i64 = redis::cmd("ZADD").arg("w").arg(10).arg("a").arg(1).arg("x").query(&mut c).unwrap();
+    assert_eq!(redis::cmd("ZINTERSTORE").arg("i").arg(2).arg("z").arg("w").arg("AGGREGATE").arg("MAX").query::<i64>(&mut c).unwrap(), 1);
+    assert_eq!(c.zscore::<_, _, f64>("i", "a").unwrap(), 10.0);
+    let popped: Vec<String> = redis::cmd("ZPOPMIN").arg("z").arg(2).query(&mut c).unwrap();
+    assert_eq!(popped, vec!["b", "2", "c", "3"]);
+    for i in 0..200 {
+        let _: i64 = redis::cmd("ZADD").arg("big").arg(i).arg(format!("m{}", i)).query(&mut c).unwrap();
+    }
+    assert_eq!(redis::cmd("OBJECT").arg("ENCODING").arg("big").query::<String>(&mut c).unwrap(), "skiplist");
+    assert_eq!(c.zrank::<_, _, Option<i64>>("big", "m150").unwrap(), Some(150));
+}

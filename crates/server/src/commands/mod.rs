@@ -22,6 +22,7 @@ mod sets;
 pub mod spec;
 mod strings;
 mod transactions;
+mod zsets;
 
 pub use pubsub::publish_message;
 pub use spec::{flags, CommandSpec, Handler, KeyFinder};
@@ -65,6 +66,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     lists::COMMANDS,
     sets::COMMANDS,
     hashes::COMMANDS,
+    zsets::COMMANDS,
     sort::COMMANDS,
     transactions::COMMANDS,
     pubsub::COMMANDS,

@@ -367,10 +367,11 @@ fn sintercard(ctx: &mut Ctx) {
     let mut i = 2 + numkeys;
     while i < args.len() {
         if ctx.arg_is(i, "limit") && i + 1 < args.len() {
-            let Some(n) = ctx.arg_i64(i + 1) else { return };
-            if n < 0 {
-                return ctx.error("ERR LIMIT can't be negative");
-            }
+            // A limit that does not parse as a count is reported like a negative one.
+            let n = match parse_i64(&args[i + 1]) {
+                Some(n) if n >= 0 => n,
+                _ => return ctx.error("ERR LIMIT can't be negative"),
+            };
             limit = n as usize;
             i += 2;
         } else {

@@ -127,6 +127,7 @@ fn sort_generic(ctx: &mut Ctx, read_only: bool) {
         None => Vec::new(),
         Some(Value::List(l)) => l.iter().map(<[u8]>::to_vec).collect(),
         Some(Value::Set(s)) => s.iter().map(<[u8]>::to_vec).collect(),
+        Some(Value::ZSet(z)) => z.iter().map(|(m, _)| m.to_vec()).collect(),
         Some(_) => return ctx.wrong_type(),
     };
     // BY without a `*` means "do not sort" (unless it is a hash field lookup of `#`).

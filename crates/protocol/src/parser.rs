@@ -73,18 +73,26 @@ impl RequestParser {
     /// Parses the next request at the front of `buf`. On success the request's bytes are split
     /// off `buf` and the arguments share that one allocation.
     pub fn parse(&mut self, buf: &mut BytesMut, limits: ParseLimits) -> Result<Parsed, ProtocolError> {
+        let mut args = Vec::new();
+        Ok(if self.parse_into(buf, limits, &mut args)? { Parsed::Command(args) } else { Parsed::Incomplete })
+    }
+
+    /// Like [`RequestParser::parse`], but appends the arguments to `args` (which the caller
+    /// reuses from request to request, saving an allocation each). Returns false when more
+    /// bytes are needed; true with `args` left empty for an empty request.
+    pub fn parse_into(&mut self, buf: &mut BytesMut, limits: ParseLimits, args: &mut Vec<Bytes>) -> Result<bool, ProtocolError> {
         if self.pending_bulks.is_none() {
             if buf.is_empty() {
-                return Ok(Parsed::Incomplete);
+                return Ok(false);
             }
             if buf[0] != b'*' {
-                return self.parse_inline(buf);
+                return self.parse_inline(buf, args);
             }
             let Some(line_end) = find_crlf(buf, 0) else {
                 if buf.len() > INLINE_MAX_SIZE {
                     return Err(perr("too big mbulk count string"));
                 }
-                return Ok(Parsed::Incomplete);
+                return Ok(false);
             };
             let count = parse_count(&buf[1..line_end]);
             let count = match count {
@@ -96,7 +104,7 @@ impl RequestParser {
             }
             if count <= 0 {
                 let _ = buf.split_to(line_end + 2);
-                return Ok(Parsed::Command(Vec::new()));
+                return Ok(true);
             }
             self.pending_bulks = Some(count as usize);
             self.arg_ranges.clear();
@@ -110,7 +118,7 @@ impl RequestParser {
             }
             let start = self.scanned;
             if start >= buf.len() {
-                return Ok(Parsed::Incomplete);
+                return Ok(false);
             }
             if buf[start] != b'$' {
                 let got = buf[start] as char;
@@ -122,7 +130,7 @@ impl RequestParser {
                     self.reset();
                     return Err(perr("too big bulk count string"));
                 }
-                return Ok(Parsed::Incomplete);
+                return Ok(false);
             };
             let len = match parse_count(&buf[start + 1..line_end]) {
                 Some(l) if l >= 0 && l <= limits.max_bulk_len => l as usize,
@@ -142,7 +150,7 @@ impl RequestParser {
                 if len >= 32 * 1024 && buf.capacity() < wanted && wanted - buf.len() < 1 << 20 {
                     buf.reserve(wanted - buf.len());
                 }
-                return Ok(Parsed::Incomplete);
+                return Ok(false);
             }
             if &buf[data_start + len..data_start + len + 2] != b"\r\n" {
                 self.reset();
@@ -153,9 +161,9 @@ impl RequestParser {
             self.pending_bulks = Some(remaining - 1);
         }
         let frame = buf.split_to(self.scanned).freeze();
-        let args = self.arg_ranges.iter().map(|&(s, e)| frame.slice(s..e)).collect();
+        args.extend(self.arg_ranges.iter().map(|&(s, e)| frame.slice(s..e)));
         self.reset();
-        Ok(Parsed::Command(args))
+        Ok(true)
     }
 
     fn reset(&mut self) {
@@ -164,12 +172,12 @@ impl RequestParser {
         self.scanned = 0;
     }
 
-    fn parse_inline(&mut self, buf: &mut BytesMut) -> Result<Parsed, ProtocolError> {
+    fn parse_inline(&mut self, buf: &mut BytesMut, args: &mut Vec<Bytes>) -> Result<bool, ProtocolError> {
         let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
             if buf.len() > INLINE_MAX_SIZE {
                 return Err(perr("too big inline request"));
             }
-            return Ok(Parsed::Incomplete);
+            return Ok(false);
         };
         let frame = buf.split_to(nl + 1).freeze();
         let mut end = nl;
@@ -179,7 +187,6 @@ impl RequestParser {
         let line = &frame[..end];
         if !line.iter().any(|&b| b == b'"' || b == b'\'') {
             // No quoting: arguments are slices of the line itself, without copies.
-            let mut args = Vec::new();
             let mut start = None;
             for (i, &b) in line.iter().enumerate() {
                 match (b.is_ascii_whitespace() || b == 0, start) {
@@ -194,10 +201,13 @@ impl RequestParser {
             if let Some(s) = start {
                 args.push(frame.slice(s..end));
             }
-            return Ok(Parsed::Command(args));
+            return Ok(true);
         }
         match split_args(line) {
-            Some(args) => Ok(Parsed::Command(args.into_iter().map(Bytes::from).collect())),
+            Some(words) => {
+                args.extend(words.into_iter().map(Bytes::from));
+                Ok(true)
+            }
             None => Err(perr("unbalanced quotes in request")),
         }
     }

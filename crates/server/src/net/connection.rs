@@ -6,7 +6,7 @@ use crate::log;
 use crate::server::Shared;
 use crate::state::ServerState;
 use bytes::BytesMut;
-use moonkv_protocol::{ParseLimits, Parsed, Protocol, RequestParser};
+use moonkv_protocol::{ParseLimits, Protocol, RequestParser};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -112,7 +112,7 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
     let mut parser = RequestParser::new();
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    let mut batch = Vec::new();
+    let mut args: Vec<bytes::Bytes> = Vec::with_capacity(8);
     'conn: loop {
         if inbuf.capacity() - inbuf.len() < 1024 {
             inbuf.reserve(READ_CHUNK);
@@ -132,38 +132,47 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
                     Ok(n) => n,
                 };
                 let mut protocol_error = None;
+                // Parse the first complete request before taking the lock; then run it and every
+                // further complete request already buffered, parsing each under the lock, so a
+                // pipeline takes the lock once and no per-request list is built.
+                let parse_limits = |client: &ClientState, limits: &ConnLimits| ParseLimits { max_bulk_len: limits.max_bulk_len, authenticated: client.authenticated };
+                let mut have_request = false;
                 loop {
-                    let parse_limits = ParseLimits { max_bulk_len: limits.max_bulk_len, authenticated: client.authenticated };
-                    // Before authentication, run one command at a time: AUTH changes the limits.
-                    let one_at_a_time = !client.authenticated;
-                    loop {
-                        match parser.parse(&mut inbuf, parse_limits) {
-                            Ok(Parsed::Command(args)) if args.is_empty() => continue,
-                            Ok(Parsed::Command(args)) => batch.push(args),
-                            Ok(Parsed::Incomplete) => break,
-                            Err(e) => {
-                                protocol_error = Some(e);
-                                break;
-                            }
-                        }
-                        if one_at_a_time {
-                            break;
-                        }
+                    args.clear();
+                    match parser.parse_into(&mut inbuf, parse_limits(&client, &limits), &mut args) {
+                        Ok(true) if args.is_empty() => continue,
+                        Ok(true) => have_request = true,
+                        Ok(false) => {}
+                        Err(e) => protocol_error = Some(e),
                     }
-                    if inbuf.len() > limits.query_buffer_limit {
-                        log::warning(&format!("Closing client that reached max query buffer length: addr={}", client.addr));
-                        break 'conn;
-                    }
-                    if batch.is_empty() {
-                        break;
-                    }
+                    break;
+                }
+                if have_request {
                     let mut state = shared.lock_async().await;
                     state.stats.total_net_input_bytes += n as u64;
                     let out_before = out.len();
                     let mut clock = commands::BatchClock::now();
-                    for args in batch.drain(..) {
+                    loop {
                         run_guarded(&mut state, &mut client, &args, &mut out, &mut clock);
                         if client.close_after_reply || state.shutdown_requested {
+                            break;
+                        }
+                        // AUTH may have changed the limits that apply to the next request.
+                        limits = ConnLimits::from(&state.settings);
+                        // Find the next non-empty request, if one is complete.
+                        let found = loop {
+                            args.clear();
+                            match parser.parse_into(&mut inbuf, parse_limits(&client, &limits), &mut args) {
+                                Ok(true) if args.is_empty() => continue,
+                                Ok(true) => break true,
+                                Ok(false) => break false,
+                                Err(e) => {
+                                    protocol_error = Some(e);
+                                    break false;
+                                }
+                            }
+                        };
+                        if !found {
                             break;
                         }
                     }
@@ -175,9 +184,10 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
                         shared.shutdown.notify_one();
                         break 'conn;
                     }
-                    if !one_at_a_time || protocol_error.is_some() || client.close_after_reply || inbuf.is_empty() {
-                        break;
-                    }
+                }
+                if inbuf.len() > limits.query_buffer_limit {
+                    log::warning(&format!("Closing client that reached max query buffer length: addr={}", client.addr));
+                    break 'conn;
                 }
                 if let Some(e) = protocol_error {
                     out.extend_from_slice(format!("-ERR {}\r\n", e).as_bytes());

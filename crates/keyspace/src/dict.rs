@@ -190,36 +190,41 @@ impl<V> Dict<V> {
         v.reverse_bits()
     }
 
-    /// A uniformly chosen bucket, then a uniformly chosen element of its chain (Redis's
-    /// dictGetRandomKey).
+    /// A uniformly random element. Picking a random bucket and then a random chain element
+    /// would favour elements in short chains, so each try picks a bucket and a slot below a
+    /// bound on chain length and retries when the slot is empty: every element is equally
+    /// likely (the bound grows if a longer chain turns up).
     pub fn random_entry(&self, rng: &mut impl Rng) -> Option<(&Key, &V)> {
         if self.len == 0 {
             return None;
         }
-        let mut chain_len;
-        let mut head;
+        let mut bound = 8;
         loop {
-            head = &self.buckets[rng.gen_range(0..self.buckets.len())];
-            chain_len = 0;
+            let head = &self.buckets[rng.gen_range(0..self.buckets.len())];
+            let mut chain_len = 0;
             let mut link = head;
             while let Some(node) = link {
                 chain_len += 1;
                 link = &node.next;
             }
-            if chain_len > 0 {
-                break;
+            if chain_len > bound {
+                bound = chain_len;
+                continue;
+            }
+            let slot = rng.gen_range(0..bound);
+            if slot >= chain_len {
+                continue;
+            }
+            let mut link = head;
+            let mut i = 0;
+            while let Some(node) = link {
+                if i == slot {
+                    return Some((&node.key, &node.value));
+                }
+                i += 1;
+                link = &node.next;
             }
         }
-        let mut pick = rng.gen_range(0..chain_len);
-        let mut link = head;
-        while let Some(node) = link {
-            if pick == 0 {
-                return Some((&node.key, &node.value));
-            }
-            pick -= 1;
-            link = &node.next;
-        }
-        None
     }
 }
 
@@ -325,6 +330,21 @@ mod tests {
         for i in 0..500u32 {
             assert!(seen.contains(format!("k{i}").as_bytes()), "missed k{i}");
         }
+    }
+
+    #[test]
+    fn random_entry_is_fair() {
+        let mut d = Dict::new();
+        for i in 0..20u32 {
+            d.insert(format!("m{i}").as_bytes(), i);
+        }
+        let mut counts = [0u32; 20];
+        let mut rng = rand::thread_rng();
+        for _ in 0..40_000 {
+            counts[*d.random_entry(&mut rng).unwrap().1 as usize] += 1;
+        }
+        // Each element expected 2000 times; allow generous noise but no systematic bias.
+        assert!(counts.iter().all(|&c| (1700..2300).contains(&c)), "{:?}", counts);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use crate::dict::Dict;
 use compact_bytes::CompactBytes;
 use rand::Rng;
+use smallvec::SmallVec;
 use std::cmp::Ordering;
 
 const MAX_LEVEL: usize = 32;
@@ -20,12 +21,15 @@ struct Link {
     span: u32,
 }
 
+/// Most nodes have one or two levels (p = 1/4), so those links live inside the node.
+type Links = SmallVec<[Link; 2]>;
+
 #[derive(Clone, Debug)]
 struct Node {
     member: CompactBytes,
     score: f64,
     backward: u32,
-    links: Vec<Link>,
+    links: Links,
 }
 
 /// Orders (score, member) pairs: by score, then bytewise by member.
@@ -44,7 +48,7 @@ struct SkipList {
 
 impl SkipList {
     fn new() -> Self {
-        let head = Node { member: CompactBytes::new(b""), score: 0.0, backward: NIL, links: vec![Link { forward: NIL, span: 0 }; MAX_LEVEL] };
+        let head = Node { member: CompactBytes::new(b""), score: 0.0, backward: NIL, links: SmallVec::from_elem(Link { forward: NIL, span: 0 }, MAX_LEVEL) };
         SkipList { nodes: vec![head], free: Vec::new(), level: 1, len: 0, tail: NIL }
     }
 
@@ -91,7 +95,7 @@ impl SkipList {
             }
             self.level = level;
         }
-        let node = Node { member: CompactBytes::new(member), score, backward: NIL, links: vec![Link { forward: NIL, span: 0 }; level] };
+        let node = Node { member: CompactBytes::new(member), score, backward: NIL, links: SmallVec::from_elem(Link { forward: NIL, span: 0 }, level) };
         let new = match self.free.pop() {
             Some(slot) => {
                 self.nodes[slot as usize] = node;
@@ -121,7 +125,9 @@ impl SkipList {
         self.len += 1;
     }
 
-    fn delete(&mut self, score: f64, member: &[u8]) -> bool {
+    /// Descends to (score, member): the last node before it on every level, and the node
+    /// itself if present.
+    fn find_path(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], Option<u32>) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut x = HEAD;
         for i in (0..self.level).rev() {
@@ -135,9 +141,12 @@ impl SkipList {
             update[i] = x;
         }
         let target = self.node(x).links[0].forward;
-        if target == NIL || compare(self.node(target).score, &self.node(target).member, score, member) != Ordering::Equal {
-            return false;
-        }
+        let found = target != NIL && compare(self.node(target).score, &self.node(target).member, score, member) == Ordering::Equal;
+        (update, found.then_some(target))
+    }
+
+    /// Unlinks `target` given its path, and frees its slot.
+    fn unlink(&mut self, target: u32, update: &[u32; MAX_LEVEL]) {
         for i in 0..self.level {
             let prev = update[i];
             if self.node(prev).links[i].forward == target {
@@ -161,10 +170,39 @@ impl SkipList {
         }
         // Free the slot (and its member bytes) for reuse.
         self.node_mut(target).member = CompactBytes::new(b"");
-        self.node_mut(target).links = Vec::new();
+        self.node_mut(target).links = SmallVec::new();
         self.free.push(target);
         self.len -= 1;
-        true
+    }
+
+    fn delete(&mut self, score: f64, member: &[u8]) -> bool {
+        match self.find_path(score, member) {
+            (update, Some(target)) => {
+                self.unlink(target, &update);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves (old, member) to score `new`: in place when the order is unchanged (one descent),
+    /// otherwise unlinked on the path just found and inserted again (two descents in all).
+    fn update_score(&mut self, old: f64, member: &[u8], new: f64) {
+        let (update, target) = self.find_path(old, member);
+        let Some(target) = target else {
+            self.insert(new, member);
+            return;
+        };
+        let prev = self.node(target).backward;
+        let next = self.node(target).links[0].forward;
+        let after_prev = prev == NIL || compare(self.node(prev).score, &self.node(prev).member, new, member) == Ordering::Less;
+        let before_next = next == NIL || compare(new, member, self.node(next).score, &self.node(next).member) == Ordering::Less;
+        if after_prev && before_next {
+            self.node_mut(target).score = new;
+            return;
+        }
+        self.unlink(target, &update);
+        self.insert(new, member);
     }
 
     /// 0-based rank of (score, member), if present.
@@ -355,7 +393,11 @@ impl SortedSet {
         match old {
             Some(o) if o == score => return old,
             Some(o) => {
-                self.list.delete(o, member);
+                if let Some(slot) = self.scores.get_mut(member) {
+                    *slot = score;
+                }
+                self.list.update_score(o, member, score);
+                return old;
             }
             None => {}
         }

@@ -26,6 +26,10 @@ pub struct Settings {
     pub notify_flags: u32,
     /// `maxmemory` in bytes; 0 means no limit.
     pub maxmemory: u64,
+    /// Encoding thresholds of small collections (hash/zset-max-listpack-*, set-max-intset-entries).
+    pub hash_limits: moonkv_keyspace::HashLimits,
+    pub zset_limits: moonkv_keyspace::ZSetLimits,
+    pub set_max_intset_entries: usize,
 }
 
 impl Settings {
@@ -43,6 +47,15 @@ impl Settings {
             lazyfree_user_flush: c.get_bool("lazyfree-lazy-user-flush"),
             notify_flags: crate::notify::parse_classes(c.get("notify-keyspace-events")).unwrap_or(0),
             maxmemory: c.get_i64("maxmemory").max(0) as u64,
+            hash_limits: moonkv_keyspace::HashLimits {
+                max_entries: c.get_i64("hash-max-listpack-entries").max(0) as usize,
+                max_value: c.get_i64("hash-max-listpack-value").max(0) as usize,
+            },
+            zset_limits: moonkv_keyspace::ZSetLimits {
+                max_entries: c.get_i64("zset-max-listpack-entries").max(0) as usize,
+                max_value: c.get_i64("zset-max-listpack-value").max(0) as usize,
+            },
+            set_max_intset_entries: c.get_i64("set-max-intset-entries").max(0) as usize,
         }
     }
 }

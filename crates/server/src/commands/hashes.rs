@@ -32,10 +32,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn limits(ctx: &Ctx) -> HashLimits {
-    HashLimits {
-        max_entries: ctx.state.config.get_i64("hash-max-listpack-entries").max(0) as usize,
-        max_value: ctx.state.config.get_i64("hash-max-listpack-value").max(0) as usize,
-    }
+    ctx.state.settings.hash_limits
 }
 
 const HASH: CollectionKind<Hash> = CollectionKind {
@@ -234,6 +231,9 @@ fn hincrbyfloat(ctx: &mut Ctx) {
             None => return ctx.error("ERR hash value is not a float"),
         },
     };
+    if matches!(longdouble::parse(&args[3]), Some(Parsed::Infinite)) {
+        return ctx.error("ERR value is NaN or Infinity");
+    }
     let text = match longdouble::incr_by_float(current, &args[3]) {
         Ok(t) => t,
         Err(IncrFloatError::NotAFloat) => return ctx.error(errors::NOT_FLOAT),

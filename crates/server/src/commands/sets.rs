@@ -37,7 +37,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn intset_limit(ctx: &Ctx) -> usize {
-    ctx.state.config.get_i64("set-max-intset-entries").max(0) as usize
+    ctx.state.settings.set_max_intset_entries
 }
 
 const SET: CollectionKind<Set> = CollectionKind {
@@ -355,10 +355,10 @@ fn sdiffstore(ctx: &mut Ctx) {
 
 fn sintercard(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(numkeys) = ctx.arg_i64(1) else { return };
-    if numkeys <= 0 {
-        return ctx.error("ERR numkeys should be greater than 0");
-    }
+    let numkeys = match parse_i64(&args[1]) {
+        Some(n) if n > 0 => n,
+        _ => return ctx.error("ERR numkeys should be greater than 0"),
+    };
     let numkeys = numkeys as usize;
     if numkeys > args.len() - 2 {
         return ctx.error("ERR Number of keys can't be greater than number of args");

@@ -70,10 +70,7 @@ const ZSET: CollectionKind<SortedSet> = CollectionKind {
 };
 
 fn limits(ctx: &Ctx) -> ZSetLimits {
-    ZSetLimits {
-        max_entries: ctx.state.config.get_i64("zset-max-listpack-entries").max(0) as usize,
-        max_value: ctx.state.config.get_i64("zset-max-listpack-value").max(0) as usize,
-    }
+    ctx.state.settings.zset_limits
 }
 
 fn read_zset<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c SortedSet>, ()> {
@@ -839,10 +836,10 @@ fn zdiffstore(ctx: &mut Ctx) {
 
 fn zintercard(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(numkeys) = ctx.arg_i64(1) else { return };
-    if numkeys <= 0 {
-        return ctx.error("ERR numkeys should be greater than 0");
-    }
+    let numkeys = match parse_i64(&args[1]) {
+        Some(n) if n > 0 => n,
+        _ => return ctx.error("ERR numkeys should be greater than 0"),
+    };
     let numkeys = numkeys as usize;
     if numkeys > args.len() - 2 {
         return ctx.error("ERR Number of keys can't be greater than number of args");

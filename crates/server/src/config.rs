@@ -14,8 +14,8 @@ pub enum Kind {
     Bool,
     /// An integer within bounds.
     Int { min: i64, max: i64 },
-    /// A byte size (`100mb`, `1gb`, `512`), printed back in bytes.
-    Memory { max: i64 },
+    /// A byte size (`100mb`, `1gb`, `512`) within bounds, printed back in bytes.
+    Memory { min: i64, max: i64 },
     /// One word from a fixed set.
     Enum(&'static [&'static str]),
     /// Free text (possibly empty).
@@ -54,7 +54,9 @@ const BOOL: Kind = Kind::Bool;
 const fn int(min: i64, max: i64) -> Kind {
     Kind::Int { min, max }
 }
-const MEM: Kind = Kind::Memory { max: i64::MAX };
+const MEM: Kind = Kind::Memory { min: 0, max: i64::MAX };
+/// Request size limits may not go below 1 MB, as in Redis.
+const MEM_AT_LEAST_1MB: Kind = Kind::Memory { min: 1024 * 1024, max: i64::MAX };
 const TEXT: Kind = Kind::Text;
 const WORDS: Kind = Kind::Words;
 const INT_MAX: i64 = i32::MAX as i64;
@@ -94,9 +96,9 @@ pub static DIRECTIVES: &[Directive] = &[
     d("appendfsync", Kind::Enum(FSYNC_POLICIES), "everysec"),
     d("maxmemory", MEM, "0"),
     d("maxmemory-policy", Kind::Enum(EVICTION_POLICIES), "noeviction"),
-    d("maxmemory-samples", int(1, 64), "5"),
-    d("proto-max-bulk-len", Kind::Memory { max: LONG_MAX }, "536870912"),
-    d("client-query-buffer-limit", MEM, "1073741824"),
+    d("maxmemory-samples", int(1, INT_MAX), "5"),
+    d("proto-max-bulk-len", MEM_AT_LEAST_1MB, "536870912"),
+    d("client-query-buffer-limit", MEM_AT_LEAST_1MB, "1073741824"),
     fixed("enable-debug-command", Kind::Enum(PROTECTED_CONFIGS), "no"),
     fixed("enable-protected-configs", Kind::Enum(PROTECTED_CONFIGS), "no"),
     fixed("enable-module-command", Kind::Enum(PROTECTED_CONFIGS), "no"),
@@ -114,7 +116,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("activerehashing", BOOL, "yes"),
     aliased("list-max-listpack-size", "list-max-ziplist-size", int(i32::MIN as i64, INT_MAX), "-2"),
     d("list-compress-depth", int(0, INT_MAX), "0"),
-    aliased("hash-max-listpack-entries", "hash-max-ziplist-entries", int(0, LONG_MAX), "128"),
+    aliased("hash-max-listpack-entries", "hash-max-ziplist-entries", int(0, LONG_MAX), "512"),
     aliased("hash-max-listpack-value", "hash-max-ziplist-value", int(0, LONG_MAX), "64"),
     d("set-max-intset-entries", int(0, LONG_MAX), "512"),
     aliased("zset-max-listpack-entries", "zset-max-ziplist-entries", int(0, LONG_MAX), "128"),
@@ -221,10 +223,10 @@ pub fn normalize(dir: &Directive, value: &str) -> Result<String, String> {
             }
             Ok(v.to_string())
         }
-        Kind::Memory { max } => {
-            let v = parse_memory(value).ok_or("argument must be a memory value")?;
-            if v < 0 || v > max {
-                return Err(format!("argument must be between 0 and {} inclusive", max));
+        Kind::Memory { min, max } => {
+            let v = parse_memory(value).filter(|&v| v >= 0).ok_or("argument must be a memory value")?;
+            if v < min || v > max {
+                return Err(format!("argument must be between {} and {} inclusive", min, max));
             }
             Ok(v.to_string())
         }
@@ -409,7 +411,9 @@ mod tests {
         assert_eq!(c.set("port", "7000", false).unwrap_err(), "can't set immutable config");
         assert!(c.set("lua-time-limit", "100", false).is_ok());
         assert_eq!(c.get("busy-reply-threshold"), "100");
-        assert_eq!(c.set("maxmemory-samples", "0", false).unwrap_err(), "argument must be between 1 and 64 inclusive");
+        assert_eq!(c.set("maxmemory-samples", "0", false).unwrap_err(), "argument must be between 1 and 2147483647 inclusive");
+        assert_eq!(c.set("maxmemory", "-1", false).unwrap_err(), "argument must be a memory value");
+        assert_eq!(c.set("proto-max-bulk-len", "1000", false).unwrap_err(), "argument must be between 1048576 and 9223372036854775807 inclusive");
     }
 
     #[test]

@@ -112,9 +112,9 @@ fn huge_announced_bulk_is_not_allocated() {
 
 #[test]
 fn bulk_over_proto_max_bulk_len_is_rejected() {
-    let server = TestServer::start_with(&["--proto-max-bulk-len", "1000"]);
+    let server = TestServer::start_with(&["--proto-max-bulk-len", "1mb"]);
     let mut c = server.raw();
-    c.roundtrip(b"*2\r\n$4\r\nECHO\r\n$1001\r\n", b"-ERR Protocol error: invalid bulk length\r\n");
+    c.roundtrip(b"*2\r\n$4\r\nECHO\r\n$1048577\r\n", b"-ERR Protocol error: invalid bulk length\r\n");
     assert!(c.closed_by_server());
 }
 

@@ -94,23 +94,25 @@ fn config_get(ctx: &mut Ctx) {
 
 fn config_set(ctx: &mut Ctx) {
     if ctx.args.len() % 2 != 0 {
-        return ctx.arity_error();
+        return ctx.syntax_error();
     }
-    // All or nothing, like Redis 7: validate every pair before applying any.
-    let mut updated = ctx.state.config.clone();
-    let mut seen: Vec<&'static str> = Vec::new();
+    // All or nothing, like Redis 7: every name is checked, then every value, before any is
+    // applied. Errors name the parameter itself even when an alias was given.
+    let mut directives: Vec<(&'static crate::config::Directive, String)> = Vec::new();
     for pair in ctx.args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).into_owned();
-        let value = String::from_utf8_lossy(&pair[1]).into_owned();
         let Some(dir) = crate::config::find_directive(&name) else {
             return ctx.error(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{}'", name));
         };
-        if seen.contains(&dir.name) {
-            return ctx.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - duplicate parameter", name));
+        if directives.iter().any(|(d, _)| d.name == dir.name) {
+            return ctx.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - duplicate parameter", dir.name));
         }
-        seen.push(dir.name);
-        if let Err(reason) = updated.set(&name, &value, false) {
-            return ctx.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {}", name, reason));
+        directives.push((dir, String::from_utf8_lossy(&pair[1]).into_owned()));
+    }
+    let mut updated = ctx.state.config.clone();
+    for (dir, value) in &directives {
+        if let Err(reason) = updated.set(dir.name, value, false) {
+            return ctx.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {}", dir.name, reason));
         }
     }
     ctx.state.config = updated;

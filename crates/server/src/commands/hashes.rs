@@ -333,18 +333,14 @@ fn hscan(ctx: &mut Ctx) {
     match hash {
         None => cursor = 0,
         Some(h) => {
-            let mut steps_left = count.saturating_mul(10);
-            loop {
-                cursor = h.scan_step(cursor, |f, v| {
+            cursor = super::scan_loop(cursor, count, |c| {
+                let next = h.scan_step(c, |f, v| {
                     if pattern.map_or(true, |p| glob_match(p, f, false)) {
                         found.push((f.to_vec(), v.to_vec()));
                     }
                 });
-                steps_left -= 1;
-                if cursor == 0 || found.len() as i64 >= count || steps_left <= 0 {
-                    break;
-                }
-            }
+                (next, found.len())
+            });
         }
     }
     ctx.array(2);

@@ -109,20 +109,15 @@ fn scan(ctx: &mut Ctx) {
     let now = ctx.now_ms;
     let db = ctx.db();
     let mut batch: Vec<Vec<u8>> = Vec::new();
-    // Bound the work of one call even when most buckets are empty (Redis does count*10).
-    let mut steps_left = count.saturating_mul(10);
-    loop {
-        cursor = db.scan_step(cursor, |k, v| {
+    cursor = super::scan_loop(cursor, count, |c| {
+        let next = db.scan_step(c, |k, v| {
             if type_filter.as_deref().is_some_and(|t| t != v.type_name()) {
                 return;
             }
             batch.push(k.as_slice().to_vec());
         });
-        steps_left -= 1;
-        if cursor == 0 || batch.len() as i64 >= count || steps_left <= 0 {
-            break;
-        }
-    }
+        (next, batch.len())
+    });
     let mut keys = Vec::with_capacity(batch.len());
     for k in batch {
         if pattern.is_some_and(|p| !glob_match(p, &k, false)) {

@@ -630,6 +630,57 @@ pub fn parse_scan<'a>(ctx: &mut Ctx<'a>, at: usize, allow_type: bool) -> Option<
     Some(options)
 }
 
+/// Runs SCAN-style steps from `cursor` until `count` items are collected, the iteration ends,
+/// or `count * 10` steps ran (Redis's bound on one call's work when most buckets are empty).
+/// `step` visits one bucket and returns the next cursor and how many items are collected so far.
+pub fn scan_loop(mut cursor: u64, count: i64, mut step: impl FnMut(u64) -> (u64, usize)) -> u64 {
+    let mut steps_left = count.saturating_mul(10);
+    loop {
+        let (next, collected) = step(cursor);
+        cursor = next;
+        steps_left -= 1;
+        if cursor == 0 || collected as i64 >= count || steps_left <= 0 {
+            return cursor;
+        }
+    }
+}
+
+/// Parses SINTERCARD/ZINTERCARD's `numkeys key... [LIMIT n]`; returns (numkeys, limit, with 0
+/// meaning none) or replies the error.
+pub fn parse_intercard(ctx: &mut Ctx) -> Option<(usize, usize)> {
+    let args = ctx.args;
+    let numkeys = match parse_i64(&args[1]) {
+        Some(n) if n > 0 => n as usize,
+        _ => {
+            ctx.error("ERR numkeys should be greater than 0");
+            return None;
+        }
+    };
+    if numkeys > args.len() - 2 {
+        ctx.error("ERR Number of keys can't be greater than number of args");
+        return None;
+    }
+    let mut limit = 0usize;
+    let mut i = 2 + numkeys;
+    while i < args.len() {
+        if ctx.arg_is(i, "limit") && i + 1 < args.len() {
+            // A limit that does not parse as a count is reported like a negative one.
+            limit = match parse_i64(&args[i + 1]) {
+                Some(n) if n >= 0 => n as usize,
+                _ => {
+                    ctx.error("ERR LIMIT can't be negative");
+                    return None;
+                }
+            };
+            i += 2;
+        } else {
+            ctx.syntax_error();
+            return None;
+        }
+    }
+    Some((numkeys, limit))
+}
+
 /// Key finder helper for families: parse a `numkeys` argument at `at`, keys following it.
 pub fn keys_after_numkeys(args: &[Bytes], at: usize) -> Result<Vec<usize>, String> {
     let n = args.get(at).and_then(|a| parse_i64(a)).ok_or("ERR value is not an integer or out of range")?;

@@ -355,29 +355,7 @@ fn sdiffstore(ctx: &mut Ctx) {
 
 fn sintercard(ctx: &mut Ctx) {
     let args = ctx.args;
-    let numkeys = match parse_i64(&args[1]) {
-        Some(n) if n > 0 => n,
-        _ => return ctx.error("ERR numkeys should be greater than 0"),
-    };
-    let numkeys = numkeys as usize;
-    if numkeys > args.len() - 2 {
-        return ctx.error("ERR Number of keys can't be greater than number of args");
-    }
-    let mut limit = 0usize;
-    let mut i = 2 + numkeys;
-    while i < args.len() {
-        if ctx.arg_is(i, "limit") && i + 1 < args.len() {
-            // A limit that does not parse as a count is reported like a negative one.
-            let n = match parse_i64(&args[i + 1]) {
-                Some(n) if n >= 0 => n,
-                _ => return ctx.error("ERR LIMIT can't be negative"),
-            };
-            limit = n as usize;
-            i += 2;
-        } else {
-            return ctx.syntax_error();
-        }
-    }
+    let Some((numkeys, limit)) = super::parse_intercard(ctx) else { return };
     let Ok(members) = compute(ctx, &args[2..2 + numkeys], Algebra::Inter) else { return };
     let n = if limit > 0 { members.len().min(limit) } else { members.len() };
     ctx.integer(n as i64);
@@ -390,18 +368,14 @@ fn sscan(ctx: &mut Ctx) {
     let Ok(set) = read_set(ctx, &args[1]) else { return };
     let mut found: Vec<Vec<u8>> = Vec::new();
     if let Some(set) = set {
-        let mut steps_left = count.saturating_mul(10);
-        loop {
-            cursor = set.scan_step(cursor, |m| {
+        cursor = super::scan_loop(cursor, count, |c| {
+            let next = set.scan_step(c, |m| {
                 if pattern.map_or(true, |p| glob_match(p, m, false)) {
                     found.push(m.to_vec());
                 }
             });
-            steps_left -= 1;
-            if cursor == 0 || found.len() as i64 >= count || steps_left <= 0 {
-                break;
-            }
-        }
+            (next, found.len())
+        });
     } else {
         cursor = 0;
     }

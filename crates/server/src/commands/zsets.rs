@@ -836,29 +836,7 @@ fn zdiffstore(ctx: &mut Ctx) {
 
 fn zintercard(ctx: &mut Ctx) {
     let args = ctx.args;
-    let numkeys = match parse_i64(&args[1]) {
-        Some(n) if n > 0 => n,
-        _ => return ctx.error("ERR numkeys should be greater than 0"),
-    };
-    let numkeys = numkeys as usize;
-    if numkeys > args.len() - 2 {
-        return ctx.error("ERR Number of keys can't be greater than number of args");
-    }
-    let mut limit = 0usize;
-    let mut i = 2 + numkeys;
-    while i < args.len() {
-        if ctx.arg_is(i, "limit") && i + 1 < args.len() {
-            // A limit that does not parse as a count is reported like a negative one.
-            let n = match parse_i64(&args[i + 1]) {
-                Some(n) if n >= 0 => n,
-                _ => return ctx.error("ERR LIMIT can't be negative"),
-            };
-            limit = n as usize;
-            i += 2;
-        } else {
-            return ctx.syntax_error();
-        }
-    }
+    let Some((numkeys, limit)) = super::parse_intercard(ctx) else { return };
     let mut sets = Vec::with_capacity(numkeys);
     for key in &args[2..2 + numkeys] {
         let Ok(input) = read_input(ctx, key) else { return };
@@ -927,18 +905,14 @@ fn zscan(ctx: &mut Ctx) {
     match z {
         None => cursor = 0,
         Some(z) => {
-            let mut steps_left = count.saturating_mul(10);
-            loop {
-                cursor = z.scan_step(cursor, |m, s| {
+            cursor = super::scan_loop(cursor, count, |c| {
+                let next = z.scan_step(c, |m, s| {
                     if pattern.map_or(true, |p| glob_match(p, m, false)) {
                         found.push((m.to_vec(), s));
                     }
                 });
-                steps_left -= 1;
-                if cursor == 0 || found.len() as i64 >= count || steps_left <= 0 {
-                    break;
-                }
-            }
+                (next, found.len())
+            });
         }
     }
     ctx.array(2);

@@ -74,7 +74,13 @@ fn main() {
     } else {
         log::log_with_role(Level::Warning, 'C', "Configuration loaded");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Like Redis's `io-threads`, the default is one thread doing all socket work and command
+    // execution: with a single global lock, more runtime threads only add cross-thread wake-ups
+    // and lock hand-offs (measured: P1 GET 0.89 -> 1.06 of redis-server with one thread). Long
+    // commands still leave the server responsive: they run under `block_in_place`, which hands
+    // the runtime's other connections to a fresh thread.
+    let io_threads = config.get("io-threads").parse::<usize>().unwrap_or(1).max(1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(io_threads).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("Failed to start the runtime: {}", e);

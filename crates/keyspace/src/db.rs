@@ -7,7 +7,7 @@
 use crate::dict::{Dict, Key};
 use crate::value::Value;
 use rand::Rng;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -50,6 +50,11 @@ pub struct Db {
     /// Absolute expiry time in Unix ms for keys that have one.
     expires: Dict<i64>,
     watched: HashMap<Vec<u8>, Vec<Watcher>>,
+    /// Clients blocked on each key (BLPOP and friends), in arrival order.
+    waiters: HashMap<Vec<u8>, VecDeque<u64>>,
+    /// Keys with waiters that were written since the server last looked: candidates for
+    /// serving a blocked client. May hold duplicates and keys that are gone again.
+    ready: Vec<Vec<u8>>,
     pub stats: DbStats,
 }
 
@@ -192,10 +197,63 @@ impl Db {
         had
     }
 
-    /// Records that `key` changed: bumps the dirty counter and invalidates WATCHes on it.
+    /// Records that `key` changed: bumps the dirty counter, invalidates WATCHes on it, and
+    /// flags it for the clients blocked on it.
     pub fn mark_modified(&mut self, key: &[u8]) {
         self.stats.dirty += 1;
         self.touch_watchers(key);
+        if !self.waiters.is_empty() && self.waiters.contains_key(key) {
+            self.ready.push(key.to_vec());
+        }
+    }
+
+    /// Queues client `client_id` behind the clients already blocked on `key`.
+    pub fn add_waiter(&mut self, key: &[u8], client_id: u64) {
+        let queue = self.waiters.entry(key.to_vec()).or_default();
+        if !queue.contains(&client_id) {
+            queue.push_back(client_id);
+        }
+    }
+
+    /// Puts client `client_id` back at the head of the queue on `key` (it was picked to be
+    /// served but found nothing to take, so it keeps its turn).
+    pub fn readd_waiter_first(&mut self, key: &[u8], client_id: u64) {
+        let queue = self.waiters.entry(key.to_vec()).or_default();
+        queue.retain(|&id| id != client_id);
+        queue.push_front(client_id);
+    }
+
+    /// Removes client `client_id` from the queue on `key`.
+    pub fn remove_waiter(&mut self, key: &[u8], client_id: u64) {
+        if let Some(queue) = self.waiters.get_mut(key) {
+            queue.retain(|&id| id != client_id);
+            if queue.is_empty() {
+                self.waiters.remove(key);
+            }
+        }
+    }
+
+    /// The clients blocked on `key`, oldest first.
+    pub fn waiters(&self, key: &[u8]) -> Vec<u64> {
+        self.waiters.get(key).map(|q| q.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// Takes the keys flagged ready since the last call, without duplicates, in the order
+    /// they were first flagged.
+    pub fn take_ready(&mut self) -> Vec<Vec<u8>> {
+        if self.ready.is_empty() {
+            return Vec::new();
+        }
+        let mut keys = std::mem::take(&mut self.ready);
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|k| seen.insert(k.clone()));
+        keys
+    }
+
+    /// Flags every key that has waiters and exists (after SWAPDB brought in new contents).
+    pub fn flag_all_waited_keys(&mut self) {
+        let present: Vec<Vec<u8>> = self.waiters.keys().filter(|k| self.entries.contains_key(k)).cloned().collect();
+        self.ready.extend(present);
     }
 
     fn touch_watchers(&mut self, key: &[u8]) {
@@ -371,6 +429,23 @@ mod tests {
             db.active_expire_round(20, 20, &mut rng);
         }
         assert_eq!(db.len(), 0);
+    }
+
+    #[test]
+    fn writes_flag_keys_with_waiters_once() {
+        let mut db = Db::new();
+        db.set(b"k", Value::string(b"v"), false);
+        assert!(db.take_ready().is_empty(), "no waiters, nothing flagged");
+        db.add_waiter(b"k", 7);
+        db.add_waiter(b"k", 8);
+        db.set(b"k", Value::string(b"w"), false);
+        db.set(b"k", Value::string(b"x"), false);
+        db.set(b"other", Value::string(b"x"), false);
+        assert_eq!(db.take_ready(), vec![b"k".to_vec()]);
+        assert_eq!(db.waiters(b"k"), vec![7, 8]);
+        db.remove_waiter(b"k", 7);
+        db.readd_waiter_first(b"k", 9);
+        assert_eq!(db.waiters(b"k"), vec![9, 8]);
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub enum Outbound {
     Push(Vec<u8>),
     /// Close the connection (CLIENT KILL, SHUTDOWN).
     Close,
+    /// A blocked client was served or released: its state comes back with the reply to write
+    /// before it goes on with the requests it has buffered.
+    Resumed(Box<ClientState>, Vec<u8>),
 }
 
 /// CLIENT REPLY state.
@@ -69,6 +72,15 @@ pub struct ClientState {
     /// Name of the last command run (CLIENT LIST `cmd`).
     pub last_command: &'static str,
     pub last_interaction_ms: i64,
+    /// Set by a blocking command that found nothing to take: the connection parks the client
+    /// until a key it waits on gets data, the timeout passes, or CLIENT UNBLOCK.
+    pub block_request: Option<crate::blocking::BlockRequest>,
+}
+
+impl std::fmt::Debug for ClientState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientState").field("id", &self.id).field("addr", &self.addr).finish_non_exhaustive()
+    }
 }
 
 impl ClientState {
@@ -93,6 +105,7 @@ impl ClientState {
             no_evict: false,
             last_command: "",
             last_interaction_ms: created_ms,
+            block_request: None,
         }
     }
 
@@ -108,13 +121,14 @@ impl ClientState {
 
     /// CLIENT LIST `flags` field.
     pub fn flags_string(&self) -> String {
-        flags_string(self.monitor, self.subscription_count() > 0, self.multi.is_some(), self.no_evict, self.close_after_reply)
+        flags_string(self.monitor, self.subscription_count() > 0, self.multi.is_some(), false, self.no_evict, self.close_after_reply)
     }
 }
 
-fn flags_string(monitor: bool, pubsub: bool, multi: bool, no_evict: bool, closing: bool) -> String {
+/// The flag letters in the order Redis prints them.
+fn flags_string(monitor: bool, pubsub: bool, multi: bool, blocked: bool, no_evict: bool, closing: bool) -> String {
     let mut f = String::new();
-    for (on, c) in [(monitor, 'O'), (pubsub, 'P'), (multi, 'x'), (no_evict, 'e'), (closing, 'c')] {
+    for (on, c) in [(monitor, 'O'), (pubsub, 'P'), (multi, 'x'), (blocked, 'b'), (closing, 'c'), (no_evict, 'e')] {
         if on {
             f.push(c);
         }
@@ -142,6 +156,8 @@ pub struct ClientEntry {
     pub psub: usize,
     pub multi: i64,
     pub protocol: Protocol,
+    /// Parked by a blocking command (kept by the blocking registry, not by `sync_from`).
+    pub blocked: bool,
     pub tx: UnboundedSender<Outbound>,
 }
 
@@ -174,7 +190,7 @@ impl ClientEntry {
             name,
             (now_ms - self.created_ms) / 1000,
             (now_ms - self.last_interaction_ms) / 1000,
-            flags_string(self.monitor, self.sub + self.psub > 0, self.multi >= 0, self.no_evict, self.closing),
+            flags_string(self.monitor, self.sub + self.psub > 0, self.multi >= 0, self.blocked, self.no_evict, self.closing),
             self.db,
             self.sub,
             self.psub,

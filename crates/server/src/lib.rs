@@ -3,6 +3,7 @@
 //! Data flows one way: bytes -> [`moonkv_protocol`] requests -> [`commands`] dispatch ->
 //! [`moonkv_keyspace`] -> replies written by a [`moonkv_protocol::ReplySink`] -> bytes.
 
+pub mod blocking;
 pub mod client;
 pub mod commands;
 pub mod config;

@@ -68,8 +68,8 @@ fn active_expire_cycle(state: &mut ServerState, budget: Duration) {
     }
 }
 
-/// Closes clients idle for longer than `timeout` seconds (0: never), except subscribers and
-/// replicas, which legitimately stay silent, as in Redis.
+/// Closes clients idle for longer than `timeout` seconds (0: never), except subscribers,
+/// replicas and blocked clients, which legitimately stay silent, as in Redis.
 fn close_idle_clients(state: &mut ServerState) {
     let timeout_secs = state.config.get_i64("timeout");
     if timeout_secs <= 0 {
@@ -78,7 +78,7 @@ fn close_idle_clients(state: &mut ServerState) {
     let now = crate::time::unix_ms();
     for entry in state.clients.values() {
         let idle = now - entry.last_interaction_ms;
-        let exempt = entry.sub + entry.psub > 0 || state.replication.replicas.contains(&entry.id) || entry.monitor;
+        let exempt = entry.sub + entry.psub > 0 || state.replication.replicas.contains(&entry.id) || entry.monitor || entry.blocked;
         if !exempt && idle > timeout_secs * 1000 {
             let _ = entry.tx.send(crate::client::Outbound::Close);
         }

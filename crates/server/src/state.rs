@@ -132,6 +132,8 @@ pub struct ServerState {
     pub executable: String,
     pub tcp_port: u16,
     pub replication: crate::replication::Replication,
+    /// Clients parked by blocking commands.
+    pub blocked: crate::blocking::Blocked,
 }
 
 impl ServerState {
@@ -152,6 +154,7 @@ impl ServerState {
             started: Instant::now(),
             active_expire_enabled: true,
             rng: SmallRng::from_entropy(),
+            blocked: Default::default(),
             next_client_id: 1,
             last_save_unix: crate::time::unix_ms() / 1000,
             shutdown_requested: false,

@@ -2,6 +2,7 @@
 
 use super::spec::flags::*;
 use super::{CommandSpec, Ctx};
+use crate::blocking::Release;
 use crate::client::{ClientEntry, Outbound, ReplyMode};
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
@@ -22,6 +23,7 @@ static SUBCOMMANDS: &[CommandSpec] = &[
     client_cmd("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, kill).summary("Closes client connections", "2.4.0"),
     client_cmd("client|reply", 3, NOSCRIPT | LOADING | STALE, reply).summary("Switches replies on or off", "3.2.0"),
     client_cmd("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, no_evict).summary("Exempts the connection from client eviction", "7.0.0"),
+    client_cmd("client|unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, unblock).summary("Unblocks a client blocked by a blocking command", "5.0.0"),
     client_cmd("client|getredir", 2, NOSCRIPT | LOADING | STALE, getredir).summary("Where tracking notifications go", "6.0.0"),
     client_cmd("client|help", 2, LOADING | STALE, help).summary("Help for CLIENT", "5.0.0"),
 ];
@@ -232,6 +234,19 @@ fn no_evict(ctx: &mut Ctx) {
     ctx.ok();
 }
 
+fn unblock(ctx: &mut Ctx) {
+    let Some(id) = ctx.arg_i64(2) else { return };
+    let how = match ctx.args.len() {
+        3 => Release::Timeout,
+        4 if ctx.arg_is(3, "timeout") => Release::Timeout,
+        4 if ctx.arg_is(3, "error") => Release::Error,
+        4 => return ctx.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+        _ => return ctx.syntax_error(),
+    };
+    let done = u64::try_from(id).is_ok_and(|id| crate::blocking::unblock(ctx.state, id, how));
+    ctx.integer(done as i64);
+}
+
 fn getredir(ctx: &mut Ctx) {
     // Client-side caching is not implemented, so there is never a redirection.
     ctx.integer(-1);
@@ -258,6 +273,8 @@ fn help(ctx: &mut Ctx) {
             "    Switch replies off, on, or off for the next command only.",
             "SETNAME <name>",
             "    Name this connection.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
         ],
     );
 }

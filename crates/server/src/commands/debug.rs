@@ -36,6 +36,14 @@ fn debug(ctx: &mut Ctx) {
         "digest-value" => digest_value(ctx),
         "change-repl-id" | "jmap" if ctx.args.len() == 2 => ctx.ok(),
         "reload" | "loadaof" => reload(ctx),
+        // Sets the element size above which Redis stores a list element in its own node.
+        // moonkv's lists have no such nodes, so only the argument is checked.
+        "quicklist-packed-threshold" if ctx.args.len() == 3 => {
+            match std::str::from_utf8(ctx.arg(2)).ok().and_then(crate::config::parse_memory) {
+                Some(n) if (0..=(1 << 32) - (1 << 20)).contains(&n) => ctx.ok(),
+                _ => ctx.error("ERR argument must be a memory value bigger than 1 and smaller than 4gb"),
+            }
+        }
         _ => {
             let msg = format!("ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.", String::from_utf8_lossy(ctx.arg(1)));
             ctx.error(&msg)

@@ -168,7 +168,7 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("maxclients:{}", state.settings.maxclients);
             line!("client_recent_max_input_buffer:0");
             line!("client_recent_max_output_buffer:0");
-            line!("blocked_clients:0");
+            line!("blocked_clients:{}", state.blocked.len());
             line!("tracking_clients:0");
             line!("clients_in_timeout_table:0");
             line!("pubsub_clients:{}", pubsub);

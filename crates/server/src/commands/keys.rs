@@ -276,6 +276,10 @@ fn swapdb(ctx: &mut Ctx) {
         first.touch_all_watched(Some(second), now);
         second.touch_all_watched(Some(first), now);
         first.swap_contents(second);
+        first.stats.dirty += 1;
+        // Clients blocked in either database may find their keys there now.
+        crate::blocking::flag_waited_keys(ctx.state, a);
+        crate::blocking::flag_waited_keys(ctx.state, b);
     }
     ctx.ok();
 }

@@ -1,7 +1,10 @@
-//! List commands (non-blocking): pushes, pops, indexes, ranges, LINSERT/LREM/LPOS, LMOVE.
+//! List commands: pushes, pops, indexes, ranges, LINSERT/LREM/LPOS, LMOVE, and the blocking
+//! pops (BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH), which wait through `crate::blocking`.
 
 use super::spec::flags::*;
-use super::{edit_collection, errors, read_collection, CollectionKind, CommandSpec, Ctx};
+use super::{edit_collection, errors, parse_multi_pop, read_collection, CollectionKind, CommandSpec, Ctx};
+use crate::blocking::Awaits;
+use bytes::Bytes;
 use crate::notify::class;
 use moonkv_keyspace::{End, List, Value};
 use moonkv_protocol::number::parse_i64;
@@ -28,7 +31,27 @@ pub static COMMANDS: &[CommandSpec] = &[
     list_cmd("lpos", -3, READONLY, (1, 1, 1), lpos).summary("Positions of matching elements", "6.0.6"),
     list_cmd("rpoplpush", 3, WRITE | DENYOOM, (1, 2, 1), rpoplpush).summary("Move the last element to the head of another list", "1.2.0"),
     list_cmd("lmove", 5, WRITE | DENYOOM, (1, 2, 1), lmove).summary("Move an element between lists", "6.2.0"),
+    list_cmd("lmpop", -4, WRITE, (0, 0, 0), lmpop).key_finder(numkeys_at_1).summary("Pop elements from the first non-empty list", "7.0.0"),
+    list_cmd("blpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), blpop)
+        .summary("Remove and get the first element in a list, or block until one is available", "2.0.0"),
+    list_cmd("brpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), brpop)
+        .summary("Remove and get the last element in a list, or block until one is available", "2.0.0"),
+    list_cmd("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, (1, 2, 1), brpoplpush)
+        .summary("Pop an element from a list, push it to another list and return it; or block until one is available", "2.2.0"),
+    list_cmd("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, (1, 2, 1), blmove)
+        .summary("Pop an element from a list, push it to another list and return it; or block until one is available", "6.2.0"),
+    list_cmd("blmpop", -5, WRITE | BLOCKING, (0, 0, 0), blmpop)
+        .key_finder(numkeys_at_2)
+        .summary("Pop elements from a list, or block until one is available", "7.0.0"),
 ];
+
+fn numkeys_at_1(args: &[Bytes]) -> Result<Vec<usize>, String> {
+    super::keys_after_numkeys(args, 1)
+}
+
+fn numkeys_at_2(args: &[Bytes]) -> Result<Vec<usize>, String> {
+    super::keys_after_numkeys(args, 2)
+}
 
 const LIST: CollectionKind<List> = CollectionKind {
     view: Value::as_list,
@@ -108,7 +131,7 @@ fn pop_generic(ctx: &mut Ctx, end: End) {
             _ => return ctx.error("ERR value is out of range, must be positive"),
         }
     } else if args.len() > 3 {
-        return ctx.syntax_error();
+        return ctx.arity_error();
     } else {
         None
     };
@@ -388,4 +411,137 @@ fn lmove(ctx: &mut Ctx) {
     let Some(from) = parse_end(ctx, 3) else { return };
     let Some(to) = parse_end(ctx, 4) else { return };
     move_generic(ctx, from, to);
+}
+
+fn end_name(end: End) -> &'static [u8] {
+    if end == End::Head {
+        b"left"
+    } else {
+        b"right"
+    }
+}
+
+fn pop_command(end: End) -> &'static [u8] {
+    if end == End::Head {
+        b"lpop"
+    } else {
+        b"rpop"
+    }
+}
+
+/// Pops up to `count` elements from the list at `key`, which the caller saw holding a list.
+fn pop_elements(ctx: &mut Ctx, key: &[u8], end: End, count: usize) -> Vec<Vec<u8>> {
+    let popped = edit_list(ctx, key, |l| (0..count).map_while(|_| l.pop(end)).collect::<Vec<_>>()).unwrap_or_default();
+    if !popped.is_empty() {
+        notify_pop(ctx, end, key);
+    }
+    popped
+}
+
+/// The first of `keys` that holds a list: Ok(None) if none does, Err(()) after WRONGTYPE.
+fn first_nonempty_list(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Option<Bytes>, ()> {
+    for key in keys {
+        if read_list(ctx, key)?.is_some() {
+            return Ok(Some(key.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// LMPOP and BLMPOP (with a timeout before numkeys).
+fn multi_pop(ctx: &mut Ctx, blocking: bool) {
+    let args = ctx.args;
+    let numkeys_at = if blocking { 2 } else { 1 };
+    let timeout = if blocking {
+        match ctx.arg_timeout(1) {
+            Some(t) => t,
+            None => return,
+        }
+    } else {
+        None
+    };
+    let Some(spec) = parse_multi_pop(ctx, numkeys_at) else { return };
+    let Some(end) = parse_end(ctx, spec.side) else { return };
+    let keys = &args[spec.keys];
+    let Ok(found) = first_nonempty_list(ctx, keys) else { return };
+    let Some(key) = found else {
+        if blocking && ctx.may_block() {
+            return ctx.block(keys, timeout, Awaits::List);
+        }
+        return ctx.null_array();
+    };
+    let popped = pop_elements(ctx, &key, end, spec.count);
+    let count = popped.len().to_string();
+    ctx.propagate_parts(&[pop_command(end), &key, count.as_bytes()]);
+    ctx.array(2);
+    ctx.bulk(&key);
+    ctx.array(popped.len());
+    for item in popped {
+        ctx.bulk(&item);
+    }
+}
+
+fn lmpop(ctx: &mut Ctx) {
+    multi_pop(ctx, false);
+}
+
+fn blmpop(ctx: &mut Ctx) {
+    multi_pop(ctx, true);
+}
+
+/// BLPOP and BRPOP: `keys... timeout`.
+fn blocking_pop(ctx: &mut Ctx, end: End) {
+    let args = ctx.args;
+    let Some(timeout) = ctx.arg_timeout(args.len() - 1) else { return };
+    let keys = &args[1..args.len() - 1];
+    let Ok(found) = first_nonempty_list(ctx, keys) else { return };
+    let Some(key) = found else {
+        if ctx.may_block() {
+            return ctx.block(keys, timeout, Awaits::List);
+        }
+        return ctx.null_array();
+    };
+    let popped = pop_elements(ctx, &key, end, 1);
+    ctx.propagate_parts(&[pop_command(end), &key]);
+    ctx.array(2);
+    ctx.bulk(&key);
+    ctx.bulk(popped.first().map_or(&[][..], Vec::as_slice));
+}
+
+fn blpop(ctx: &mut Ctx) {
+    blocking_pop(ctx, End::Head);
+}
+
+fn brpop(ctx: &mut Ctx) {
+    blocking_pop(ctx, End::Tail);
+}
+
+/// BLMOVE and BRPOPLPUSH: LMOVE once the source has an element.
+fn blocking_move(ctx: &mut Ctx, from: End, to: End, timeout_at: usize) {
+    let args = ctx.args;
+    let Some(timeout) = ctx.arg_timeout(timeout_at) else { return };
+    let src = &args[1];
+    match read_list(ctx, src) {
+        Err(()) => return,
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            if ctx.may_block() {
+                return ctx.block(std::slice::from_ref(src), timeout, Awaits::List);
+            }
+            // Inside a transaction Redis answers a null bulk here (a timeout is a null array).
+            return ctx.null();
+        }
+    }
+    ctx.propagate_parts(&[b"lmove", src, &args[2], end_name(from), end_name(to)]);
+    move_generic(ctx, from, to);
+}
+
+fn brpoplpush(ctx: &mut Ctx) {
+    blocking_move(ctx, End::Tail, End::Head, 3);
+}
+
+fn blmove(ctx: &mut Ctx) {
+    let Some(from) = parse_end(ctx, 3) else { return };
+    let Some(to) = parse_end(ctx, 4) else { return };
+    blocking_move(ctx, from, to, 5);
 }

@@ -158,6 +158,8 @@ pub struct Ctx<'a> {
     sink: &'a mut dyn ReplySink,
     errors: u32,
     propagation: Propagation,
+    /// Run on behalf of another command (EXEC, a script): it must not block.
+    nested: bool,
 }
 
 /// How a command's effects go down the replication stream.
@@ -177,7 +179,40 @@ impl<'a> Ctx<'a> {
         sink: &'a mut dyn ReplySink,
         now_ms: i64,
     ) -> Self {
-        Ctx { state, client, args, spec, now_ms, sink, errors: 0, propagation: Propagation::AsCalled }
+        Ctx { state, client, args, spec, now_ms, sink, errors: 0, propagation: Propagation::AsCalled, nested: false }
+    }
+
+    /// Whether a blocking command may wait: not inside a transaction or a script, where it
+    /// answers as if its timeout had passed.
+    pub fn may_block(&self) -> bool {
+        !self.nested && self.client.multi.is_none()
+    }
+
+    /// Leaves the reply to later: the connection parks the client until one of `keys` holds
+    /// what it `awaits`, then runs this command again (see `crate::blocking`).
+    pub fn block(&mut self, keys: &[Bytes], timeout: Option<std::time::Duration>, awaits: crate::blocking::Awaits) {
+        self.client.block_request = Some(crate::blocking::BlockRequest { keys: keys.to_vec(), timeout, awaits });
+    }
+
+    /// Parses a blocking command's timeout in seconds (fractions allowed) as Redis 7.0 does.
+    /// Ok(None) is "wait forever" (0, or less than a millisecond).
+    pub fn arg_timeout(&mut self, i: usize) -> Option<Option<std::time::Duration>> {
+        let Some(secs) = parse_f64(&self.args[i]) else {
+            self.error("ERR timeout is not a float or out of range");
+            return None;
+        };
+        let ms = (secs * 1000.0).trunc();
+        // Redis converts with a C cast, which turns infinities and huge values negative.
+        if ms < 0.0 || !ms.is_finite() || ms >= i64::MAX as f64 {
+            self.error("ERR timeout is negative");
+            return None;
+        }
+        let ms = ms as i64;
+        if ms > 0 && ms > i64::MAX - self.now_ms {
+            self.error("ERR timeout is out of range");
+            return None;
+        }
+        Some((ms > 0).then(|| std::time::Duration::from_millis(ms as u64)))
     }
 
     /// The client's selected database.
@@ -272,6 +307,7 @@ impl<'a> Ctx<'a> {
         // Errors of the inner command count as its own failure, not as one of this command
         // (an EXEC whose queued command failed did not itself fail).
         let mut inner = Ctx::new(self.state, self.client, spec, args, self.sink, self.now_ms);
+        inner.nested = true;
         call(&mut inner, index, Instant::now());
     }
 }
@@ -342,6 +378,10 @@ pub fn call(ctx: &mut Ctx, index: usize, started: Instant) -> Instant {
     let dirty_before = if replicating { ctx.state.dirty() } else { 0 };
     (spec.handler)(ctx);
     let ended = Instant::now();
+    if ctx.client.block_request.is_some() {
+        // Counted once, when it stops waiting (served, timed out or unblocked).
+        return ended;
+    }
     // MONITOR sees a command once it ran (as in Redis 7), so EXEC shows after its commands.
     if !ctx.state.monitors.is_empty() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
         server_admin::feed_monitors(ctx.state, ctx.client, ctx.args);
@@ -367,6 +407,18 @@ pub fn call(ctx: &mut Ctx, index: usize, started: Instant) -> Instant {
         }
     }
     ended
+}
+
+/// Accounts for a blocked command released without data (timeout, CLIENT UNBLOCK).
+pub fn record_released_call(state: &mut ServerState, args: &[Bytes], failed: bool) {
+    let Some((index, _)) = table().lookup(&args[0]) else { return };
+    state.stats.total_commands_processed += 1;
+    if let Some(s) = state.stats.commands.get_mut(index) {
+        s.calls += 1;
+        if failed {
+            s.failed_calls += 1;
+        }
+    }
 }
 
 fn record_rejection(state: &mut ServerState, index: usize) {
@@ -522,6 +574,7 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
     if state.replication.active() {
         crate::replication::flush(state);
     }
+    crate::blocking::serve_ready_keys(state);
 }
 
 /// Publishes what other clients see of this one in CLIENT LIST (db, name, subscriptions, last
@@ -682,6 +735,51 @@ pub fn parse_intercard(ctx: &mut Ctx) -> Option<(usize, usize)> {
 }
 
 /// Key finder helper for families: parse a `numkeys` argument at `at`, keys following it.
+/// The shared arguments of LMPOP/BLMPOP/ZMPOP/BZMPOP: `numkeys key [key ...] <side> [COUNT n]`.
+pub struct MultiPop {
+    /// Argument indexes of the keys.
+    pub keys: std::ops::Range<usize>,
+    /// Argument index of the side word (LEFT|RIGHT or MIN|MAX), for the caller to parse.
+    pub side: usize,
+    pub count: usize,
+}
+
+/// Parses [`MultiPop`] arguments starting with numkeys at `numkeys_at`, with Redis 7.0's
+/// error texts; replies the error and returns None on bad input.
+pub fn parse_multi_pop(ctx: &mut Ctx, numkeys_at: usize) -> Option<MultiPop> {
+    let args = ctx.args;
+    let numkeys = match parse_i64(&args[numkeys_at]) {
+        Some(n) if n > 0 => n as usize,
+        _ => {
+            ctx.error("ERR numkeys should be greater than 0");
+            return None;
+        }
+    };
+    let side = numkeys_at.saturating_add(numkeys).saturating_add(1);
+    if side >= args.len() {
+        ctx.syntax_error();
+        return None;
+    }
+    let mut count = None;
+    let mut i = side + 1;
+    while i < args.len() {
+        if count.is_none() && ctx.arg_is(i, "count") && i + 1 < args.len() {
+            match parse_i64(&args[i + 1]) {
+                Some(n) if n > 0 => count = Some(n as usize),
+                _ => {
+                    ctx.error("ERR count should be greater than 0");
+                    return None;
+                }
+            }
+            i += 2;
+        } else {
+            ctx.syntax_error();
+            return None;
+        }
+    }
+    Some(MultiPop { keys: numkeys_at + 1..side, side, count: count.unwrap_or(1) })
+}
+
 pub fn keys_after_numkeys(args: &[Bytes], at: usize) -> Result<Vec<usize>, String> {
     let n = args.get(at).and_then(|a| parse_i64(a)).ok_or("ERR value is not an integer or out of range")?;
     if n < 0 || at as i64 + 1 + n > args.len() as i64 {

@@ -1,9 +1,10 @@
 //! Sorted set commands: ZADD/ZINCRBY, scores and ranks, ranges by rank, score and lex (and
 //! their REV, STORE and REM forms), pops, set algebra (ZUNION/ZINTER/ZDIFF, STORE forms,
-//! ZINTERCARD), ZRANDMEMBER, ZSCAN.
+//! ZINTERCARD), ZRANDMEMBER, ZSCAN, and the blocking pops (BZPOPMIN, BZPOPMAX, BZMPOP).
 
 use super::spec::flags::*;
-use super::{edit_collection, errors, parse_scan, read_collection, CollectionKind, CommandSpec, Ctx};
+use super::{edit_collection, errors, parse_multi_pop, parse_scan, read_collection, CollectionKind, CommandSpec, Ctx};
+use crate::blocking::Awaits;
 use crate::notify::class;
 use bytes::Bytes;
 use moonkv_keyspace::{glob_match, LexBound, LexRange, ScoreBound, ScoreRange, SortedSet, Value, ZSetLimits};
@@ -18,6 +19,10 @@ const fn zcmd(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32),
 /// Keys of ZUNION/ZINTER/ZDIFF/ZINTERCARD/ZMPOP: `numkeys` at index 1.
 fn numkeys_at_1(args: &[Bytes]) -> Result<Vec<usize>, String> {
     super::keys_after_numkeys(args, 1)
+}
+
+fn numkeys_at_2(args: &[Bytes]) -> Result<Vec<usize>, String> {
+    super::keys_after_numkeys(args, 2)
 }
 
 /// Keys of the STORE forms: the destination, then `numkeys` keys after index 2.
@@ -51,6 +56,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     zcmd("zpopmin", -2, WRITE | FAST, (1, 1, 1), zpopmin).summary("Remove and return the lowest-scored members", "5.0.0"),
     zcmd("zpopmax", -2, WRITE | FAST, (1, 1, 1), zpopmax).summary("Remove and return the highest-scored members", "5.0.0"),
     zcmd("zmpop", -4, WRITE, (0, 0, 0), zmpop).key_finder(numkeys_at_1).summary("Pop members from the first non-empty sorted set", "7.0.0"),
+    zcmd("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, (1, -2, 1), bzpopmin)
+        .summary("Remove and return the member with the lowest score from one or more sorted sets, or block until one is available", "5.0.0"),
+    zcmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, (1, -2, 1), bzpopmax)
+        .summary("Remove and return the member with the highest score from one or more sorted sets, or block until one is available", "5.0.0"),
+    zcmd("bzmpop", -5, WRITE | BLOCKING, (0, 0, 0), bzmpop)
+        .key_finder(numkeys_at_2)
+        .summary("Remove and return members with scores in a sorted set or block until one is available", "7.0.0"),
     zcmd("zunion", -3, READONLY, (0, 0, 0), zunion).key_finder(numkeys_at_1).summary("Union of sorted sets", "6.2.0"),
     zcmd("zinter", -3, READONLY, (0, 0, 0), zinter).key_finder(numkeys_at_1).summary("Intersection of sorted sets", "6.2.0"),
     zcmd("zdiff", -3, READONLY, (0, 0, 0), zdiff).key_finder(numkeys_at_1).summary("Difference of sorted sets", "6.2.0"),
@@ -607,36 +619,41 @@ fn zpopmax(ctx: &mut Ctx) {
     pop_generic(ctx, true);
 }
 
-fn zmpop(ctx: &mut Ctx) {
+fn pop_command(max: bool) -> &'static [u8] {
+    if max {
+        b"zpopmax"
+    } else {
+        b"zpopmin"
+    }
+}
+
+/// ZMPOP and BZMPOP (with a timeout before numkeys).
+fn multi_pop(ctx: &mut Ctx, blocking: bool) {
     let args = ctx.args;
-    let Some(numkeys) = ctx.arg_i64(1) else { return };
-    if numkeys <= 0 || numkeys as usize > args.len() - 2 {
-        return ctx.error("ERR numkeys should be greater than 0");
-    }
-    let numkeys = numkeys as usize;
-    let mut i = 2 + numkeys;
-    let max = match args.get(i).map(|a| a.to_ascii_lowercase()) {
-        Some(w) if w == b"min" => false,
-        Some(w) if w == b"max" => true,
-        _ => return ctx.syntax_error(),
+    let timeout = if blocking {
+        match ctx.arg_timeout(1) {
+            Some(t) => t,
+            None => return,
+        }
+    } else {
+        None
     };
-    i += 1;
-    let mut count = 1usize;
-    if i < args.len() {
-        if !ctx.arg_is(i, "count") || i + 2 != args.len() {
-            return ctx.syntax_error();
-        }
-        let Some(n) = ctx.arg_i64(i + 1) else { return };
-        if n <= 0 {
-            return ctx.error("ERR count should be greater than 0");
-        }
-        count = n as usize;
-    }
-    for key in &args[2..2 + numkeys] {
-        let Ok(items) = pop(ctx, key, count, max) else { return };
+    let Some(spec) = parse_multi_pop(ctx, if blocking { 2 } else { 1 }) else { return };
+    let max = if ctx.arg_is(spec.side, "min") {
+        false
+    } else if ctx.arg_is(spec.side, "max") {
+        true
+    } else {
+        return ctx.syntax_error();
+    };
+    let keys = &args[spec.keys];
+    for key in keys {
+        let Ok(items) = pop(ctx, key, spec.count, max) else { return };
         if items.is_empty() {
             continue;
         }
+        let count = items.len().to_string();
+        ctx.propagate_parts(&[pop_command(max), key, count.as_bytes()]);
         ctx.array(2);
         ctx.bulk(key);
         ctx.array(items.len());
@@ -647,7 +664,47 @@ fn zmpop(ctx: &mut Ctx) {
         }
         return;
     }
+    if blocking && ctx.may_block() {
+        return ctx.block(keys, timeout, Awaits::SortedSet);
+    }
     ctx.null_array();
+}
+
+fn zmpop(ctx: &mut Ctx) {
+    multi_pop(ctx, false);
+}
+
+fn bzmpop(ctx: &mut Ctx) {
+    multi_pop(ctx, true);
+}
+
+/// BZPOPMIN and BZPOPMAX: `keys... timeout`, replying key, member and score.
+fn blocking_pop(ctx: &mut Ctx, max: bool) {
+    let args = ctx.args;
+    let Some(timeout) = ctx.arg_timeout(args.len() - 1) else { return };
+    let keys = &args[1..args.len() - 1];
+    for key in keys {
+        let Ok(items) = pop(ctx, key, 1, max) else { return };
+        let Some((member, score)) = items.into_iter().next() else { continue };
+        ctx.propagate_parts(&[pop_command(max), key]);
+        ctx.array(3);
+        ctx.bulk(key);
+        ctx.bulk(&member);
+        reply_score(ctx, score);
+        return;
+    }
+    if ctx.may_block() {
+        return ctx.block(keys, timeout, Awaits::SortedSet);
+    }
+    ctx.null_array();
+}
+
+fn bzpopmin(ctx: &mut Ctx) {
+    blocking_pop(ctx, false);
+}
+
+fn bzpopmax(ctx: &mut Ctx) {
+    blocking_pop(ctx, true);
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -1,5 +1,6 @@
 //! One client connection: read, parse, execute in batches, write.
 
+use crate::blocking;
 use crate::client::{ClientEntry, ClientState, Outbound};
 use crate::commands;
 use crate::log;
@@ -10,6 +11,7 @@ use moonkv_protocol::{ParseLimits, Protocol, RequestParser};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -66,6 +68,7 @@ fn register(state: &mut ServerState, peer: &SocketAddr, local: &SocketAddr, tx: 
             psub: 0,
             multi: -1,
             protocol: Protocol::Resp2,
+            blocked: false,
             tx,
         },
     );
@@ -92,15 +95,208 @@ fn run_guarded(state: &mut ServerState, client: &mut ClientState, args: &[bytes:
     }
 }
 
+/// What a connection does after running the requests it had buffered.
+enum AfterBatch {
+    /// Wait for more input.
+    Read,
+    /// The client is parked by a blocking command; wait for it to come back.
+    Blocked { timeout: Option<std::time::Duration> },
+    /// Write what is pending and close (QUIT, protocol error, CLIENT KILL of oneself).
+    Close,
+    /// SHUTDOWN: stop without writing more.
+    Shutdown,
+}
+
+/// The I/O side of one connection, kept together so the request loop can be split into steps.
+struct Connection {
+    shared: Arc<Shared>,
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    rx: mpsc::UnboundedReceiver<Outbound>,
+    parser: RequestParser,
+    inbuf: BytesMut,
+    out: Vec<u8>,
+    args: Vec<bytes::Bytes>,
+    limits: ConnLimits,
+}
+
+impl Connection {
+    /// Parses the next complete non-empty request into `self.args`: Ok(false) when more input
+    /// is needed.
+    fn parse_next(&mut self, client: &ClientState) -> Result<bool, moonkv_protocol::ProtocolError> {
+        let limits = ParseLimits { max_bulk_len: self.limits.max_bulk_len, authenticated: client.authenticated };
+        loop {
+            self.args.clear();
+            match self.parser.parse_into(&mut self.inbuf, limits, &mut self.args)? {
+                true if self.args.is_empty() => continue,
+                complete => return Ok(complete),
+            }
+        }
+    }
+
+    /// Runs every complete request in the input buffer. The first one is parsed before taking
+    /// the lock; the rest are parsed under it, so a pipeline takes the lock once. A blocking
+    /// command that has to wait parks the client under the same lock hold (the client is then
+    /// not returned): nothing can write its keys in between.
+    async fn run_buffered(&mut self, mut client: Box<ClientState>, bytes_read: usize) -> (Option<Box<ClientState>>, AfterBatch) {
+        let mut protocol_error = None;
+        let mut next = AfterBatch::Read;
+        let have_request = match self.parse_next(&client) {
+            Ok(found) => found,
+            Err(e) => {
+                protocol_error = Some(e);
+                false
+            }
+        };
+        if have_request {
+            let shared = self.shared.clone();
+            let mut state = shared.lock_async().await;
+            state.stats.total_net_input_bytes += bytes_read as u64;
+            let out_before = self.out.len();
+            let mut clock = commands::BatchClock::now();
+            loop {
+                run_guarded(&mut state, &mut client, &self.args, &mut self.out, &mut clock);
+                if let Some(request) = client.block_request.take() {
+                    next = AfterBatch::Blocked { timeout: request.timeout };
+                    state.stats.total_net_output_bytes += (self.out.len() - out_before) as u64;
+                    blocking::park(&mut state, client, self.args.clone(), request);
+                    return (None, next);
+                }
+                if client.close_after_reply || state.shutdown_requested {
+                    break;
+                }
+                // AUTH may have changed the limits that apply to the next request.
+                self.limits = ConnLimits::from(&state.settings);
+                match self.parse_next(&client) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        protocol_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            state.stats.total_net_output_bytes += (self.out.len() - out_before) as u64;
+            commands::publish_client_state(&mut state, &client);
+            self.limits = ConnLimits::from(&state.settings);
+            if state.shutdown_requested {
+                drop(state);
+                self.shared.shutdown.notify_one();
+                return (Some(client), AfterBatch::Shutdown);
+            }
+        }
+        if self.inbuf.len() > self.limits.query_buffer_limit {
+            log::warning(&format!("Closing client that reached max query buffer length: addr={}", client.addr));
+            return (Some(client), AfterBatch::Close);
+        }
+        if let Some(e) = protocol_error {
+            self.out.extend_from_slice(format!("-ERR {}\r\n", e).as_bytes());
+            log::log(log::Level::Verbose, &format!("Protocol error ({}) from client: addr={}", e.0, client.addr));
+            next = AfterBatch::Close;
+        }
+        if client.close_after_reply {
+            next = AfterBatch::Close;
+        }
+        (Some(client), next)
+    }
+
+    /// Writes the pending replies. False if the peer is gone.
+    async fn flush(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        if self.writer.write_all(&self.out).await.is_err() {
+            return false;
+        }
+        self.out.clear();
+        if self.out.capacity() > 1 << 20 {
+            self.out = Vec::with_capacity(READ_CHUNK);
+        }
+        true
+    }
+
+    /// Waits while the client is parked: until it is served or released (its state comes back
+    /// through the channel), its timeout passes, or the connection ends. Input that arrives
+    /// meanwhile stays buffered for later. Returns None when the connection must close; the
+    /// client is then already unregistered.
+    async fn wait_while_blocked(&mut self, client_id: u64, timeout: Option<std::time::Duration>) -> Option<Box<ClientState>> {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut timed_out = false;
+        loop {
+            if self.inbuf.capacity() - self.inbuf.len() < 1024 {
+                self.inbuf.reserve(READ_CHUNK);
+            }
+            let sleep = async {
+                match deadline {
+                    Some(at) if !timed_out => tokio::time::sleep_until(at).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = self.rx.recv() => match msg {
+                    Some(Outbound::Resumed(client, reply)) => {
+                        self.out.extend_from_slice(&reply);
+                        return Some(client);
+                    }
+                    Some(Outbound::Push(bytes)) => {
+                        if self.writer.write_all(&bytes).await.is_err() {
+                            return self.abandon(client_id).await;
+                        }
+                    }
+                    Some(Outbound::Close) | None => return self.abandon(client_id).await,
+                },
+                _ = sleep => {
+                    timed_out = true;
+                    let mut state = self.shared.lock_async().await;
+                    let mut reply = Vec::new();
+                    if let Some(client) = blocking::release(&mut state, client_id, blocking::Release::Timeout, &mut reply) {
+                        drop(state);
+                        self.out.extend_from_slice(&reply);
+                        return Some(client);
+                    }
+                    // Served or unblocked just before: its state is on the way in the channel.
+                }
+                read = self.reader.read_buf(&mut self.inbuf) => match read {
+                    Ok(0) | Err(_) => return self.abandon(client_id).await,
+                    Ok(_) if self.inbuf.len() > self.limits.query_buffer_limit => return self.abandon(client_id).await,
+                    Ok(_) => {}
+                },
+            }
+        }
+    }
+
+    /// The connection ends while its client is parked: takes the client back (from the
+    /// registry, or from the channel if it was just served) and unregisters it.
+    async fn abandon(&mut self, client_id: u64) -> Option<Box<ClientState>> {
+        let mut state = self.shared.lock_async().await;
+        let mut client = blocking::take_back(&mut state, client_id);
+        while client.is_none() {
+            match self.rx.try_recv() {
+                Ok(Outbound::Resumed(c, _)) => client = Some(c),
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        match client {
+            Some(mut c) => unregister(&mut state, &mut c),
+            None => {
+                state.clients.remove(&client_id);
+                state.monitors.remove(&client_id);
+            }
+        }
+        None
+    }
+}
+
 pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let local = stream.local_addr().unwrap_or(peer);
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     let registered = {
         let mut state = shared.lock_async().await;
         register(&mut state, &peer, &local, tx).map(|c| (c, ConnLimits::from(&state.settings)))
     };
-    let (mut reader, mut writer) = stream.into_split();
-    let (mut client, mut limits) = match registered {
+    let (reader, mut writer) = stream.into_split();
+    let (client, limits) = match registered {
         Ok(r) => r,
         Err(msg) => {
             let _ = writer.write_all(msg.as_bytes()).await;
@@ -108,108 +304,73 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
         }
     };
     log::log(log::Level::Verbose, &format!("Accepted {}", client.addr));
-
-    let mut parser = RequestParser::new();
-    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    let mut args: Vec<bytes::Bytes> = Vec::with_capacity(8);
+    let client_id = client.id;
+    let mut client = Box::new(client);
+    let mut conn = Connection {
+        shared,
+        reader,
+        writer,
+        rx,
+        parser: RequestParser::new(),
+        inbuf: BytesMut::with_capacity(READ_CHUNK),
+        out: Vec::with_capacity(READ_CHUNK),
+        args: Vec::with_capacity(8),
+        limits,
+    };
+    let mut bytes_read = 0;
     'conn: loop {
-        if inbuf.capacity() - inbuf.len() < 1024 {
-            inbuf.reserve(READ_CHUNK);
-        }
-        tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(Outbound::Push(bytes)) => {
-                    if writer.write_all(&bytes).await.is_err() {
-                        break 'conn;
-                    }
+        let (returned, next) = conn.run_buffered(client, bytes_read).await;
+        bytes_read = 0;
+        client = match returned {
+            Some(c) => c,
+            None => {
+                // Parked by a blocking command: send what came before it, then wait.
+                let AfterBatch::Blocked { timeout } = next else { return };
+                if !conn.flush().await {
+                    conn.abandon(client_id).await;
+                    return;
                 }
-                Some(Outbound::Close) | None => break 'conn,
-            },
-            read = reader.read_buf(&mut inbuf) => {
-                let n = match read {
-                    Ok(0) | Err(_) => break 'conn,
-                    Ok(n) => n,
-                };
-                let mut protocol_error = None;
-                // Parse the first complete request before taking the lock; then run it and every
-                // further complete request already buffered, parsing each under the lock, so a
-                // pipeline takes the lock once and no per-request list is built.
-                let parse_limits = |client: &ClientState, limits: &ConnLimits| ParseLimits { max_bulk_len: limits.max_bulk_len, authenticated: client.authenticated };
-                let mut have_request = false;
-                loop {
-                    args.clear();
-                    match parser.parse_into(&mut inbuf, parse_limits(&client, &limits), &mut args) {
-                        Ok(true) if args.is_empty() => continue,
-                        Ok(true) => have_request = true,
-                        Ok(false) => {}
-                        Err(e) => protocol_error = Some(e),
+                match conn.wait_while_blocked(client_id, timeout).await {
+                    // Go on with whatever the client sent while it waited.
+                    Some(c) => {
+                        client = c;
+                        continue 'conn;
                     }
-                    break;
-                }
-                if have_request {
-                    let mut state = shared.lock_async().await;
-                    state.stats.total_net_input_bytes += n as u64;
-                    let out_before = out.len();
-                    let mut clock = commands::BatchClock::now();
-                    loop {
-                        run_guarded(&mut state, &mut client, &args, &mut out, &mut clock);
-                        if client.close_after_reply || state.shutdown_requested {
-                            break;
-                        }
-                        // AUTH may have changed the limits that apply to the next request.
-                        limits = ConnLimits::from(&state.settings);
-                        // Find the next non-empty request, if one is complete.
-                        let found = loop {
-                            args.clear();
-                            match parser.parse_into(&mut inbuf, parse_limits(&client, &limits), &mut args) {
-                                Ok(true) if args.is_empty() => continue,
-                                Ok(true) => break true,
-                                Ok(false) => break false,
-                                Err(e) => {
-                                    protocol_error = Some(e);
-                                    break false;
-                                }
-                            }
-                        };
-                        if !found {
-                            break;
-                        }
-                    }
-                    state.stats.total_net_output_bytes += (out.len() - out_before) as u64;
-                    commands::publish_client_state(&mut state, &client);
-                    limits = ConnLimits::from(&state.settings);
-                    if state.shutdown_requested {
-                        drop(state);
-                        shared.shutdown.notify_one();
-                        break 'conn;
-                    }
-                }
-                if inbuf.len() > limits.query_buffer_limit {
-                    log::warning(&format!("Closing client that reached max query buffer length: addr={}", client.addr));
-                    break 'conn;
-                }
-                if let Some(e) = protocol_error {
-                    out.extend_from_slice(format!("-ERR {}\r\n", e).as_bytes());
-                    let _ = writer.write_all(&out).await;
-                    log::log(log::Level::Verbose, &format!("Protocol error ({}) from client: addr={}", e.0, client.addr));
-                    break 'conn;
-                }
-                if !out.is_empty() {
-                    if writer.write_all(&out).await.is_err() {
-                        break 'conn;
-                    }
-                    out.clear();
-                    if out.capacity() > 1 << 20 {
-                        out = Vec::with_capacity(READ_CHUNK);
-                    }
-                }
-                if client.close_after_reply {
-                    break 'conn;
+                    None => return,
                 }
             }
+        };
+        match next {
+            AfterBatch::Shutdown => break 'conn,
+            AfterBatch::Close => {
+                conn.flush().await;
+                break 'conn;
+            }
+            AfterBatch::Read | AfterBatch::Blocked { .. } => {}
+        }
+        if !conn.flush().await {
+            break 'conn;
+        }
+        if conn.inbuf.capacity() - conn.inbuf.len() < 1024 {
+            conn.inbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            msg = conn.rx.recv() => match msg {
+                Some(Outbound::Push(bytes)) => {
+                    if conn.writer.write_all(&bytes).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                // Only a parked client is resumed; anything else is stale.
+                Some(Outbound::Resumed(..)) => {}
+                Some(Outbound::Close) | None => break 'conn,
+            },
+            read = conn.reader.read_buf(&mut conn.inbuf) => match read {
+                Ok(0) | Err(_) => break 'conn,
+                Ok(n) => bytes_read = n,
+            },
         }
     }
-    let mut state = shared.lock_async().await;
+    let mut state = conn.shared.lock_async().await;
     unregister(&mut state, &mut client);
 }

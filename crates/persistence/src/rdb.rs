@@ -154,7 +154,7 @@ pub enum RestoreError {
 }
 
 /// Decodes a DUMP payload produced by [`dump_value`] (or by Redis, for the types moonkv has).
-pub fn restore_value(payload: &[u8]) -> Result<Value, RestoreError> {
+pub fn restore_value(payload: &[u8], limits: &LoadLimits) -> Result<Value, RestoreError> {
     if payload.len() < 10 {
         return Err(RestoreError::VersionOrChecksum);
     }
@@ -164,7 +164,7 @@ pub fn restore_value(payload: &[u8]) -> Result<Value, RestoreError> {
     if version > DUMP_RDB_VERSION || CRC64.checksum(&payload[..payload.len() - 8]) != crc {
         return Err(RestoreError::VersionOrChecksum);
     }
-    let mut reader = Reader { data: body, pos: 0 };
+    let mut reader = Reader { data: body, pos: 0, limits };
     let value = reader.value().ok_or(RestoreError::BadFormat)?;
     if reader.pos != body.len() {
         return Err(RestoreError::BadFormat);
@@ -182,11 +182,11 @@ pub struct LoadedKey {
 }
 
 /// Reads an RDB snapshot written by [`write_snapshot`] (the value types moonkv has).
-pub fn read_snapshot(data: &[u8]) -> Result<Vec<LoadedKey>, RestoreError> {
+pub fn read_snapshot(data: &[u8], limits: &LoadLimits) -> Result<Vec<LoadedKey>, RestoreError> {
     if !data.starts_with(b"REDIS") || data.len() < 9 {
         return Err(RestoreError::BadFormat);
     }
-    let mut r = Reader { data, pos: 9 };
+    let mut r = Reader { data, pos: 9, limits };
     let mut keys = Vec::new();
     let mut db = 0usize;
     let mut expire_at = None;
@@ -217,9 +217,30 @@ pub fn read_snapshot(data: &[u8]) -> Result<Vec<LoadedKey>, RestoreError> {
     }
 }
 
+/// The server's compact-encoding thresholds, applied to loaded collections as to new ones
+/// (a snapshot taken under other settings loads in the encodings the current ones call for).
+#[derive(Clone, Copy, Debug)]
+pub struct LoadLimits {
+    pub set_max_intset_entries: usize,
+    pub hash: moonkv_keyspace::HashLimits,
+    pub zset: moonkv_keyspace::ZSetLimits,
+}
+
+impl Default for LoadLimits {
+    /// Redis's defaults.
+    fn default() -> Self {
+        LoadLimits {
+            set_max_intset_entries: 512,
+            hash: moonkv_keyspace::HashLimits { max_entries: 128, max_value: 64 },
+            zset: moonkv_keyspace::ZSetLimits { max_entries: 128, max_value: 64 },
+        }
+    }
+}
+
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
+    limits: &'a LoadLimits,
 }
 
 impl Reader<'_> {
@@ -287,14 +308,14 @@ impl Reader<'_> {
                 let n = self.count()?;
                 let mut set = moonkv_keyspace::Set::new();
                 for _ in 0..n {
-                    set.insert(&self.string()?, 512);
+                    set.insert(&self.string()?, self.limits.set_max_intset_entries);
                 }
                 Some(Value::Set(Box::new(set)))
             }
             TYPE_HASH => {
                 let n = self.count()?;
                 let mut hash = moonkv_keyspace::Hash::new();
-                let limits = moonkv_keyspace::HashLimits { max_entries: 128, max_value: 64 };
+                let limits = self.limits.hash;
                 for _ in 0..n {
                     let field = self.string()?;
                     let value = self.string()?;
@@ -305,7 +326,7 @@ impl Reader<'_> {
             TYPE_ZSET_2 => {
                 let n = self.count()?;
                 let mut zset = moonkv_keyspace::SortedSet::new();
-                let limits = moonkv_keyspace::ZSetLimits { max_entries: 128, max_value: 64 };
+                let limits = self.limits.zset;
                 for _ in 0..n {
                     let member = self.string()?;
                     let score = f64::from_le_bytes(self.take(8)?.try_into().ok()?);
@@ -341,14 +362,14 @@ mod tests {
         list.push(moonkv_keyspace::End::Tail, &[0u8; 300]);
         for value in [Value::string(b"hello"), Value::string(b"12345"), Value::List(Box::new(list))] {
             let payload = dump_value(&value);
-            let back = restore_value(&payload).unwrap();
+            let back = restore_value(&payload, &LoadLimits::default()).unwrap();
             assert_eq!(dump_value(&back), payload);
         }
         let mut bad = dump_value(&Value::string(b"x"));
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert_eq!(restore_value(&bad).unwrap_err(), RestoreError::VersionOrChecksum);
-        assert_eq!(restore_value(b"").unwrap_err(), RestoreError::VersionOrChecksum);
+        assert_eq!(restore_value(&bad, &LoadLimits::default()).unwrap_err(), RestoreError::VersionOrChecksum);
+        assert_eq!(restore_value(b"", &LoadLimits::default()).unwrap_err(), RestoreError::VersionOrChecksum);
     }
 
     #[test]
@@ -359,7 +380,7 @@ mod tests {
         let mut db1 = Db::new();
         db1.set(b"n", Value::string(b"42"), false);
         let rdb = write_snapshot(&[db0, db1], "7.0.15", 1_000);
-        let keys = read_snapshot(&rdb).unwrap();
+        let keys = read_snapshot(&rdb, &LoadLimits::default()).unwrap();
         assert_eq!(keys.len(), 2);
         assert_eq!((keys[0].db, keys[0].key.as_slice(), keys[0].expire_at), (0, &b"k"[..], Some(5_000)));
         assert_eq!((keys[1].db, keys[1].value.encoding()), (1, "int"));

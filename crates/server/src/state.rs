@@ -33,6 +33,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The encoding thresholds a loaded or restored value is built with.
+    pub fn load_limits(&self) -> moonkv_persistence::rdb::LoadLimits {
+        moonkv_persistence::rdb::LoadLimits { set_max_intset_entries: self.set_max_intset_entries, hash: self.hash_limits, zset: self.zset_limits }
+    }
+
     pub fn from_config(c: &Config) -> Self {
         let pass = c.get("requirepass");
         Settings {

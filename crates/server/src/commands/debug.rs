@@ -57,9 +57,12 @@ fn debug(ctx: &mut Ctx) {
 fn reload(ctx: &mut Ctx) {
     let now = ctx.now_ms;
     let image = moonkv_persistence::rdb::write_snapshot(&ctx.state.dbs, crate::REDIS_VERSION, now);
-    let keys = match moonkv_persistence::rdb::read_snapshot(&image) {
+    let keys = match moonkv_persistence::rdb::read_snapshot(&image, &ctx.state.settings.load_limits()) {
         Ok(keys) => keys,
-        Err(_) => return ctx.error("ERR Error trying to load the RDB dump"),
+        Err(e) => {
+            crate::log::warning(&format!("DEBUG RELOAD could not read back its own snapshot: {:?}", e));
+            return ctx.error("ERR Error trying to load the RDB dump");
+        }
     };
     for db in ctx.state.dbs.iter_mut() {
         drop(db.flush(now));

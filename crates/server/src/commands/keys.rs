@@ -464,7 +464,7 @@ fn restore(ctx: &mut Ctx) {
     if !replace && ctx.db().exists(key, now) {
         return ctx.error("BUSYKEY Target key name already exists.");
     }
-    let value = match moonkv_persistence::rdb::restore_value(&args[3]) {
+    let value = match moonkv_persistence::rdb::restore_value(&args[3], &ctx.state.settings.load_limits()) {
         Ok(v) => v,
         Err(moonkv_persistence::rdb::RestoreError::VersionOrChecksum) => return ctx.error("ERR DUMP payload version or checksum are wrong"),
         Err(moonkv_persistence::rdb::RestoreError::BadFormat) => return ctx.error("ERR Bad data format"),

@@ -698,19 +698,38 @@ pub fn scan_loop(mut cursor: u64, count: i64, mut step: impl FnMut(u64) -> (u64,
     }
 }
 
+/// Which command [`parse_intercard`] parses for.
+#[derive(Clone, Copy)]
+pub enum IntercardFlavor {
+    Set,
+    SortedSet,
+}
+
 /// Parses SINTERCARD/ZINTERCARD's `numkeys key... [LIMIT n]`; returns (numkeys, limit, with 0
 /// meaning none) or replies the error.
-pub fn parse_intercard(ctx: &mut Ctx) -> Option<(usize, usize)> {
+pub fn parse_intercard(ctx: &mut Ctx, flavor: IntercardFlavor) -> Option<(usize, usize)> {
     let args = ctx.args;
-    let numkeys = match parse_i64(&args[1]) {
-        Some(n) if n > 0 => n as usize,
-        _ => {
+    // The two commands validate numkeys with different code in Redis, hence different texts.
+    let numkeys = match (parse_i64(&args[1]), flavor) {
+        (Some(n), _) if n > 0 => n as usize,
+        (_, IntercardFlavor::Set) => {
             ctx.error("ERR numkeys should be greater than 0");
+            return None;
+        }
+        (None, IntercardFlavor::SortedSet) => {
+            ctx.error(errors::NOT_INTEGER);
+            return None;
+        }
+        (Some(_), IntercardFlavor::SortedSet) => {
+            ctx.error("ERR at least 1 input key is needed for 'zintercard' command");
             return None;
         }
     };
     if numkeys > args.len() - 2 {
-        ctx.error("ERR Number of keys can't be greater than number of args");
+        match flavor {
+            IntercardFlavor::Set => ctx.error("ERR Number of keys can't be greater than number of args"),
+            IntercardFlavor::SortedSet => ctx.syntax_error(),
+        }
         return None;
     }
     let mut limit = 0usize;

@@ -242,9 +242,10 @@ fn smove(ctx: &mut Ctx) {
         Err(()) => return,
         Ok(set) => set.map(|s| s.contains(member)),
     };
-    if read_set(ctx, dst).is_err() {
-        return;
-    }
+    let dst_has = match read_set(ctx, dst) {
+        Err(()) => return,
+        Ok(set) => set.is_some_and(|s| s.contains(member)),
+    };
     let Some(true) = src_has else { return ctx.integer(0) };
     if src == dst {
         return ctx.integer(1);
@@ -252,9 +253,12 @@ fn smove(ctx: &mut Ctx) {
     edit_set(ctx, src, false, |s| s.remove(member));
     ctx.notify(class::SET, "srem", src);
     notify_if_deleted(ctx, src);
-    let limit = intset_limit(ctx);
-    edit_set(ctx, dst, true, |s| s.insert(member, limit));
-    ctx.notify(class::SET, "sadd", dst);
+    // A destination that already has the member is left untouched (its WATCHes stay clean).
+    if !dst_has {
+        let limit = intset_limit(ctx);
+        edit_set(ctx, dst, true, |s| s.insert(member, limit));
+        ctx.notify(class::SET, "sadd", dst);
+    }
     ctx.integer(1);
 }
 
@@ -355,7 +359,7 @@ fn sdiffstore(ctx: &mut Ctx) {
 
 fn sintercard(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some((numkeys, limit)) = super::parse_intercard(ctx) else { return };
+    let Some((numkeys, limit)) = super::parse_intercard(ctx, super::IntercardFlavor::Set) else { return };
     let Ok(members) = compute(ctx, &args[2..2 + numkeys], Algebra::Inter) else { return };
     let n = if limit > 0 { members.len().min(limit) } else { members.len() };
     ctx.integer(n as i64);

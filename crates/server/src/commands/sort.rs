@@ -21,15 +21,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         .summary("Sort the elements of a list or set, read-only", "7.0.0"),
 ];
 
-/// SORT's keys: the sorted key, and the STORE destination if any.
+/// SORT's keys: the sorted key, and the STORE destination if any (the last STORE wins, as
+/// it does when the command runs).
 fn sort_keys(args: &[Bytes]) -> Result<Vec<usize>, String> {
     let mut keys = vec![1];
+    let mut store = None;
     let mut i = 2;
     while i < args.len() {
         let word = args[i].to_ascii_lowercase();
         match word.as_slice() {
             b"store" if i + 1 < args.len() => {
-                keys.push(i + 1);
+                store = Some(i + 1);
                 i += 2;
             }
             b"by" | b"get" => i += 2,
@@ -37,6 +39,7 @@ fn sort_keys(args: &[Bytes]) -> Result<Vec<usize>, String> {
             _ => i += 1,
         }
     }
+    keys.extend(store);
     Ok(keys)
 }
 
@@ -121,17 +124,36 @@ fn sort_ro(ctx: &mut Ctx) {
 
 fn sort_generic(ctx: &mut Ctx, read_only: bool) {
     let args = ctx.args;
-    let Some(opts) = parse_options(ctx, read_only) else { return };
+    let Some(mut opts) = parse_options(ctx, read_only) else { return };
     let now = ctx.now_ms;
+    // BY without a `*` means "do not sort" (unless it is a hash field lookup of `#`).
+    let mut dont_sort = opts.by.as_ref().is_some_and(|b| !b.contains(&b'*'));
+    let mut is_set = false;
     let elements: Vec<Vec<u8>> = match ctx.db().get(&args[1], now) {
         None => Vec::new(),
         Some(Value::List(l)) => l.iter().map(<[u8]>::to_vec).collect(),
-        Some(Value::Set(s)) => s.iter().map(<[u8]>::to_vec).collect(),
-        Some(Value::ZSet(z)) => z.iter().map(|(m, _)| m.to_vec()).collect(),
+        Some(Value::Set(s)) => {
+            is_set = true;
+            s.iter().map(<[u8]>::to_vec).collect()
+        }
+        Some(Value::ZSet(z)) => {
+            // Unsorted, a sorted set keeps its own order, reversed by DESC.
+            let mut members: Vec<Vec<u8>> = z.iter().map(|(m, _)| m.to_vec()).collect();
+            if dont_sort && opts.desc {
+                members.reverse();
+            }
+            members
+        }
         Some(_) => return ctx.wrong_type(),
     };
-    // BY without a `*` means "do not sort" (unless it is a hash field lookup of `#`).
-    let dont_sort = opts.by.as_ref().is_some_and(|b| !b.contains(&b'*'));
+    // A set has no order of its own: what is stored (and so replicated) must not depend on
+    // its layout, so Redis sorts it lexically after all.
+    if dont_sort && is_set && opts.store.is_some() {
+        dont_sort = false;
+        opts.alpha = true;
+        opts.by = None;
+    }
+
     let mut items: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(elements.len());
     {
         let db = ctx.db();
@@ -231,6 +253,8 @@ mod tests {
     #[test]
     fn store_destination_is_a_key() {
         let args: Vec<Bytes> = ["SORT", "src", "BY", "w_*", "STORE", "dst"].iter().map(|s| Bytes::from(*s)).collect();
+        assert_eq!(sort_keys(&args).unwrap(), vec![1, 5]);
+        let args: Vec<Bytes> = ["SORT", "abc", "STORE", "invalid", "STORE", "def"].iter().map(|s| Bytes::from(*s)).collect();
         assert_eq!(sort_keys(&args).unwrap(), vec![1, 5]);
     }
 

@@ -721,6 +721,16 @@ enum Aggregate {
     Max,
 }
 
+/// A score times its input's weight; infinity times 0 gives 0 in Redis, never NaN.
+fn weigh(score: f64, weight: f64) -> f64 {
+    let r = score * weight;
+    if r.is_nan() {
+        0.0
+    } else {
+        r
+    }
+}
+
 fn aggregate(a: f64, b: f64, how: Aggregate) -> f64 {
     let r = match how {
         Aggregate::Sum => a + b,
@@ -811,7 +821,7 @@ fn algebra(ctx: &mut Ctx, at: usize, op: Algebra, allow_withscores: bool) -> Opt
         Algebra::Union => {
             for (input, w) in inputs.iter().zip(&weights) {
                 for (m, s) in input.iter().flatten() {
-                    let weighted = if *s == 0.0 { 0.0 } else { s * w };
+                    let weighted = weigh(*s, *w);
                     match index.get(m) {
                         Some(&pos) => acc[pos].1 = aggregate(acc[pos].1, weighted, how),
                         None => {
@@ -830,10 +840,10 @@ fn algebra(ctx: &mut Ctx, at: usize, op: Algebra, allow_withscores: bool) -> Opt
                 inputs.iter().flatten().map(|i| i.iter().map(|(m, s)| (m.as_slice(), *s)).collect()).collect();
             if let Some(first) = inputs[0].as_ref() {
                 'members: for (m, s) in first {
-                    let mut score = if *s == 0.0 { 0.0 } else { s * weights[0] };
+                    let mut score = weigh(*s, weights[0]);
                     for (j, set) in sets.iter().enumerate().skip(1) {
                         match set.get(m.as_slice()) {
-                            Some(other) => score = aggregate(score, if *other == 0.0 { 0.0 } else { other * weights[j] }, how),
+                            Some(other) => score = aggregate(score, weigh(*other, weights[j]), how),
                             None => continue 'members,
                         }
                     }
@@ -893,7 +903,7 @@ fn zdiffstore(ctx: &mut Ctx) {
 
 fn zintercard(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some((numkeys, limit)) = super::parse_intercard(ctx) else { return };
+    let Some((numkeys, limit)) = super::parse_intercard(ctx, super::IntercardFlavor::SortedSet) else { return };
     let mut sets = Vec::with_capacity(numkeys);
     for key in &args[2..2 + numkeys] {
         let Ok(input) = read_input(ctx, key) else { return };

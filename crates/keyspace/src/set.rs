@@ -7,6 +7,7 @@
 
 use crate::dict::{Dict, Key};
 use moonkv_protocol::number::parse_i64;
+use rand::seq::SliceRandom;
 use rand::Rng;
 
 #[derive(Default, Clone, Debug)]
@@ -56,6 +57,52 @@ impl Set {
         self.members.random_entry(rng).map(|(k, _)| k)
     }
 
+    /// Up to `n` distinct members chosen at random, in no particular order. Costs O(n) when
+    /// `n` is small next to the set, O(len) otherwise.
+    pub fn random_distinct(&self, n: usize, rng: &mut impl Rng) -> Vec<Vec<u8>> {
+        let len = self.len();
+        if n >= len {
+            return self.iter().map(<[u8]>::to_vec).collect();
+        }
+        if n.saturating_mul(3) > len {
+            // Most of the set: shuffling a list of it beats rejecting repeated picks.
+            let mut all: Vec<&[u8]> = self.iter().collect();
+            let (chosen, _) = all.partial_shuffle(rng, n);
+            return chosen.iter().map(|m| m.to_vec()).collect();
+        }
+        let mut chosen: std::collections::HashSet<&[u8]> = std::collections::HashSet::with_capacity(n);
+        while chosen.len() < n {
+            if let Some(key) = self.random_member(rng) {
+                chosen.insert(key.as_slice());
+            }
+        }
+        chosen.into_iter().map(<[u8]>::to_vec).collect()
+    }
+
+    /// Removes up to `n` members chosen at random and returns them.
+    pub fn pop_random(&mut self, n: usize, rng: &mut impl Rng) -> Vec<Vec<u8>> {
+        if n >= self.len() {
+            let all = self.iter().map(<[u8]>::to_vec).collect();
+            self.members = Dict::new();
+            return all;
+        }
+        let chosen = if n.saturating_mul(3) > self.len() {
+            self.random_distinct(n, rng)
+        } else {
+            let mut chosen = Vec::with_capacity(n);
+            while chosen.len() < n {
+                let Some(key) = self.random_member(rng).map(|k| k.as_slice().to_vec()) else { break };
+                self.members.remove(&key);
+                chosen.push(key);
+            }
+            return chosen;
+        };
+        for m in &chosen {
+            self.members.remove(m);
+        }
+        chosen
+    }
+
     pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8])) -> u64 {
         self.members.scan_step(cursor, |k, _| visit(k))
     }
@@ -72,6 +119,29 @@ impl Set {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_picks_are_distinct_members() {
+        let mut rng = rand::thread_rng();
+        let mut s = Set::new();
+        for i in 0..1000 {
+            s.insert(format!("m{i}").as_bytes(), 512);
+        }
+        for n in [0, 1, 10, 400, 999, 1000, 5000] {
+            let picked = s.random_distinct(n, &mut rng);
+            let unique: std::collections::HashSet<_> = picked.iter().collect();
+            assert_eq!(picked.len(), n.min(1000));
+            assert_eq!(unique.len(), picked.len());
+            assert!(picked.iter().all(|m| s.contains(m)));
+        }
+        let popped = s.pop_random(10, &mut rng);
+        assert_eq!(s.len(), 990);
+        assert!(popped.iter().all(|m| !s.contains(m)));
+        let popped = s.pop_random(500, &mut rng);
+        assert_eq!((popped.len(), s.len()), (500, 490));
+        let rest = s.pop_random(1000, &mut rng);
+        assert_eq!((rest.len(), s.len()), (490, 0));
+    }
 
     #[test]
     fn encoding_converts_once() {

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use moonkv_keyspace::{glob_match, Set, Value};
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
-use rand::seq::SliceRandom;
 
 const fn set_cmd(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), handler: super::Handler) -> CommandSpec {
     CommandSpec::new(name, arity, flags, keys, "set", handler).group("set")
@@ -162,23 +161,14 @@ fn spop(ctx: &mut Ctx) {
         return ctx.error("ERR value is out of range, must be positive");
     }
     let wanted = count.unwrap_or(1) as usize;
-    let chosen: Vec<Vec<u8>> = {
-        let Ok(set) = read_set(ctx, key) else { return };
-        let Some(set) = set else {
-            return if count.is_some() { ctx.set(0) } else { ctx.null() };
-        };
-        let mut all: Vec<Vec<u8>> = set.iter().map(<[u8]>::to_vec).collect();
-        if wanted < all.len() {
-            all.shuffle(&mut ctx.state.rng);
-            all.truncate(wanted);
-        }
-        all
-    };
-    edit_set(ctx, key, false, |s| {
-        for m in &chosen {
-            s.remove(m);
-        }
-    });
+    match read_set(ctx, key) {
+        Err(()) => return,
+        Ok(None) => return if count.is_some() { ctx.set(0) } else { ctx.null() },
+        Ok(Some(_)) => {}
+    }
+    let mut rng = ctx.state.rng.clone();
+    let chosen = edit_set(ctx, key, false, |s| s.pop_random(wanted, &mut rng)).and_then(Result::ok).unwrap_or_default();
+    ctx.state.rng = rng;
     if !chosen.is_empty() {
         ctx.notify(class::SET, "spop", key);
         notify_if_deleted(ctx, key);
@@ -210,14 +200,7 @@ fn srandmember(ctx: &mut Ctx) {
                 Some(n) if n < 0 => (0..n.unsigned_abs())
                     .filter_map(|_| set.random_member(&mut state.rng).map(|m| m.as_slice().to_vec()))
                     .collect(),
-                Some(n) => {
-                    let mut all: Vec<Vec<u8>> = set.iter().map(<[u8]>::to_vec).collect();
-                    if (n as usize) < all.len() {
-                        all.shuffle(&mut state.rng);
-                        all.truncate(n as usize);
-                    }
-                    all
-                }
+                Some(n) => set.random_distinct(n as usize, &mut state.rng),
             }),
             Some(_) => return ctx.wrong_type(),
         }

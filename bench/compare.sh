@@ -40,6 +40,8 @@ Usage: bench/compare.sh [options]
   --clients C           parallel connections (default 50)
   --keyspace K          redis-benchmark -r (random keys) for every run (default 100000)
   --memory-keys N       keys loaded for the memory comparison (default 1000000)
+  --memory-kinds LIST   what the memory comparison loads (default "strings"): strings (N keys),
+                        list, set, hash, zset (one key with N elements), comma-separated
   --no-memory           skip the memory comparison
   --pin                 pin servers to CPU 0 and redis-benchmark to CPU 1 (taskset)
   --timeout S           kill a redis-benchmark run after S seconds (default 180)
@@ -59,7 +61,7 @@ MOONKV_BIN="" REDIS_BIN="" BUILD=0
 MOONKV_ARGS_STR="--save '' --appendonly no" MOONKV_ARGS_GIVEN=0
 REDIS_ARGS_STR="--save '' --appendonly no"
 ROUNDS=5 REQUESTS=auto TARGET_SECS=2 TESTS="ping,set,get,incr,mset" PIPELINES="1 16"
-CLIENTS=50 KEYSPACE=100000 MEMORY_KEYS=1000000 DO_MEMORY=1 PIN=0 TIMEOUT=180 OUT=""
+CLIENTS=50 KEYSPACE=100000 MEMORY_KEYS=1000000 MEMORY_KINDS=strings DO_MEMORY=1 PIN=0 TIMEOUT=180 OUT=""
 CUSTOM=()
 
 while (($#)); do
@@ -67,7 +69,7 @@ while (($#)); do
     opt=$1
     case $opt in
     --moonkv | --redis | --moonkv-args | --redis-args | --rounds | --requests | --target-secs | --tests | \
-        --custom | --pipelines | --clients | --keyspace | --memory-keys | --timeout | --out)
+        --custom | --pipelines | --clients | --keyspace | --memory-keys | --memory-kinds | --timeout | --out)
         (($# >= 2)) || { echo "$PROG: $opt needs a value" >&2; exit 2; } ;;
     esac
     case $opt in
@@ -84,6 +86,7 @@ while (($#)); do
     --clients) CLIENTS=$2 ;;
     --keyspace) KEYSPACE=$2 ;;
     --memory-keys) MEMORY_KEYS=$2 ;;
+    --memory-kinds) MEMORY_KINDS=$2 ;;
     --timeout) TIMEOUT=$2 ;;
     --out) OUT=$2 ;;
     --no-memory) DO_MEMORY=0; shift; continue ;;
@@ -271,7 +274,7 @@ for i in "${!CUSTOM[@]}"; do
     CUSTOM_NAME+=("$name") CUSTOM_SETUP+=("$setup") CUSTOM_CMD+=("$cmd")
     JOBS+=("c:$i")
 done
-((${#JOBS[@]})) || die "nothing to run (--tests is empty and no --custom)"
+((${#JOBS[@]} || DO_MEMORY)) || die "nothing to run (--tests is empty, no --custom and --no-memory)"
 
 declare -A SETUP_REPLY=() NREQ=()
 
@@ -461,54 +464,88 @@ raw_values() { awk -F'\t' -v s="$1" -v l="$2" -v d="$3" -v c="$4" 'NR > 1 && $2 
 } >"$OUT/rounds.md"
 
 # ---------------------------------------------------------------------------------------------
-# memory: fresh instances, MEMORY_KEYS keys "key:%012d" -> "xxx" loaded with redis-cli --pipe
+# memory: for each kind, fresh instances of both servers loaded with the same data through
+# redis-cli --pipe: MEMORY_KEYS string keys, or one collection of MEMORY_KEYS elements.
+
+memory_load_file() { # kind -> writes $WORK/load-<kind>.resp, echoes the expected DBSIZE
+    local kind=$1 file="$WORK/load-$1.resp"
+    case $kind in
+    strings)
+        awk -v n="$MEMORY_KEYS" 'BEGIN { for (i = 1; i <= n; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n", i }' >"$file"
+        echo "$MEMORY_KEYS" ;;
+    list | set | hash | zset)
+        # 100 elements per command; elements "e:%012d" (14 bytes), hash values "xxx", scores i.
+        awk -v n="$MEMORY_KEYS" -v kind="$kind" 'BEGIN {
+            per = 100
+            for (start = 1; start <= n; start += per) {
+                cnt = (n - start + 1 < per) ? n - start + 1 : per
+                if (kind == "list") { printf "*%d\r\n$5\r\nRPUSH\r\n$4\r\nbig:\r\n", cnt + 2 }
+                if (kind == "set") { printf "*%d\r\n$4\r\nSADD\r\n$4\r\nbig:\r\n", cnt + 2 }
+                if (kind == "hash") { printf "*%d\r\n$4\r\nHSET\r\n$4\r\nbig:\r\n", 2 * cnt + 2 }
+                if (kind == "zset") { printf "*%d\r\n$4\r\nZADD\r\n$4\r\nbig:\r\n", 2 * cnt + 2 }
+                for (i = start; i < start + cnt; i++) {
+                    if (kind == "zset") { s = sprintf("%d", i); printf "$%d\r\n%s\r\n", length(s), s }
+                    printf "$14\r\ne:%012d\r\n", i
+                    if (kind == "hash") { printf "$3\r\nxxx\r\n" }
+                }
+            }
+        }' >"$file"
+        echo 1 ;;
+    *) die "unknown memory kind '$kind' (strings, list, set, hash, zset)" ;;
+    esac
+}
 
 : >"$REPORT.mem"
 if ((DO_MEMORY)); then
-    note "generating $MEMORY_KEYS SET commands"
-    awk -v n="$MEMORY_KEYS" 'BEGIN { for (i = 1; i <= n; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n", i }' >"$WORK/load.resp"
     declare -A MEM=()
-    for side in moonkv redis; do
-        start_side "$side" memory
-        pid_var=PID_$side port_var=PORT_$side log_var=LOG_$side
-        pid=${!pid_var} port=${!port_var}
-        sleep 0.5
-        MEM[$side.rss0]=$(vmrss_kb "$pid")
-        note "loading $MEMORY_KEYS keys into $side (pid $pid, port $port)"
-        t0=$(now)
-        rc=0
-        timeout -k 5 600 redis-cli -h 127.0.0.1 -p "$port" --pipe <"$WORK/load.resp" >"$WORK/pipe.out" 2>&1 || rc=$?
-        t1=$(now)
-        cat "$WORK/pipe.out" >>"$LOG"
-        kill -0 "$pid" 2>/dev/null || server_died "$side" "${!log_var}"
-        ((rc == 0)) || { cat "$WORK/pipe.out" >&2; die "redis-cli --pipe failed against $side (exit $rc)"; }
-        grep -q "errors: 0, replies: $MEMORY_KEYS\$" "$WORK/pipe.out" ||
-            { cat "$WORK/pipe.out" >&2; die "loading keys into $side: unexpected redis-cli --pipe result"; }
-        dbsize=$(timeout 10 redis-cli -h 127.0.0.1 -p "$port" dbsize 2>/dev/null || true)
-        [[ $dbsize == "$MEMORY_KEYS" ]] || die "$side reports DBSIZE '$dbsize' after loading $MEMORY_KEYS keys"
-        sleep 1
-        MEM[$side.rss1]=$(vmrss_kb "$pid")
-        MEM[$side.used]=$(used_memory "$port")
-        MEM[$side.load]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-        log "memory [$side]: rss_empty=${MEM[$side.rss0]}kB rss_loaded=${MEM[$side.rss1]}kB used_memory=${MEM[$side.used]:-n/a} load=${MEM[$side.load]}s"
-        stop_server "$pid"
-    done
     mib() { [[ -n $1 ]] && awk -v v="$1" -v d="$2" 'BEGIN { printf "%.1f", v / d }' || echo n/a; }
-    per_key() { awk -v a="$1" -v b="$2" -v n="$MEMORY_KEYS" 'BEGIN { printf "%.1f", (b - a) * 1024 / n }'; }
+    per_item() { awk -v a="$1" -v b="$2" -v n="$MEMORY_KEYS" 'BEGIN { printf "%.1f", (b - a) * 1024 / n }'; }
     mem_row() { printf '| %-36s | %10s | %10s | %5s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
     {
         echo
-        echo "## Memory ($MEMORY_KEYS keys \`key:%012d\` = \`xxx\`, fresh instances, loaded with redis-cli --pipe)"
+        echo "## Memory (fresh instances per row, loaded with redis-cli --pipe)"
+        echo
+        echo "strings: $MEMORY_KEYS keys \`key:%012d\` = \`xxx\`; list/set/hash/zset: one key holding $MEMORY_KEYS" \
+            "elements \`e:%012d\` (hash values \`xxx\`, zset scores 1..N). Bytes per item = RSS growth / items."
         echo
         printf '| %-36s | %10s | %10s | %5s |\n' metric moonkv redis ratio
         printf '|%s|%s:|%s:|%s:|\n' "$(printf -- '-%.0s' {1..38})" ----------- ----------- ------
-        mem_row "RSS empty (MiB)" "$(mib "${MEM[moonkv.rss0]}" 1024)" "$(mib "${MEM[redis.rss0]}" 1024)"
-        mem_row "RSS loaded (MiB)" "$(mib "${MEM[moonkv.rss1]}" 1024)" "$(mib "${MEM[redis.rss1]}" 1024)"
-        mem_row "RSS growth per key (bytes)" "$(per_key "${MEM[moonkv.rss0]}" "${MEM[moonkv.rss1]}")" \
-            "$(per_key "${MEM[redis.rss0]}" "${MEM[redis.rss1]}")"
-        mem_row "used_memory loaded (MiB)" "$(mib "${MEM[moonkv.used]}" 1048576)" "$(mib "${MEM[redis.used]}" 1048576)"
-        mem_row "load time (s)" "${MEM[moonkv.load]}" "${MEM[redis.load]}"
     } >"$REPORT.mem"
+    for kind in ${MEMORY_KINDS//,/ }; do
+        note "generating the $kind load ($MEMORY_KEYS items)"
+        expected_dbsize=$(memory_load_file "$kind")
+        for side in moonkv redis; do
+            start_side "$side" "memory-$kind"
+            pid_var=PID_$side port_var=PORT_$side log_var=LOG_$side
+            pid=${!pid_var} port=${!port_var}
+            sleep 0.5
+            MEM[$side.rss0]=$(vmrss_kb "$pid")
+            note "loading $kind into $side (pid $pid, port $port)"
+            t0=$(now)
+            rc=0
+            timeout -k 5 600 redis-cli -h 127.0.0.1 -p "$port" --pipe <"$WORK/load-$kind.resp" >"$WORK/pipe.out" 2>&1 || rc=$?
+            t1=$(now)
+            cat "$WORK/pipe.out" >>"$LOG"
+            kill -0 "$pid" 2>/dev/null || server_died "$side" "${!log_var}"
+            ((rc == 0)) || { cat "$WORK/pipe.out" >&2; die "redis-cli --pipe failed against $side (exit $rc)"; }
+            grep -q "errors: 0," "$WORK/pipe.out" ||
+                { cat "$WORK/pipe.out" >&2; die "loading $kind into $side: unexpected redis-cli --pipe result"; }
+            dbsize=$(timeout 10 redis-cli -h 127.0.0.1 -p "$port" dbsize 2>/dev/null || true)
+            [[ $dbsize == "$expected_dbsize" ]] || die "$side reports DBSIZE '$dbsize' after loading $kind"
+            sleep 1
+            MEM[$side.rss1]=$(vmrss_kb "$pid")
+            MEM[$side.used]=$(used_memory "$port")
+            MEM[$side.load]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+            log "memory $kind [$side]: rss_empty=${MEM[$side.rss0]}kB rss_loaded=${MEM[$side.rss1]}kB used_memory=${MEM[$side.used]:-n/a} load=${MEM[$side.load]}s"
+            stop_server "$pid"
+        done
+        {
+            mem_row "$kind: RSS loaded (MiB)" "$(mib "${MEM[moonkv.rss1]}" 1024)" "$(mib "${MEM[redis.rss1]}" 1024)"
+            mem_row "$kind: bytes per item (RSS growth)" "$(per_item "${MEM[moonkv.rss0]}" "${MEM[moonkv.rss1]}")" \
+                "$(per_item "${MEM[redis.rss0]}" "${MEM[redis.rss1]}")"
+            mem_row "$kind: used_memory (MiB)" "$(mib "${MEM[moonkv.used]}" 1048576)" "$(mib "${MEM[redis.used]}" 1048576)"
+        } >>"$REPORT.mem"
+    done
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -195,7 +195,7 @@ fn lrange(ctx: &mut Ctx) {
             None => sink.array(0),
             Some((s, e)) => {
                 sink.array(e - s + 1);
-                for item in list.iter().skip(s).take(e - s + 1) {
+                for item in list.iter_from(s).take(e - s + 1) {
                     sink.bulk(item);
                 }
             }
@@ -344,9 +344,14 @@ fn lpos(ctx: &mut Ctx) {
         let mut skip = rank.unsigned_abs() - 1;
         let len = list.len();
         let scan_limit = if maxlen == 0 { len } else { maxlen.min(len) };
-        let positions: Box<dyn Iterator<Item = usize>> = if rank > 0 { Box::new(0..scan_limit) } else { Box::new((len - scan_limit..len).rev()) };
-        for p in positions {
-            if list.get(p) == Some(&args[2][..]) {
+        // Walk the elements in order (indexing each one would cost a chunk walk apiece).
+        let elements: Box<dyn Iterator<Item = (usize, &[u8])>> = if rank > 0 {
+            Box::new(list.iter().enumerate().take(scan_limit))
+        } else {
+            Box::new(list.iter().enumerate().rev().take(scan_limit))
+        };
+        for (p, element) in elements {
+            if element == &args[2][..] {
                 if skip > 0 {
                     skip -= 1;
                     continue;

@@ -36,7 +36,7 @@ pub fn estimate(key: &[u8], value: &Value) -> usize {
         Value::Int(_) => 0,
         Value::Str(_) => value.as_str().map_or(0, |v| string_heap(v.len())),
         Value::Raw(v) => v.capacity(),
-        Value::List(list) => 32 + list.iter().map(|i| 24 + string_heap(i.len())).sum::<usize>(),
+        Value::List(list) => 32 + list.allocated_bytes(),
         Value::Set(set) => 48 + set.iter().map(|m| ENTRY_OVERHEAD + string_heap(m.len())).sum::<usize>(),
         Value::ZSet(z) => 64 + z.iter().map(|(m, _)| 2 * ENTRY_OVERHEAD + string_heap(m.len())).sum::<usize>(),
         Value::Hash(hash) => 48 + hash.iter().map(|(f, v)| ENTRY_OVERHEAD + string_heap(f.len()) + string_heap(v.len())).sum::<usize>(),

@@ -4,6 +4,7 @@ pub mod db;
 pub mod dict;
 pub mod hash;
 pub mod list;
+pub mod order_index;
 pub mod pattern;
 pub mod set;
 pub mod value;

@@ -1,283 +1,14 @@
 //! The sorted set type: members with scores, ordered by (score, member).
 //!
-//! A [`Dict`] maps members to scores (O(1) ZSCORE), and a skip list keeps the order with span
-//! counts on every link, which gives O(log n) rank, rank-to-element and range starts, as
-//! Redis's zskiplist does. The skip list lives in an arena (`Vec` of nodes linked by index), so
-//! it needs no unsafe code and no per-link allocation.
+//! A [`Dict`] maps members to scores (O(1) ZSCORE), and an [`OrderIndex`] keeps the order with
+//! element counts in its inner nodes, which gives O(log n) rank, rank-to-element and range
+//! starts, where Redis uses a skip list with spans.
 
 use crate::dict::Dict;
-use compact_bytes::CompactBytes;
+pub use crate::order_index::compare;
+use crate::order_index::{OrderIndex, Pos};
 use rand::Rng;
-use smallvec::SmallVec;
 use std::cmp::Ordering;
-
-const MAX_LEVEL: usize = 32;
-const NIL: u32 = u32::MAX;
-const HEAD: u32 = 0;
-
-#[derive(Clone, Copy, Debug)]
-struct Link {
-    forward: u32,
-    span: u32,
-}
-
-/// Most nodes have one or two levels (p = 1/4), so those links live inside the node.
-type Links = SmallVec<[Link; 2]>;
-
-#[derive(Clone, Debug)]
-struct Node {
-    member: CompactBytes,
-    score: f64,
-    backward: u32,
-    links: Links,
-}
-
-/// Orders (score, member) pairs: by score, then bytewise by member.
-fn compare(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Ordering {
-    a_score.partial_cmp(&b_score).unwrap_or(Ordering::Equal).then_with(|| a_member.cmp(b_member))
-}
-
-#[derive(Clone, Debug)]
-struct SkipList {
-    nodes: Vec<Node>,
-    free: Vec<u32>,
-    level: usize,
-    len: usize,
-    tail: u32,
-}
-
-impl SkipList {
-    fn new() -> Self {
-        let head = Node { member: CompactBytes::new(b""), score: 0.0, backward: NIL, links: SmallVec::from_elem(Link { forward: NIL, span: 0 }, MAX_LEVEL) };
-        SkipList { nodes: vec![head], free: Vec::new(), level: 1, len: 0, tail: NIL }
-    }
-
-    fn node(&self, i: u32) -> &Node {
-        &self.nodes[i as usize]
-    }
-
-    fn node_mut(&mut self, i: u32) -> &mut Node {
-        &mut self.nodes[i as usize]
-    }
-
-    fn random_level() -> usize {
-        let mut rng = rand::thread_rng();
-        let mut level = 1;
-        // Each level up with probability 1/4, like Redis.
-        while level < MAX_LEVEL && rng.gen_range(0..4) == 0 {
-            level += 1;
-        }
-        level
-    }
-
-    fn insert(&mut self, score: f64, member: &[u8]) {
-        let mut update = [HEAD; MAX_LEVEL];
-        let mut rank = [0u32; MAX_LEVEL];
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
-            loop {
-                let f = self.node(x).links[i].forward;
-                if f == NIL || compare(self.node(f).score, &self.node(f).member, score, member) != Ordering::Less {
-                    break;
-                }
-                rank[i] += self.node(x).links[i].span;
-                x = f;
-            }
-            update[i] = x;
-        }
-        let level = Self::random_level();
-        if level > self.level {
-            for i in self.level..level {
-                rank[i] = 0;
-                update[i] = HEAD;
-                self.node_mut(HEAD).links[i].span = self.len as u32;
-            }
-            self.level = level;
-        }
-        let node = Node { member: CompactBytes::new(member), score, backward: NIL, links: SmallVec::from_elem(Link { forward: NIL, span: 0 }, level) };
-        let new = match self.free.pop() {
-            Some(slot) => {
-                self.nodes[slot as usize] = node;
-                slot
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
-        };
-        for i in 0..level {
-            let prev = update[i];
-            let prev_link = self.node(prev).links[i];
-            self.node_mut(new).links[i] = Link { forward: prev_link.forward, span: prev_link.span - (rank[0] - rank[i]) };
-            self.node_mut(prev).links[i] = Link { forward: new, span: (rank[0] - rank[i]) + 1 };
-        }
-        for i in level..self.level {
-            self.node_mut(update[i]).links[i].span += 1;
-        }
-        self.node_mut(new).backward = if update[0] == HEAD { NIL } else { update[0] };
-        let next = self.node(new).links[0].forward;
-        if next != NIL {
-            self.node_mut(next).backward = new;
-        } else {
-            self.tail = new;
-        }
-        self.len += 1;
-    }
-
-    /// Descends to (score, member): the last node before it on every level, and the node
-    /// itself if present.
-    fn find_path(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], Option<u32>) {
-        let mut update = [HEAD; MAX_LEVEL];
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            loop {
-                let f = self.node(x).links[i].forward;
-                if f == NIL || compare(self.node(f).score, &self.node(f).member, score, member) != Ordering::Less {
-                    break;
-                }
-                x = f;
-            }
-            update[i] = x;
-        }
-        let target = self.node(x).links[0].forward;
-        let found = target != NIL && compare(self.node(target).score, &self.node(target).member, score, member) == Ordering::Equal;
-        (update, found.then_some(target))
-    }
-
-    /// Unlinks `target` given its path, and frees its slot.
-    fn unlink(&mut self, target: u32, update: &[u32; MAX_LEVEL]) {
-        for i in 0..self.level {
-            let prev = update[i];
-            if self.node(prev).links[i].forward == target {
-                let t = self.node(target).links[i];
-                let p = &mut self.node_mut(prev).links[i];
-                p.span = p.span + t.span - 1;
-                p.forward = t.forward;
-            } else {
-                self.node_mut(prev).links[i].span -= 1;
-            }
-        }
-        let next = self.node(target).links[0].forward;
-        let back = self.node(target).backward;
-        if next != NIL {
-            self.node_mut(next).backward = back;
-        } else {
-            self.tail = back;
-        }
-        while self.level > 1 && self.node(HEAD).links[self.level - 1].forward == NIL {
-            self.level -= 1;
-        }
-        // Free the slot (and its member bytes) for reuse.
-        self.node_mut(target).member = CompactBytes::new(b"");
-        self.node_mut(target).links = SmallVec::new();
-        self.free.push(target);
-        self.len -= 1;
-    }
-
-    fn delete(&mut self, score: f64, member: &[u8]) -> bool {
-        match self.find_path(score, member) {
-            (update, Some(target)) => {
-                self.unlink(target, &update);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Moves (old, member) to score `new`: in place when the order is unchanged (one descent),
-    /// otherwise unlinked on the path just found and inserted again (two descents in all).
-    fn update_score(&mut self, old: f64, member: &[u8], new: f64) {
-        let (update, target) = self.find_path(old, member);
-        let Some(target) = target else {
-            self.insert(new, member);
-            return;
-        };
-        let prev = self.node(target).backward;
-        let next = self.node(target).links[0].forward;
-        let after_prev = prev == NIL || compare(self.node(prev).score, &self.node(prev).member, new, member) == Ordering::Less;
-        let before_next = next == NIL || compare(new, member, self.node(next).score, &self.node(next).member) == Ordering::Less;
-        if after_prev && before_next {
-            self.node_mut(target).score = new;
-            return;
-        }
-        self.unlink(target, &update);
-        self.insert(new, member);
-    }
-
-    /// 0-based rank of (score, member), if present.
-    fn rank(&self, score: f64, member: &[u8]) -> Option<usize> {
-        let mut x = HEAD;
-        let mut rank = 0u32;
-        for i in (0..self.level).rev() {
-            loop {
-                let f = self.node(x).links[i].forward;
-                if f == NIL || compare(self.node(f).score, &self.node(f).member, score, member) == Ordering::Greater {
-                    break;
-                }
-                rank += self.node(x).links[i].span;
-                x = f;
-            }
-            if x != HEAD && compare(self.node(x).score, &self.node(x).member, score, member) == Ordering::Equal {
-                return Some(rank as usize - 1);
-            }
-        }
-        None
-    }
-
-    /// The node at 0-based `rank`.
-    fn at_rank(&self, rank: usize) -> Option<u32> {
-        let target = rank as u32 + 1;
-        let mut traversed = 0u32;
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            loop {
-                let link = self.node(x).links[i];
-                if link.forward == NIL || traversed + link.span > target {
-                    break;
-                }
-                traversed += link.span;
-                x = link.forward;
-            }
-            if traversed == target {
-                return Some(x);
-            }
-        }
-        None
-    }
-
-    /// The first node for which `before` is false (the start of a range).
-    fn first_not(&self, before: impl Fn(f64, &[u8]) -> bool) -> Option<u32> {
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            loop {
-                let f = self.node(x).links[i].forward;
-                if f == NIL || !before(self.node(f).score, &self.node(f).member) {
-                    break;
-                }
-                x = f;
-            }
-        }
-        let next = self.node(x).links[0].forward;
-        (next != NIL).then_some(next)
-    }
-
-    /// The last node for which `within` is true, given `within` holds for a prefix of the order
-    /// (the end of a range).
-    fn last_within(&self, within: impl Fn(f64, &[u8]) -> bool) -> Option<u32> {
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            loop {
-                let f = self.node(x).links[i].forward;
-                if f == NIL || !within(self.node(f).score, &self.node(f).member) {
-                    break;
-                }
-                x = f;
-            }
-        }
-        (x != HEAD).then_some(x)
-    }
-}
 
 /// One end of a score range: a value, exclusive or not.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -360,7 +91,7 @@ pub struct ZSetLimits {
 #[derive(Clone, Debug)]
 pub struct SortedSet {
     scores: Dict<f64>,
-    list: SkipList,
+    index: OrderIndex,
     packed: bool,
 }
 
@@ -372,15 +103,20 @@ impl Default for SortedSet {
 
 impl SortedSet {
     pub fn new() -> Self {
-        SortedSet { scores: Dict::new(), list: SkipList::new(), packed: true }
+        SortedSet { scores: Dict::new(), index: OrderIndex::new(), packed: true }
     }
 
     pub fn len(&self) -> usize {
-        self.list.len
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.list.len == 0
+        self.index.is_empty()
+    }
+
+    /// Bytes held by the order index (MEMORY USAGE; the member-to-score table is extra).
+    pub fn index_bytes(&self) -> usize {
+        self.index.allocated_bytes()
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
@@ -396,14 +132,14 @@ impl SortedSet {
                 if let Some(slot) = self.scores.get_mut(member) {
                     *slot = score;
                 }
-                self.list.update_score(o, member, score);
+                self.index.update_score(o, member, score);
                 return old;
             }
             None => {}
         }
         self.scores.insert(member, score);
-        self.list.insert(score, member);
-        if self.packed && (self.list.len > limits.max_entries || member.len() > limits.max_value) {
+        self.index.insert(score, member);
+        if self.packed && (self.index.len() > limits.max_entries || member.len() > limits.max_value) {
             self.packed = false;
         }
         old
@@ -411,7 +147,7 @@ impl SortedSet {
 
     pub fn remove(&mut self, member: &[u8]) -> bool {
         match self.scores.remove(member) {
-            Some((_, score)) => self.list.delete(score, member),
+            Some((_, score)) => self.index.delete(score, member),
             None => false,
         }
     }
@@ -419,13 +155,12 @@ impl SortedSet {
     /// 0-based rank from the lowest score (or from the highest when `reverse`).
     pub fn rank(&self, member: &[u8], reverse: bool) -> Option<usize> {
         let score = self.score(member)?;
-        let r = self.list.rank(score, member)?;
+        let r = self.index.rank(score, member)?;
         Some(if reverse { self.len() - 1 - r } else { r })
     }
 
-    fn entry(&self, node: u32) -> (&[u8], f64) {
-        let n = self.list.node(node);
-        (n.member.as_slice(), n.score)
+    fn entry(&self, pos: Pos) -> (&[u8], f64) {
+        self.index.entry(pos)
     }
 
     /// Elements with ranks in [start, end] (0-based, inclusive, already clamped), in order or
@@ -437,7 +172,7 @@ impl SortedSet {
             return out;
         }
         let first_rank = if reverse { len - 1 - start } else { start };
-        let mut node = self.list.at_rank(first_rank);
+        let mut node = self.index.at_rank(first_rank);
         for _ in start..=end {
             let Some(n) = node else { break };
             let (m, s) = self.entry(n);
@@ -447,33 +182,35 @@ impl SortedSet {
         out
     }
 
-    fn step(&self, node: u32, reverse: bool) -> Option<u32> {
-        let n = self.list.node(node);
-        let next = if reverse { n.backward } else { n.links[0].forward };
-        (next != NIL).then_some(next)
+    fn step(&self, pos: Pos, reverse: bool) -> Option<Pos> {
+        if reverse {
+            self.index.prev(pos)
+        } else {
+            self.index.next(pos)
+        }
     }
 
     /// First and last node of a score range.
-    fn score_bounds(&self, range: &ScoreRange) -> Option<(u32, u32)> {
+    fn score_bounds(&self, range: &ScoreRange) -> Option<(Pos, Pos)> {
         if range.is_empty() {
             return None;
         }
-        let first = self.list.first_not(|s, _| !range.above_min(s))?;
-        let last = self.list.last_within(|s, _| range.below_max(s))?;
+        let first = self.index.first_not(|s, _| !range.above_min(s))?;
+        let last = self.index.last_within(|s, _| range.below_max(s))?;
         let (fm, fs) = self.entry(first);
         let (lm, ls) = self.entry(last);
         (compare(fs, fm, ls, lm) != Ordering::Greater).then_some((first, last))
     }
 
-    fn lex_bounds(&self, range: &LexRange) -> Option<(u32, u32)> {
-        let first = self.list.first_not(|_, m| !range.above_min(m))?;
-        let last = self.list.last_within(|_, m| range.below_max(m))?;
+    fn lex_bounds(&self, range: &LexRange) -> Option<(Pos, Pos)> {
+        let first = self.index.first_not(|_, m| !range.above_min(m))?;
+        let last = self.index.last_within(|_, m| range.below_max(m))?;
         let (fm, fs) = self.entry(first);
         let (lm, ls) = self.entry(last);
         (compare(fs, fm, ls, lm) != Ordering::Greater).then_some((first, last))
     }
 
-    fn collect(&self, bounds: Option<(u32, u32)>, reverse: bool, offset: usize, limit: Option<usize>) -> Vec<(Vec<u8>, f64)> {
+    fn collect(&self, bounds: Option<(Pos, Pos)>, reverse: bool, offset: usize, limit: Option<usize>) -> Vec<(Vec<u8>, f64)> {
         let mut out = Vec::new();
         let Some((first, last)) = bounds else { return out };
         let (mut node, stop) = if reverse { (Some(last), first) } else { (Some(first), last) };
@@ -504,11 +241,11 @@ impl SortedSet {
         self.collect(self.lex_bounds(range), reverse, offset, limit)
     }
 
-    fn count_between(&self, bounds: Option<(u32, u32)>) -> usize {
+    fn count_between(&self, bounds: Option<(Pos, Pos)>) -> usize {
         let Some((first, last)) = bounds else { return 0 };
         let (fm, fs) = self.entry(first);
         let (lm, ls) = self.entry(last);
-        match (self.list.rank(fs, fm), self.list.rank(ls, lm)) {
+        match (self.index.rank(fs, fm), self.index.rank(ls, lm)) {
             (Some(a), Some(b)) if b >= a => b - a + 1,
             _ => 0,
         }
@@ -523,15 +260,7 @@ impl SortedSet {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], f64)> {
-        let mut node = self.list.node(HEAD).links[0].forward;
-        std::iter::from_fn(move || {
-            if node == NIL {
-                return None;
-            }
-            let n = self.list.node(node);
-            node = n.links[0].forward;
-            Some((n.member.as_slice(), n.score))
-        })
+        self.index.iter()
     }
 
     pub fn random_member(&self, rng: &mut impl Rng) -> Option<(&[u8], f64)> {

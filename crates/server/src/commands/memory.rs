@@ -38,7 +38,7 @@ pub fn estimate(key: &[u8], value: &Value) -> usize {
         Value::Raw(v) => v.capacity(),
         Value::List(list) => 32 + list.allocated_bytes(),
         Value::Set(set) => 48 + set.iter().map(|m| ENTRY_OVERHEAD + string_heap(m.len())).sum::<usize>(),
-        Value::ZSet(z) => 64 + z.iter().map(|(m, _)| 2 * ENTRY_OVERHEAD + string_heap(m.len())).sum::<usize>(),
+        Value::ZSet(z) => 64 + z.index_bytes() + z.iter().map(|(m, _)| ENTRY_OVERHEAD + string_heap(m.len())).sum::<usize>(),
         Value::Hash(hash) => 48 + hash.iter().map(|(f, v)| ENTRY_OVERHEAD + string_heap(f.len()) + string_heap(v.len())).sum::<usize>(),
     };
     ENTRY_OVERHEAD + string_heap(key.len()) + value_bytes

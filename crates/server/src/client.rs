@@ -75,6 +75,8 @@ pub struct ClientState {
     /// Set by a blocking command that found nothing to take: the connection parks the client
     /// until a key it waits on gets data, the timeout passes, or CLIENT UNBLOCK.
     pub block_request: Option<crate::blocking::BlockRequest>,
+    /// The last command name looked up, as sent, and its table index.
+    pub last_lookup: Option<(compact_bytes::CompactBytes, usize)>,
 }
 
 impl std::fmt::Debug for ClientState {
@@ -106,6 +108,7 @@ impl ClientState {
             last_command: "",
             last_interaction_ms: created_ms,
             block_request: None,
+            last_lookup: None,
         }
     }
 

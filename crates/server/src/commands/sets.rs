@@ -172,7 +172,9 @@ fn spop(ctx: &mut Ctx) {
     if !chosen.is_empty() {
         ctx.notify(class::SET, "spop", key);
         notify_if_deleted(ctx, key);
-        // Replicas remove exactly the members chosen here, not random ones of their own.
+    }
+    // Replicas remove exactly the members chosen here, not random ones of their own.
+    if !chosen.is_empty() && ctx.propagating() {
         let mut replica_args: Vec<Bytes> = vec![Bytes::from_static(b"SREM"), Bytes::copy_from_slice(key)];
         replica_args.extend(chosen.iter().map(|m| Bytes::copy_from_slice(m)));
         ctx.propagate_as(replica_args);

@@ -189,6 +189,11 @@ impl List {
         self.len == 0
     }
 
+    /// Number of chunks (what freeing the list costs, for lazy freeing).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// Bytes held by the list's buffers (MEMORY USAGE).
     pub fn allocated_bytes(&self) -> usize {
         self.chunks.iter().map(|c| c.data.capacity()).sum::<usize>() + self.chunks.capacity() * std::mem::size_of::<Chunk>()

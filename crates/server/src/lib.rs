@@ -7,6 +7,7 @@ pub mod blocking;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod lazyfree;
 pub mod log;
 pub mod net;
 pub mod notify;

@@ -22,6 +22,9 @@ pub struct Settings {
     pub hz: u32,
     pub debug_command_enabled: bool,
     pub lazyfree_user_flush: bool,
+    pub lazyfree_user_del: bool,
+    pub lazyfree_server_del: bool,
+    pub lazyfree_expire: bool,
     /// Parsed `notify-keyspace-events` classes.
     pub notify_flags: u32,
     /// `maxmemory` in bytes; 0 means no limit.
@@ -50,6 +53,9 @@ impl Settings {
             // as local for now, since the server binds to loopback by default.
             debug_command_enabled: matches!(c.get("enable-debug-command"), "yes" | "local"),
             lazyfree_user_flush: c.get_bool("lazyfree-lazy-user-flush"),
+            lazyfree_user_del: c.get_bool("lazyfree-lazy-user-del"),
+            lazyfree_server_del: c.get_bool("lazyfree-lazy-server-del"),
+            lazyfree_expire: c.get_bool("lazyfree-lazy-expire"),
             notify_flags: crate::notify::parse_classes(c.get("notify-keyspace-events")).unwrap_or(0),
             maxmemory: c.get_i64("maxmemory").max(0) as u64,
             hash_limits: moonkv_keyspace::HashLimits {
@@ -139,6 +145,7 @@ pub struct ServerState {
     pub replication: crate::replication::Replication,
     /// Clients parked by blocking commands.
     pub blocked: crate::blocking::Blocked,
+    pub lazyfree: crate::lazyfree::LazyFree,
 }
 
 impl ServerState {
@@ -160,6 +167,7 @@ impl ServerState {
             active_expire_enabled: true,
             rng: SmallRng::from_entropy(),
             blocked: Default::default(),
+            lazyfree: crate::lazyfree::LazyFree::start(),
             next_client_id: 1,
             last_save_unix: crate::time::unix_ms() / 1000,
             shutdown_requested: false,

@@ -205,3 +205,37 @@ fn sorted_sets() {
     assert_eq!(redis::cmd("OBJECT").arg("ENCODING").arg("big").query::<String>(&mut c).unwrap(), "skiplist");
     assert_eq!(c.zrank::<_, _, Option<i64>>("big", "m150").unwrap(), Some(150));
 }
+
+fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
+}
+
+#[test]
+fn unlink_frees_big_values_in_the_background() {
+    let server = TestServer::start();
+    let mut c = server.conn();
+    let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let _: () = redis::cmd("SADD").arg("big").arg(&members).query(&mut c).unwrap();
+    let _: () = redis::cmd("SADD").arg("small").arg(&members[..10]).query(&mut c).unwrap();
+    let n: i64 = redis::cmd("UNLINK").arg("big").arg("small").arg("missing").query(&mut c).unwrap();
+    assert_eq!(n, 2);
+    // Only the big set goes to the background thread; it is freed soon after.
+    let start = std::time::Instant::now();
+    while info_field(&mut c, "memory", "lazyfreed_objects") < 1 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "the big set was never freed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(info_field(&mut c, "memory", "lazyfreed_objects"), 1);
+    assert_eq!(info_field(&mut c, "memory", "lazyfree_pending_objects"), 0);
+    let exists: i64 = redis::cmd("EXISTS").arg("big").arg("small").query(&mut c).unwrap();
+    assert_eq!(exists, 0);
+    // DEL frees inline unless lazyfree-lazy-user-del says otherwise.
+    let _: () = redis::cmd("SADD").arg("big").arg(&members).query(&mut c).unwrap();
+    let _: () = redis::cmd("DEL").arg("big").query(&mut c).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(info_field(&mut c, "memory", "lazyfreed_objects"), 1);
+}

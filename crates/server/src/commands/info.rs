@@ -204,8 +204,8 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("maxmemory_policy:{}", state.config.get("maxmemory-policy"));
             line!("mem_fragmentation_ratio:{:.2}", if used > 0 { rss as f64 / used as f64 } else { 0.0 });
             line!("mem_allocator:jemalloc-5.3.0");
-            line!("lazyfree_pending_objects:0");
-            line!("lazyfreed_objects:0");
+            line!("lazyfree_pending_objects:{}", state.lazyfree.pending());
+            line!("lazyfreed_objects:{}", state.lazyfree.freed());
         }
         "persistence" => {
             let dirty: u64 = state.dbs.iter().map(|d| d.stats.dirty).sum();

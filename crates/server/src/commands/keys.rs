@@ -52,12 +52,16 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
     key_cmd("object|help", 2, LOADING | STALE, (0, 0, 0), object_help).summary("Help for OBJECT", "6.2.0"),
 ];
 
+/// DEL and UNLINK: UNLINK (or DEL with lazyfree-lazy-user-del) frees big values in the
+/// background.
 fn del(ctx: &mut Ctx) {
     let args = ctx.args;
     let now = ctx.now_ms;
+    let lazily = ctx.spec.name == "unlink" || ctx.state.settings.lazyfree_user_del;
     let mut removed = 0;
     for key in &args[1..] {
-        if ctx.db().remove(key, now).is_some() {
+        if let Some(value) = ctx.db().remove(key, now) {
+            ctx.state.lazyfree.dispose(value, lazily);
             ctx.notify(class::GENERIC, "del", key);
             removed += 1;
         }

@@ -172,12 +172,10 @@ fn flush_mode(ctx: &mut Ctx) -> Option<bool> {
     }
 }
 
-/// Frees flushed contents, on a background thread when asked to (ASYNC).
-fn dispose<T: Send + 'static>(contents: T, lazily: bool) {
+/// Frees flushed contents, on the lazyfree thread when asked to (ASYNC).
+fn dispose<T: Send + 'static>(ctx: &mut Ctx, contents: T, lazily: bool) {
     if lazily {
-        std::thread::spawn(move || drop(contents));
-    } else {
-        drop(contents);
+        ctx.state.lazyfree.free(contents);
     }
 }
 
@@ -185,7 +183,7 @@ fn flushdb(ctx: &mut Ctx) {
     let Some(lazily) = flush_mode(ctx) else { return };
     let now = ctx.now_ms;
     let contents = ctx.db().flush(now);
-    dispose(contents, lazily);
+    dispose(ctx, contents, lazily);
     ctx.ok();
 }
 
@@ -193,7 +191,7 @@ fn flushall(ctx: &mut Ctx) {
     let Some(lazily) = flush_mode(ctx) else { return };
     let now = ctx.now_ms;
     let contents: Vec<_> = ctx.state.dbs.iter_mut().map(|db| db.flush(now)).collect();
-    dispose(contents, lazily);
+    dispose(ctx, contents, lazily);
     ctx.ok();
 }
 

@@ -275,24 +275,18 @@ fn hrandfield(ctx: &mut Ctx) {
                     None | Some(0) => {
                         if count.is_none() {
                             if let Some((f, v)) = h.random_field(&mut state.rng) {
-                                out.push((f.as_slice().to_vec(), v.as_slice().to_vec()));
+                                out.push((f.to_vec(), v.to_vec()));
                             }
                         }
                     }
                     Some(n) if n < 0 => {
                         for _ in 0..n.unsigned_abs() {
                             if let Some((f, v)) = h.random_field(&mut state.rng) {
-                                out.push((f.as_slice().to_vec(), v.as_slice().to_vec()));
+                                out.push((f.to_vec(), v.to_vec()));
                             }
                         }
                     }
-                    Some(n) => {
-                        use rand::seq::SliceRandom;
-                        let mut all: Vec<(Vec<u8>, Vec<u8>)> = h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
-                        all.shuffle(&mut state.rng);
-                        all.truncate(n as usize);
-                        out = all;
-                    }
+                    Some(n) => out = h.random_distinct(n as usize, &mut state.rng),
                 }
                 Some(out)
             }

@@ -1,60 +1,126 @@
-//! The set type: unique byte-string members in a [`Dict`], so SSCAN has the same cursor
-//! guarantee as SCAN and SRANDMEMBER/SPOP sample in O(1).
+//! The set type.
 //!
-//! Redis starts small all-integer sets as `intset` and converts them to `hashtable` for good
-//! once a non-integer member arrives or they outgrow `set-max-intset-entries`; OBJECT ENCODING
-//! reports the same, tracked here by one flag.
+//! Like Redis, a set whose members are all integers, at most `set-max-intset-entries` of them,
+//! is an `intset`: a sorted array of i64, eight bytes a member, so SMEMBERS and SSCAN answer in
+//! ascending order as Redis does (SSCAN in one call, cursor 0). The first other member, or one
+//! member too many, turns it into a [`Dict`] for good, so SSCAN keeps SCAN's guarantee and
+//! SRANDMEMBER/SPOP sample in O(1). OBJECT ENCODING reports `intset` or `hashtable`.
 
-use crate::dict::{Dict, Key};
+use crate::dict::Dict;
 use moonkv_protocol::number::parse_i64;
 use rand::seq::SliceRandom;
 use rand::Rng;
+use std::borrow::Cow;
 
-#[derive(Default, Clone, Debug)]
+#[derive(Clone, Debug)]
+enum Repr {
+    Ints(Vec<i64>),
+    Table(Dict<()>),
+}
+
+#[derive(Clone, Debug)]
 pub struct Set {
-    members: Dict<()>,
-    int_encoded: bool,
+    repr: Repr,
+}
+
+impl Default for Set {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn int_text(i: i64) -> Cow<'static, [u8]> {
+    Cow::Owned(i.to_string().into_bytes())
 }
 
 impl Set {
     pub fn new() -> Self {
-        Set { members: Dict::new(), int_encoded: true }
+        Set { repr: Repr::Ints(Vec::new()) }
     }
 
     pub fn len(&self) -> usize {
-        self.members.len()
+        match &self.repr {
+            Repr::Ints(v) => v.len(),
+            Repr::Table(t) => t.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.len() == 0
     }
 
     pub fn contains(&self, member: &[u8]) -> bool {
-        self.members.contains_key(member)
+        match &self.repr {
+            Repr::Ints(v) => parse_i64(member).is_some_and(|i| v.binary_search(&i).is_ok()),
+            Repr::Table(t) => t.contains_key(member),
+        }
+    }
+
+    fn convert_to_table(&mut self) {
+        if let Repr::Ints(v) = &self.repr {
+            let mut table = Dict::new();
+            for i in v {
+                table.insert(i.to_string().as_bytes(), ());
+            }
+            self.repr = Repr::Table(table);
+        }
     }
 
     /// Adds a member; returns true if it was new. `intset_limit` is set-max-intset-entries.
     pub fn insert(&mut self, member: &[u8], intset_limit: usize) -> bool {
-        if self.members.contains_key(member) {
-            return false;
+        if let Repr::Ints(v) = &mut self.repr {
+            match parse_i64(member) {
+                Some(i) => match v.binary_search(&i) {
+                    Ok(_) => return false,
+                    Err(at) if v.len() < intset_limit => {
+                        v.insert(at, i);
+                        return true;
+                    }
+                    Err(_) => self.convert_to_table(),
+                },
+                None => self.convert_to_table(),
+            }
         }
-        if self.int_encoded && (parse_i64(member).is_none() || self.members.len() + 1 > intset_limit) {
-            self.int_encoded = false;
+        match &mut self.repr {
+            Repr::Table(t) => {
+                if t.contains_key(member) {
+                    return false;
+                }
+                t.insert(member, ());
+                true
+            }
+            Repr::Ints(_) => false,
         }
-        self.members.insert(member, ());
-        true
     }
 
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        self.members.remove(member).is_some()
+        match &mut self.repr {
+            Repr::Ints(v) => match parse_i64(member).map(|i| v.binary_search(&i)) {
+                Some(Ok(at)) => {
+                    v.remove(at);
+                    true
+                }
+                _ => false,
+            },
+            Repr::Table(t) => t.remove(member).is_some(),
+        }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.members.iter().map(|(k, _)| k.as_slice())
+    /// The members: ascending for an intset, table order otherwise.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Cow<'_, [u8]>> + '_> {
+        match &self.repr {
+            Repr::Ints(v) => Box::new(v.iter().map(|&i| int_text(i))),
+            Repr::Table(t) => Box::new(t.iter().map(|(k, _)| Cow::Borrowed(k.as_slice()))),
+        }
     }
 
-    pub fn random_member(&self, rng: &mut impl Rng) -> Option<&Key> {
-        self.members.random_entry(rng).map(|(k, _)| k)
+    /// A uniformly chosen member.
+    pub fn random_member(&self, rng: &mut impl Rng) -> Option<Cow<'_, [u8]>> {
+        match &self.repr {
+            Repr::Ints(v) if v.is_empty() => None,
+            Repr::Ints(v) => Some(int_text(v[rng.gen_range(0..v.len())])),
+            Repr::Table(t) => t.random_entry(rng).map(|(k, _)| Cow::Borrowed(k.as_slice())),
+        }
     }
 
     /// Up to `n` distinct members chosen at random, in no particular order. Costs O(n) when
@@ -62,56 +128,65 @@ impl Set {
     pub fn random_distinct(&self, n: usize, rng: &mut impl Rng) -> Vec<Vec<u8>> {
         let len = self.len();
         if n >= len {
-            return self.iter().map(<[u8]>::to_vec).collect();
+            return self.iter().map(Cow::into_owned).collect();
         }
-        if n.saturating_mul(3) > len {
-            // Most of the set: shuffling a list of it beats rejecting repeated picks.
-            let mut all: Vec<&[u8]> = self.iter().collect();
+        if n.saturating_mul(3) > len || matches!(self.repr, Repr::Ints(_)) {
+            // Most of the set (or a small intset): shuffling a list of it beats rejecting
+            // repeated picks.
+            let mut all: Vec<Cow<[u8]>> = self.iter().collect();
             let (chosen, _) = all.partial_shuffle(rng, n);
             return chosen.iter().map(|m| m.to_vec()).collect();
         }
-        let mut chosen: std::collections::HashSet<&[u8]> = std::collections::HashSet::with_capacity(n);
+        let mut chosen: std::collections::HashSet<Cow<[u8]>> = std::collections::HashSet::with_capacity(n);
         while chosen.len() < n {
-            if let Some(key) = self.random_member(rng) {
-                chosen.insert(key.as_slice());
+            if let Some(member) = self.random_member(rng) {
+                chosen.insert(member);
             }
         }
-        chosen.into_iter().map(<[u8]>::to_vec).collect()
+        chosen.into_iter().map(Cow::into_owned).collect()
     }
 
     /// Removes up to `n` members chosen at random and returns them.
     pub fn pop_random(&mut self, n: usize, rng: &mut impl Rng) -> Vec<Vec<u8>> {
         if n >= self.len() {
-            let all = self.iter().map(<[u8]>::to_vec).collect();
-            self.members = Dict::new();
+            let all = self.iter().map(Cow::into_owned).collect();
+            *self = Set::new();
             return all;
         }
-        let chosen = if n.saturating_mul(3) > self.len() {
+        let chosen = if n.saturating_mul(3) > self.len() || matches!(self.repr, Repr::Ints(_)) {
             self.random_distinct(n, rng)
         } else {
             let mut chosen = Vec::with_capacity(n);
             while chosen.len() < n {
-                let Some(key) = self.random_member(rng).map(|k| k.as_slice().to_vec()) else { break };
-                self.members.remove(&key);
-                chosen.push(key);
+                let Some(member) = self.random_member(rng).map(Cow::into_owned) else { break };
+                self.remove(&member);
+                chosen.push(member);
             }
             return chosen;
         };
         for m in &chosen {
-            self.members.remove(m);
+            self.remove(m);
         }
         chosen
     }
 
+    /// One SSCAN step. An intset is returned whole, with cursor 0, as Redis does.
     pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8])) -> u64 {
-        self.members.scan_step(cursor, |k, _| visit(k))
+        match &self.repr {
+            Repr::Ints(v) => {
+                for &i in v {
+                    visit(&int_text(i));
+                }
+                0
+            }
+            Repr::Table(t) => t.scan_step(cursor, |k, _| visit(k)),
+        }
     }
 
     pub fn encoding(&self) -> &'static str {
-        if self.int_encoded {
-            "intset"
-        } else {
-            "hashtable"
+        match self.repr {
+            Repr::Ints(_) => "intset",
+            Repr::Table(_) => "hashtable",
         }
     }
 }
@@ -141,6 +216,28 @@ mod tests {
         assert_eq!((popped.len(), s.len()), (500, 490));
         let rest = s.pop_random(1000, &mut rng);
         assert_eq!((rest.len(), s.len()), (490, 0));
+    }
+
+    #[test]
+    fn intsets_are_sorted_and_convert_for_good() {
+        let mut s = Set::new();
+        for m in ["30", "-5", "7", "7"] {
+            s.insert(m.as_bytes(), 512);
+        }
+        assert_eq!(s.encoding(), "intset");
+        let members: Vec<Vec<u8>> = s.iter().map(Cow::into_owned).collect();
+        assert_eq!(members, vec![b"-5".to_vec(), b"7".to_vec(), b"30".to_vec()]);
+        assert!(s.contains(b"7") && !s.contains(b"07") && !s.contains(b"x"));
+        // "07" is not the canonical text of an integer: it must stay distinct from 7.
+        assert!(s.insert(b"07", 512));
+        assert_eq!(s.encoding(), "hashtable");
+        assert!(s.contains(b"7") && s.contains(b"07"));
+        assert!(s.remove(b"7"));
+        assert_eq!(s.len(), 3);
+        let mut small = Set::new();
+        small.insert(b"1", 1);
+        small.insert(b"2", 1);
+        assert_eq!(small.encoding(), "hashtable");
     }
 
     #[test]

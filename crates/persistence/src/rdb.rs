@@ -59,7 +59,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
             out.push(TYPE_SET);
             write_len(out, set.len() as u64);
             for member in set.iter() {
-                write_string(out, member);
+                write_string(out, &member);
             }
         }
         Value::Hash(hash) => {

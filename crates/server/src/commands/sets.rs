@@ -101,7 +101,7 @@ fn smembers(ctx: &mut Ctx) {
         Some(Value::Set(s)) => {
             sink.set(s.len());
             for m in s.iter() {
-                sink.bulk(m);
+                sink.bulk(&m);
             }
         }
         Some(_) => ctx.wrong_type(),
@@ -198,9 +198,9 @@ fn srandmember(ctx: &mut Ctx) {
         match db.get(&args[1], now) {
             None => None,
             Some(Value::Set(set)) => Some(match count {
-                None => set.random_member(&mut state.rng).map(|m| vec![m.as_slice().to_vec()]).unwrap_or_default(),
+                None => set.random_member(&mut state.rng).map(|m| vec![m.into_owned()]).unwrap_or_default(),
                 Some(n) if n < 0 => (0..n.unsigned_abs())
-                    .filter_map(|_| set.random_member(&mut state.rng).map(|m| m.as_slice().to_vec()))
+                    .filter_map(|_| set.random_member(&mut state.rng).map(std::borrow::Cow::into_owned))
                     .collect(),
                 Some(n) => set.random_distinct(n as usize, &mut state.rng),
             }),
@@ -258,7 +258,7 @@ enum Algebra {
 fn compute(ctx: &mut Ctx, keys: &[Bytes], op: Algebra) -> Result<Vec<Vec<u8>>, ()> {
     let mut sets: Vec<Option<Vec<Vec<u8>>>> = Vec::with_capacity(keys.len());
     for key in keys {
-        let members = read_set(ctx, key)?.map(|s| s.iter().map(<[u8]>::to_vec).collect());
+        let members = read_set(ctx, key)?.map(|s| s.iter().map(std::borrow::Cow::into_owned).collect());
         sets.push(members);
     }
     let result: Vec<Vec<u8>> = match op {

@@ -134,7 +134,7 @@ fn sort_generic(ctx: &mut Ctx, read_only: bool) {
         Some(Value::List(l)) => l.iter().map(<[u8]>::to_vec).collect(),
         Some(Value::Set(s)) => {
             is_set = true;
-            s.iter().map(<[u8]>::to_vec).collect()
+            s.iter().map(std::borrow::Cow::into_owned).collect()
         }
         Some(Value::ZSet(z)) => {
             // Unsorted, a sorted set keeps its own order, reversed by DESC.

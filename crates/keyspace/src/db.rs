@@ -55,6 +55,13 @@ pub struct Db {
     /// Keys with waiters that were written since the server last looked: candidates for
     /// serving a blocked client. May hold duplicates and keys that are gone again.
     ready: Vec<Vec<u8>>,
+    /// `lazyfree-lazy-expire`: big values of expired keys go to `garbage` instead of being
+    /// freed on the spot.
+    pub lazy_expire: bool,
+    /// `lazyfree-lazy-server-del`: the same for big values replaced by a write (SET, RENAME).
+    pub lazy_overwrite: bool,
+    /// Big values waiting for the server to hand them to its freeing thread.
+    pub garbage: Vec<Value>,
     pub stats: DbStats,
 }
 
@@ -89,7 +96,7 @@ impl Db {
         if !self.is_expired_at(key, now) {
             return false;
         }
-        self.remove_entry(key);
+        self.remove_expired(key);
         self.stats.expired_keys += 1;
         if self.events.track_expired {
             self.events.pending.push(("expired", key.to_vec()));
@@ -132,6 +139,11 @@ impl Db {
         if replaced.is_none() && self.events.track_new {
             self.events.pending.push(("new", key.to_vec()));
         }
+        if let Some(old) = replaced {
+            if self.lazy_overwrite {
+                self.defer_free(old);
+            }
+        }
         if !keep_ttl && !self.expires.is_empty() {
             self.expires.remove(key);
         }
@@ -155,6 +167,22 @@ impl Db {
             self.mark_modified(key);
         }
         removed
+    }
+
+    /// Keeps a big value for the server's freeing thread; drops a small one now.
+    fn defer_free(&mut self, value: Value) {
+        if value.free_effort() > crate::value::LAZYFREE_THRESHOLD {
+            self.garbage.push(value);
+        }
+    }
+
+    /// Removes an expired key, deferring the value's freeing if so configured.
+    fn remove_expired(&mut self, key: &[u8]) {
+        if let Some(value) = self.remove_entry(key) {
+            if self.lazy_expire {
+                self.defer_free(value);
+            }
+        }
     }
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Value> {
@@ -377,7 +405,7 @@ impl Db {
             sampled += 1;
             if at <= now {
                 let key = key.as_slice().to_vec();
-                self.remove_entry(&key);
+                self.remove_expired(&key);
                 self.stats.expired_keys += 1;
                 if self.events.track_expired {
                     self.events.pending.push(("expired", key));

@@ -52,7 +52,24 @@ impl StrView<'_> {
     }
 }
 
+/// Values whose freeing touches more allocations than this are freed on a background thread
+/// when lazy freeing applies (Redis's LAZYFREE_THRESHOLD); smaller ones are cheaper to free on
+/// the spot than to hand over.
+pub const LAZYFREE_THRESHOLD: usize = 64;
+
 impl Value {
+    /// How many allocations freeing this value touches, as Redis estimates it: chunks of a
+    /// list, elements of a set, hash or sorted set, 1 for a string.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Value::List(l) => l.chunk_count(),
+            Value::Set(s) => s.len(),
+            Value::Hash(h) => h.len(),
+            Value::ZSet(z) => z.len(),
+            _ => 1,
+        }
+    }
+
     /// A string value, integer-encoded when it reads as a canonical integer (as Redis's
     /// tryObjectEncoding does).
     pub fn string(bytes: &[u8]) -> Value {

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 
-/// Values whose freeing touches more allocations than this go to the background (Redis's
-/// LAZYFREE_THRESHOLD); smaller ones are cheaper to free on the spot than to hand over.
-pub const THRESHOLD: usize = 64;
+pub use moonkv_keyspace::value::LAZYFREE_THRESHOLD as THRESHOLD;
 
 type Garbage = Box<dyn Send>;
 
@@ -54,8 +52,17 @@ impl LazyFree {
 
     /// Frees a deleted value, in the background when `lazily` and it is big enough to matter.
     pub fn dispose(&self, value: Value, lazily: bool) {
-        if lazily && free_effort(&value) > THRESHOLD {
+        if lazily && value.free_effort() > THRESHOLD {
             self.free(value);
+        }
+    }
+
+    /// Hands the values the databases set aside (lazy expiry, lazy overwrite) to the thread.
+    pub fn collect(&self, dbs: &mut [moonkv_keyspace::Db]) {
+        for db in dbs {
+            for value in db.garbage.drain(..) {
+                self.free(value);
+            }
         }
     }
 
@@ -67,17 +74,5 @@ impl LazyFree {
     /// INFO `lazyfreed_objects`.
     pub fn freed(&self) -> u64 {
         self.freed.load(Ordering::Relaxed)
-    }
-}
-
-/// How many allocations freeing `value` touches, as Redis estimates it: chunks of a list,
-/// elements of a set, hash or sorted set.
-pub fn free_effort(value: &Value) -> usize {
-    match value {
-        Value::List(l) => l.chunk_count(),
-        Value::Set(s) => s.len(),
-        Value::Hash(h) => h.len(),
-        Value::ZSet(z) => z.len(),
-        _ => 1,
     }
 }

@@ -87,6 +87,7 @@ fn close_idle_clients(state: &mut ServerState) {
 
 fn cron(state: &mut ServerState, tick: Duration) {
     active_expire_cycle(state, tick / 4);
+    state.lazyfree.collect(&mut state.dbs);
     close_idle_clients(state);
     crate::notify::drain_db_events(state);
     let now = Instant::now();

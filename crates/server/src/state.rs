@@ -179,6 +179,7 @@ impl ServerState {
         if notify_config {
             crate::notify::apply_to_dbs(&mut state);
         }
+        state.apply_lazyfree_to_dbs();
         state
     }
 
@@ -186,6 +187,20 @@ impl ServerState {
     pub fn refresh_settings(&mut self) {
         self.settings = Settings::from_config(&self.config);
         crate::notify::apply_to_dbs(self);
+        self.apply_lazyfree_to_dbs();
+    }
+
+    /// Tells the databases whether to set big expired or overwritten values aside.
+    fn apply_lazyfree_to_dbs(&mut self) {
+        for db in self.dbs.iter_mut() {
+            db.lazy_expire = self.settings.lazyfree_expire;
+            db.lazy_overwrite = self.settings.lazyfree_server_del;
+        }
+    }
+
+    /// Whether databases may be holding values for the freeing thread.
+    pub fn lazy_collection_enabled(&self) -> bool {
+        self.settings.lazyfree_expire || self.settings.lazyfree_server_del
     }
 
     /// Modifications so far, over all databases (Redis's `server.dirty`).

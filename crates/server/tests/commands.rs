@@ -239,3 +239,25 @@ fn unlink_frees_big_values_in_the_background() {
     std::thread::sleep(std::time::Duration::from_millis(50));
     assert_eq!(info_field(&mut c, "memory", "lazyfreed_objects"), 1);
 }
+
+#[test]
+fn lazy_expire_and_lazy_server_del_free_in_the_background() {
+    let server = TestServer::start();
+    let mut c = server.conn();
+    let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("lazyfree-lazy-expire").arg("yes").arg("lazyfree-lazy-server-del").arg("yes").query(&mut c).unwrap();
+    let _: () = redis::cmd("SADD").arg("expiring").arg(&members).query(&mut c).unwrap();
+    let _: () = redis::cmd("PEXPIRE").arg("expiring").arg(1).query(&mut c).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    let exists: i64 = redis::cmd("EXISTS").arg("expiring").query(&mut c).unwrap();
+    assert_eq!(exists, 0);
+    let _: () = redis::cmd("SADD").arg("replaced").arg(&members).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET").arg("replaced").arg("now a string").query(&mut c).unwrap();
+    let start = std::time::Instant::now();
+    while info_field(&mut c, "memory", "lazyfreed_objects") < 2 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "the values were not freed in the background");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let v: String = redis::cmd("GET").arg("replaced").query(&mut c).unwrap();
+    assert_eq!(v, "now a string");
+}

@@ -595,6 +595,9 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
         crate::replication::flush(state);
     }
     crate::blocking::serve_ready_keys(state);
+    if state.lazy_collection_enabled() {
+        state.lazyfree.collect(&mut state.dbs);
+    }
 }
 
 /// Publishes what other clients see of this one in CLIENT LIST (db, name, subscriptions, last

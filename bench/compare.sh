@@ -138,7 +138,7 @@ RAW=$OUT/raw.tsv       # one line per round, side and result row
 REPORT=$OUT/report.md  # what is printed on stdout
 WORK=$(mktemp -d /tmp/moonkv-bench.XXXXXX)
 : >"$LOG"
-printf 'round\tside\tjob\tpipeline\trequests\trow\trps\tavg_ms\tp50_ms\tp99_ms\n' >"$RAW"
+printf 'round\tside\tjob\tpipeline\trequests\trow\trps\tavg_ms\tp50_ms\tp99_ms\tcpu_us_per_req\n' >"$RAW"
 log() { printf '%s\n' "$*" >>"$LOG"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -292,6 +292,9 @@ run_setups() { # side port
     done
 }
 
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 # run_bench SIDE JOB DEPTH N -> ROWS (lines "label<TAB>rps<TAB>avg<TAB>p50<TAB>p99")
 run_bench() {
     local side=$1 job=$2 depth=$3 n=$4 extra=() w i label rc=0
@@ -306,7 +309,10 @@ run_bench() {
     esac
     local cmd=(redis-benchmark -h 127.0.0.1 -p "${!port_var}" -c "$CLIENTS" -n "$n" -P "$depth" -r "$KEYSPACE" --csv "${extra[@]}")
     log "[$side] ${cmd[*]}"
+    local cpu_before cpu_after
+    cpu_before=$(cpu_ticks "${!pid_var}")
     timeout -k 5 "$TIMEOUT" "${BENCH_PIN[@]}" "${cmd[@]}" >"$WORK/out" 2>"$WORK/err" || rc=$?
+    cpu_after=$(cpu_ticks "${!pid_var}")
     cat "$WORK/out" "$WORK/err" >>"$LOG"
     kill -0 "${!pid_var}" 2>/dev/null || server_died "$side" "${!log_var}"
     if ((rc == 124 || rc == 137)); then
@@ -319,6 +325,12 @@ run_bench() {
     ROWS=$(awk -F'","' 'NF >= 8 && $1 != "\"test" {
             sub(/^"/, "", $1); sub(/"$/, "", $8); print $1 "\t" $2 "\t" $3 "\t" $5 "\t" $7 }' "$WORK/out")
     [[ -n $ROWS ]] || die "redis-benchmark printed no results against $side (unknown test name '${job#t:}'?): ${cmd[*]}"
+    # Server CPU time (user + system) per request over the whole run, in microseconds: what the
+    # server spends per request, whoever the bottleneck is (at pipeline 1 it is the client).
+    local rows_in_run
+    rows_in_run=$(printf '%s\n' "$ROWS" | wc -l)
+    CPU_US=$(awk -v a="$cpu_before" -v b="$cpu_after" -v hz="$CLK_TCK" -v n="$n" -v r="$rows_in_run" \
+        'BEGIN { printf "%.3f", (b - a) * 1000000 / hz / (n * r) }')
     if [[ $job == c:* ]]; then # one row, named by the user
         ROWS=$(printf '%s\n' "$ROWS" | head -n 1 | awk -F'\t' -v OFS='\t' -v name="${CUSTOM_NAME[${job#c:}]}" '{ $1 = name; print }')
     fi
@@ -396,8 +408,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
             for side in "${order[@]}"; do
                 run_bench "$side" "$job" "$depth" "$n"
                 while IFS=$'\t' read -r label rps avg p50 p99; do
-                    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$side" "$(job_label "$job")" \
-                        "$depth" "$n" "$label" "$rps" "$avg" "$p50" "$p99" >>"$RAW"
+                    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$side" "$(job_label "$job")" \
+                        "$depth" "$n" "$label" "$rps" "$avg" "$p50" "$p99" "$CPU_US" >>"$RAW"
                     key="$label"$'\t'"$depth"
                     [[ -n ${SEEN[$key]-} ]] || { SEEN[$key]=1; ROW_KEYS+=("$key"); }
                     note "  $side $label -P $depth: $rps ops/s"
@@ -416,19 +428,32 @@ raw_values() { awk -F'\t' -v s="$1" -v l="$2" -v d="$3" -v c="$4" 'NR > 1 && $2 
     echo
     echo "## Throughput (median of $ROUNDS rounds)"
     echo
-    printf '| %-36s | %8s | %12s | %12s | %5s |\n' test pipeline "moonkv ops/s" "redis ops/s" ratio
-    printf '|%s|%s:|%s:|%s:|%s:|\n' "$(printf -- '-%.0s' {1..38})" --------- ------------- ------------- ------
+    printf '| %-36s | %8s | %12s | %12s | %5s | %9s | %9s | %9s |\n' test pipeline "moonkv ops/s" "redis ops/s" ratio \
+        "moonkv µs" "redis µs" "CPU ratio"
+    printf '|%s|%s:|%s:|%s:|%s:|%s:|%s:|%s:|\n' "$(printf -- '-%.0s' {1..38})" --------- ------------- ------------- ------ \
+        ---------- ---------- ----------
     : >"$WORK/ratios"
+    : >"$WORK/cpu_ratios"
     for key in "${ROW_KEYS[@]}"; do
         label=${key%$'\t'*} depth=${key#*$'\t'}
         m=$(raw_values moonkv "$label" "$depth" 7 | median)
         r=$(raw_values redis "$label" "$depth" 7 | median)
         q=$(ratio "$m" "$r")
         [[ $q == n/a ]] || echo "$q" >>"$WORK/ratios"
-        printf '| %-36s | %8s | %12.0f | %12.0f | %5s |\n' "$label" "$depth" "${m:-0}" "${r:-0}" "$q"
+        mc=$(raw_values moonkv "$label" "$depth" 11 | median)
+        rc=$(raw_values redis "$label" "$depth" 11 | median)
+        qc=$(ratio "$mc" "$rc")
+        [[ $qc == n/a ]] || echo "$qc" >>"$WORK/cpu_ratios"
+        printf '| %-36s | %8s | %12.0f | %12.0f | %5s | %9.2f | %9.2f | %9s |\n' "$label" "$depth" "${m:-0}" "${r:-0}" "$q" \
+            "${mc:-0}" "${rc:-0}" "$qc"
     done
-    g=$(awk '$1 > 0 { s += log($1); n++ } END { if (n) printf "%.2f", exp(s / n); else print "n/a" }' "$WORK/ratios")
-    printf '| %-36s | %8s | %12s | %12s | %5s |\n' "geometric mean" "" "" "" "$g"
+    geomean() { awk '$1 > 0 { s += log($1); n++ } END { if (n) printf "%.2f", exp(s / n); else print "n/a" }' "$1"; }
+    printf '| %-36s | %8s | %12s | %12s | %5s | %9s | %9s | %9s |\n' "geometric mean" "" "" "" "$(geomean "$WORK/ratios")" \
+        "" "" "$(geomean "$WORK/cpu_ratios")"
+    echo
+    echo "µs = server CPU time (user + system) per request, median of the rounds; CPU ratio = moonkv / redis" \
+        "(lower is better). At pipeline 1 the client is the bottleneck, so ops/s there measure redis-benchmark more" \
+        "than the server; CPU per request measures the server either way."
 } >"$REPORT.tput"
 
 # per-round table (with spread) for the log

@@ -196,7 +196,17 @@ SRV_PIN=() BENCH_PIN=()
 ((PIN)) && SRV_PIN=(taskset -c 0) BENCH_PIN=(taskset -c 1)
 
 # start_server LOGFILE BIN ARGS... -> SRV_PID, SRV_PORT; returns 1 if it exits or never answers.
-start_server() {
+start_server() { # logfile bin args...; retries on another port if the chosen one was taken
+    local attempt
+    for attempt in 1 2 3; do
+        start_server_once "$@" && return 0
+        grep -qi "address already in use" "$1" 2>/dev/null || return 1
+        note "port $PORT was taken meanwhile; retrying on another"
+    done
+    return 1
+}
+
+start_server_once() {
     local logf=$1 bin=$2 i
     shift 2
     pick_port
@@ -455,6 +465,7 @@ raw_values() { awk -F'\t' -v s="$1" -v l="$2" -v d="$3" -v c="$4" 'NR > 1 && $2 
         "(lower is better). At pipeline 1 the client is the bottleneck, so ops/s there measure redis-benchmark more" \
         "than the server; CPU per request measures the server either way."
 } >"$REPORT.tput"
+((${#JOBS[@]})) || : >"$REPORT.tput" # memory only: no throughput table
 
 # per-round table (with spread) for the log
 {

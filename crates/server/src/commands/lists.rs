@@ -456,22 +456,13 @@ fn first_nonempty_list(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Option<Bytes>, (
 /// LMPOP and BLMPOP (with a timeout before numkeys).
 fn multi_pop(ctx: &mut Ctx, blocking: bool) {
     let args = ctx.args;
-    let numkeys_at = if blocking { 2 } else { 1 };
-    let timeout = if blocking {
-        match ctx.arg_timeout(1) {
-            Some(t) => t,
-            None => return,
-        }
-    } else {
-        None
-    };
-    let Some(spec) = parse_multi_pop(ctx, numkeys_at) else { return };
+    let Some(spec) = parse_multi_pop(ctx, blocking) else { return };
     let Some(end) = parse_end(ctx, spec.side) else { return };
     let keys = &args[spec.keys];
     let Ok(found) = first_nonempty_list(ctx, keys) else { return };
     let Some(key) = found else {
         if blocking && ctx.may_block() {
-            return ctx.block(keys, timeout, Awaits::List);
+            return ctx.block(keys, spec.timeout, Awaits::List);
         }
         return ctx.null_array();
     };

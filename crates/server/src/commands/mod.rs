@@ -784,12 +784,16 @@ pub struct MultiPop {
     /// Argument index of the side word (LEFT|RIGHT or MIN|MAX), for the caller to parse.
     pub side: usize,
     pub count: usize,
+    /// The blocking forms' timeout (None: wait forever, or not a blocking form).
+    pub timeout: Option<std::time::Duration>,
 }
 
-/// Parses [`MultiPop`] arguments starting with numkeys at `numkeys_at`, with Redis 7.0's
-/// error texts; replies the error and returns None on bad input.
-pub fn parse_multi_pop(ctx: &mut Ctx, numkeys_at: usize) -> Option<MultiPop> {
+/// Parses [`MultiPop`] arguments, after a timeout for the blocking forms (BLMPOP, BZMPOP),
+/// with Redis 7.0's error texts; replies the error and returns None on bad input.
+pub fn parse_multi_pop(ctx: &mut Ctx, blocking: bool) -> Option<MultiPop> {
     let args = ctx.args;
+    let timeout = if blocking { ctx.arg_timeout(1)? } else { None };
+    let numkeys_at = if blocking { 2 } else { 1 };
     let numkeys = match parse_i64(&args[numkeys_at]) {
         Some(n) if n > 0 => n as usize,
         _ => {
@@ -819,7 +823,7 @@ pub fn parse_multi_pop(ctx: &mut Ctx, numkeys_at: usize) -> Option<MultiPop> {
             return None;
         }
     }
-    Some(MultiPop { keys: numkeys_at + 1..side, side, count: count.unwrap_or(1) })
+    Some(MultiPop { keys: numkeys_at + 1..side, side, count: count.unwrap_or(1), timeout })
 }
 
 pub fn keys_after_numkeys(args: &[Bytes], at: usize) -> Result<Vec<usize>, String> {

@@ -630,15 +630,7 @@ fn pop_command(max: bool) -> &'static [u8] {
 /// ZMPOP and BZMPOP (with a timeout before numkeys).
 fn multi_pop(ctx: &mut Ctx, blocking: bool) {
     let args = ctx.args;
-    let timeout = if blocking {
-        match ctx.arg_timeout(1) {
-            Some(t) => t,
-            None => return,
-        }
-    } else {
-        None
-    };
-    let Some(spec) = parse_multi_pop(ctx, if blocking { 2 } else { 1 }) else { return };
+    let Some(spec) = parse_multi_pop(ctx, blocking) else { return };
     let max = if ctx.arg_is(spec.side, "min") {
         false
     } else if ctx.arg_is(spec.side, "max") {
@@ -665,7 +657,7 @@ fn multi_pop(ctx: &mut Ctx, blocking: bool) {
         return;
     }
     if blocking && ctx.may_block() {
-        return ctx.block(keys, timeout, Awaits::SortedSet);
+        return ctx.block(keys, spec.timeout, Awaits::SortedSet);
     }
     ctx.null_array();
 }

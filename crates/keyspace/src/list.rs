@@ -445,11 +445,11 @@ impl List {
                 break;
             }
             let chunk = &self.chunks[ci];
-            if !chunk.entries().any(|e| e == item) {
+            let matches: Vec<bool> = chunk.entries().map(|e| e == item).collect();
+            if !matches.contains(&true) {
                 continue;
             }
             // Which entries of this chunk go: the first (or, from the tail, last) matches.
-            let matches: Vec<bool> = chunk.entries().map(|e| e == item).collect();
             let mut drop = vec![false; matches.len()];
             let indexes: Vec<usize> = if count >= 0 { (0..matches.len()).collect() } else { (0..matches.len()).rev().collect() };
             for i in indexes {

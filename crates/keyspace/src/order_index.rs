@@ -209,23 +209,21 @@ impl OrderIndex {
         // Full: split, then insert into the half the element belongs to. Appending at the very
         // end (or the very start) starts a fresh leaf instead, so ascending loads fill leaves.
         let leaf = &mut self.leaves[leaf_id as usize];
-        let (right_entries, new_in_right, right_idx) = if idx == LEAF_CAP && leaf_id == self.last {
-            (vec![entry], true, 0)
+        let right_entries = if idx == LEAF_CAP && leaf_id == self.last {
+            vec![entry]
         } else if idx == 0 && leaf_id == self.first {
             let mut moved = Vec::with_capacity(LEAF_CAP);
             moved.push(entry);
-            let old = std::mem::replace(&mut leaf.entries, moved);
-            (old, false, 0)
+            std::mem::replace(&mut leaf.entries, moved)
         } else {
             let mut right = Vec::with_capacity(LEAF_CAP);
             right.extend(leaf.entries.drain(LEAF_CAP / 2..));
             if idx >= LEAF_CAP / 2 {
                 right.insert(idx - LEAF_CAP / 2, entry);
-                (right, true, idx - LEAF_CAP / 2)
             } else {
                 leaf.entries.insert(idx, entry);
-                (right, false, 0)
             }
+            right
         };
         let next = leaf.next;
         let right_count = right_entries.len();
@@ -237,8 +235,8 @@ impl OrderIndex {
         } else {
             self.leaves[next as usize].prev = right_id;
         }
-        if !new_in_right || right_idx == 0 {
-            // The left leaf's minimum may have changed (prepend case, or insert at 0).
+        if idx == 0 {
+            // The new element is the left leaf's first (prepend, or a split below the middle).
             self.refresh_mins(&path);
         }
         self.add_child_after(&path, path.len(), leaf_id, right_id, right_count, right_min);
@@ -248,7 +246,7 @@ impl OrderIndex {
     /// at `path[depth - 1]` (depth 0: `left` is the root). Splits parents that overflow.
     fn add_child_after(&mut self, path: &[(u32, usize)], depth: usize, left: u32, new: u32, count: usize, min: Entry) {
         if depth == 0 {
-            let left_count = self.subtree_count(left, 0) ;
+            let left_count = self.subtree_count(left, 0);
             let left_min = self.subtree_min(left, 0);
             let root = self.new_inner(Inner { children: vec![left, new], counts: vec![left_count, count], mins: vec![left_min, min] });
             self.root = root;

@@ -14,7 +14,7 @@ use crate::client::{ClientState, Outbound};
 use crate::commands::{self, BatchClock};
 use crate::state::ServerState;
 use bytes::Bytes;
-use moonkv_keyspace::{Db, Value};
+use moonkv_keyspace::Value;
 use moonkv_protocol::{ReplySink, RespWriter};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -152,10 +152,6 @@ fn resume(state: &mut ServerState, client: Box<ClientState>, reply: Vec<u8>) {
     }
 }
 
-fn holds_awaited_value(db: &mut Db, key: &[u8], awaits: Awaits, now: i64) -> bool {
-    db.peek(key, now).is_some_and(|v| awaits.satisfied_by(v))
-}
-
 /// Serves the clients waiting on keys written since the last call. Runs after every command;
 /// cheap when nobody is blocked.
 pub fn serve_ready_keys(state: &mut ServerState) {
@@ -190,12 +186,11 @@ fn serve_key(state: &mut ServerState, db: usize, key: &[u8]) {
         // The real clock, not the writer's frozen one: a key that expired meanwhile (say,
         // during a slow transaction) serves nobody.
         let now = crate::time::unix_ms();
-        if !holds_awaited_value(&mut state.dbs[db], key, awaits, now) {
-            if state.dbs[db].peek(key, now).is_none() {
-                break;
-            }
+        match state.dbs[db].peek(key, now) {
+            None => break,
             // Another type: clients waiting for that type may still be served.
-            continue;
+            Some(value) if !awaits.satisfied_by(value) => continue,
+            Some(_) => {}
         }
         let Some(parked) = unpark(state, client_id) else { continue };
         let Parked { mut client, args, .. } = parked;
@@ -205,12 +200,8 @@ fn serve_key(state: &mut ServerState, db: usize, key: &[u8]) {
         match client.block_request.take() {
             // The command found nothing after all: it keeps its turn on this key.
             Some(request) => {
-                let keys = request.keys.clone();
                 park(state, client, args, request);
                 state.dbs[db].readd_waiter_first(key, client_id);
-                for other in keys.iter().filter(|k| k.as_ref() != key) {
-                    state.dbs[db].add_waiter(other, client_id);
-                }
             }
             None => resume(state, client, out),
         }

@@ -17,12 +17,6 @@ pub struct LazyFree {
     freed: Arc<AtomicU64>,
 }
 
-impl Default for LazyFree {
-    fn default() -> Self {
-        Self::start()
-    }
-}
-
 impl LazyFree {
     /// Starts the freeing thread. If the thread cannot start, values are freed inline.
     pub fn start() -> Self {

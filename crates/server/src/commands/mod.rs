@@ -408,27 +408,27 @@ pub fn call(ctx: &mut Ctx, index: usize, started: Instant) -> Instant {
         };
         ctx.state.replication.pending.push((db_at_start, args));
     }
-    let stats = &mut ctx.state.stats;
-    stats.total_commands_processed += 1;
-    if let Some(s) = stats.commands.get_mut(index) {
+    let failed = ctx.errors > errors_before;
+    record_call(ctx.state, index, usec, failed);
+    ended
+}
+
+/// Counts one finished call of the command at `index` in INFO stats and commandstats.
+fn record_call(state: &mut ServerState, index: usize, usec: u64, failed: bool) {
+    state.stats.total_commands_processed += 1;
+    if let Some(s) = state.stats.commands.get_mut(index) {
         s.calls += 1;
         s.usec += usec;
-        if ctx.errors > errors_before {
+        if failed {
             s.failed_calls += 1;
         }
     }
-    ended
 }
 
 /// Accounts for a blocked command released without data (timeout, CLIENT UNBLOCK).
 pub fn record_released_call(state: &mut ServerState, args: &[Bytes], failed: bool) {
-    let Some((index, _)) = table().lookup(&args[0]) else { return };
-    state.stats.total_commands_processed += 1;
-    if let Some(s) = state.stats.commands.get_mut(index) {
-        s.calls += 1;
-        if failed {
-            s.failed_calls += 1;
-        }
+    if let Some((index, _)) = table().lookup(&args[0]) {
+        record_call(state, index, 0, failed);
     }
 }
 

@@ -98,13 +98,14 @@ fn run_guarded(state: &mut ServerState, client: &mut ClientState, args: &[bytes:
 /// What a connection does after running the requests it had buffered.
 enum AfterBatch {
     /// Wait for more input.
-    Read,
-    /// The client is parked by a blocking command; wait for it to come back.
+    Read(Box<ClientState>),
+    /// The client was parked by a blocking command (its state is in the registry); wait for it
+    /// to come back.
     Blocked { timeout: Option<std::time::Duration> },
     /// Write what is pending and close (QUIT, protocol error, CLIENT KILL of oneself).
-    Close,
+    Close(Box<ClientState>),
     /// SHUTDOWN: stop without writing more.
-    Shutdown,
+    Shutdown(Box<ClientState>),
 }
 
 /// The I/O side of one connection, kept together so the request loop can be split into steps.
@@ -138,9 +139,8 @@ impl Connection {
     /// the lock; the rest are parsed under it, so a pipeline takes the lock once. A blocking
     /// command that has to wait parks the client under the same lock hold (the client is then
     /// not returned): nothing can write its keys in between.
-    async fn run_buffered(&mut self, mut client: Box<ClientState>, bytes_read: usize) -> (Option<Box<ClientState>>, AfterBatch) {
+    async fn run_buffered(&mut self, mut client: Box<ClientState>, bytes_read: usize) -> AfterBatch {
         let mut protocol_error = None;
-        let mut next = AfterBatch::Read;
         let have_request = match self.parse_next(&client) {
             Ok(found) => found,
             Err(e) => {
@@ -157,10 +157,10 @@ impl Connection {
             loop {
                 run_guarded(&mut state, &mut client, &self.args, &mut self.out, &mut clock);
                 if let Some(request) = client.block_request.take() {
-                    next = AfterBatch::Blocked { timeout: request.timeout };
+                    let timeout = request.timeout;
                     state.stats.total_net_output_bytes += (self.out.len() - out_before) as u64;
                     blocking::park(&mut state, client, self.args.clone(), request);
-                    return (None, next);
+                    return AfterBatch::Blocked { timeout };
                 }
                 if client.close_after_reply || state.shutdown_requested {
                     break;
@@ -182,22 +182,22 @@ impl Connection {
             if state.shutdown_requested {
                 drop(state);
                 self.shared.shutdown.notify_one();
-                return (Some(client), AfterBatch::Shutdown);
+                return AfterBatch::Shutdown(client);
             }
         }
         if self.inbuf.len() > self.limits.query_buffer_limit {
             log::warning(&format!("Closing client that reached max query buffer length: addr={}", client.addr));
-            return (Some(client), AfterBatch::Close);
+            return AfterBatch::Close(client);
         }
         if let Some(e) = protocol_error {
             self.out.extend_from_slice(format!("-ERR {}\r\n", e).as_bytes());
             log::log(log::Level::Verbose, &format!("Protocol error ({}) from client: addr={}", e.0, client.addr));
-            next = AfterBatch::Close;
+            return AfterBatch::Close(client);
         }
         if client.close_after_reply {
-            next = AfterBatch::Close;
+            return AfterBatch::Close(client);
         }
-        (Some(client), next)
+        AfterBatch::Read(client)
     }
 
     /// Writes the pending replies. False if the peer is gone.
@@ -319,13 +319,21 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
     };
     let mut bytes_read = 0;
     'conn: loop {
-        let (returned, next) = conn.run_buffered(client, bytes_read).await;
+        let next = conn.run_buffered(client, bytes_read).await;
         bytes_read = 0;
-        client = match returned {
-            Some(c) => c,
-            None => {
+        client = match next {
+            AfterBatch::Read(c) => c,
+            AfterBatch::Shutdown(c) => {
+                client = c;
+                break 'conn;
+            }
+            AfterBatch::Close(c) => {
+                client = c;
+                conn.flush().await;
+                break 'conn;
+            }
+            AfterBatch::Blocked { timeout } => {
                 // Parked by a blocking command: send what came before it, then wait.
-                let AfterBatch::Blocked { timeout } = next else { return };
                 if !conn.flush().await {
                     conn.abandon(client_id).await;
                     return;
@@ -340,14 +348,6 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
                 }
             }
         };
-        match next {
-            AfterBatch::Shutdown => break 'conn,
-            AfterBatch::Close => {
-                conn.flush().await;
-                break 'conn;
-            }
-            AfterBatch::Read | AfterBatch::Blocked { .. } => {}
-        }
         if !conn.out.is_empty() {
             // Let the other connections that are ready run their requests first, then write:
             // like Redis's event loop (read everything, then write everything), clients then

@@ -21,6 +21,12 @@ pub trait ReplySink {
     fn simple(&mut self, s: &str);
     /// `msg` is the full error text including its code, e.g. `ERR syntax error`.
     fn error(&mut self, msg: &str);
+    /// An error reply that was already counted in the error statistics where it arose (a
+    /// script returning the error of a command it called). Sinks that count errors override
+    /// this to skip the statistics; the reply itself is the same.
+    fn error_counted_elsewhere(&mut self, msg: &str) {
+        self.error(msg)
+    }
     fn integer(&mut self, i: i64);
     fn bulk(&mut self, b: &[u8]);
     /// Null bulk (`$-1` in RESP2, `_` in RESP3).

@@ -1,0 +1,21 @@
+//! The libraries Redis adds to its Lua: bit (LuaBitOp), and more to come. Each is written
+//! here against the Lua C API to match Redis's output exactly.
+
+mod bit;
+
+use crate::raw::{self, L};
+
+/// Creates each library's table as a global.
+pub fn open_all(l: L) {
+    bit::open(l);
+}
+
+/// Sets `functions` into a new table stored as global `name`.
+fn register(l: L, name: &str, functions: &[(&str, raw::CFunction)]) {
+    l.new_table(0, functions.len());
+    for (fname, f) in functions {
+        l.push_function(*f);
+        l.raw_set_field(-2, fname);
+    }
+    l.raw_set_field(raw::GLOBALS, name);
+}

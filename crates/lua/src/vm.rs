@@ -1,0 +1,474 @@
+//! One Lua state set up the way Redis sets up its scripting states, and the calls the runner
+//! makes on it: compile a script, load a function library, run.
+
+use crate::api;
+use crate::raw::{self, L};
+use crate::reply::{emit, error_text};
+use crate::{Host, ScriptError};
+use bytes::Bytes;
+use moonkv_protocol::ReplySink;
+use std::ffi::c_int;
+
+/// Registry field holding a pointer to the running script's [`RunCtx`].
+pub(crate) const RUN_CTX_KEY: &str = "__moonkv_run_ctx";
+/// Registry field of the error handler (function VMs; EVAL's is a global, as in Redis).
+const HANDLER_KEY: &str = "__moonkv_error_handler";
+/// Registry fields of a function VM: the real globals, and the API a library sees on load.
+const GLOBALS_KEY: &str = "__moonkv_globals";
+const LIBRARY_API_KEY: &str = "__moonkv_library_api";
+/// Name of EVAL's error handler global (Redis lets scripts see it).
+const EVAL_HANDLER_GLOBAL: &str = "__redis__err__handler";
+
+/// Globals a script may see; everything else the libraries define is removed.
+const ALLOWED_GLOBALS: &[&str] = &[
+    "string", "cjson", "bit", "cmsgpack", "math", "table", "struct", "redis", "xpcall", "tostring", "setmetatable", "next", "assert", "tonumber",
+    "rawequal", "collectgarbage", "getmetatable", "rawset", "pcall", "coroutine", "type", "_G", "select", "unpack", "gcinfo", "pairs", "rawget",
+    "loadstring", "ipairs", "_VERSION", "load", "error",
+];
+
+/// What a script's error handler does: find the script line that raised (skipping a C
+/// function such as redis.call), turn a plain error into an `{err=...}` table and record
+/// where it happened. It keeps `debug` in an upvalue; the global is removed.
+const ERROR_HANDLER_SOURCE: &str = "\
+local getinfo = debug.getinfo
+debug = nil
+return function(e)
+  local where = getinfo(2, 'nSl')
+  if where and where.what == 'C' then where = getinfo(3, 'nSl') end
+  if type(e) ~= 'table' then e = {err = 'ERR ' .. tostring(e)} end
+  if where then
+    e['source'] = where.source
+    e['line'] = where.currentline
+  end
+  return e
+end
+";
+
+/// Which kind of scripts a VM runs: EVAL scripts or FUNCTION libraries.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VmKind {
+    Eval,
+    Functions,
+}
+
+/// A compiled script or function: a reference into the VM's registry.
+pub type CompiledId = c_int;
+
+/// A function a library registered while loading.
+pub struct RegisteredFunction {
+    pub name: String,
+    pub description: Option<String>,
+    /// Lowercase flag names as given (no-writes, allow-oom, ...).
+    pub flags: Vec<String>,
+    pub callback: CompiledId,
+}
+
+/// State shared with the C functions while a script runs (or a library loads).
+pub(crate) struct RunCtx<'a> {
+    pub host: Option<&'a mut dyn Host>,
+    /// `redis.setresp(3)` was called.
+    pub resp3: bool,
+    /// A redis.call is in progress (a debug hook must not nest another).
+    pub in_call: bool,
+    /// Functions registered so far, while FUNCTION LOAD runs a library.
+    pub registered: Option<&'a mut Vec<RegisteredFunction>>,
+}
+
+pub struct LuaVm {
+    l: L,
+    kind: VmKind,
+}
+
+// SAFETY: a LuaVm owns its Lua state exclusively and holds no thread-bound data; the server
+// only uses it while holding its global lock, so it is used by one thread at a time even when
+// that thread changes.
+unsafe impl Send for LuaVm {}
+
+impl Drop for LuaVm {
+    fn drop(&mut self) {
+        raw::close_state(self.l);
+    }
+}
+
+impl LuaVm {
+    pub fn new(kind: VmKind) -> LuaVm {
+        let l = raw::new_state().expect("cannot allocate a Lua state");
+        let vm = LuaVm { l, kind };
+        vm.set_up();
+        vm
+    }
+
+    pub fn kind(&self) -> VmKind {
+        self.kind
+    }
+
+    fn set_up(&self) {
+        let l = self.l;
+        raw::open_lib(l, "", raw::luaopen_base);
+        raw::open_lib(l, "table", raw::luaopen_table);
+        raw::open_lib(l, "string", raw::luaopen_string);
+        raw::open_lib(l, "math", raw::luaopen_math);
+        raw::open_lib(l, "debug", raw::luaopen_debug);
+        crate::libs::open_all(l);
+
+        l.push_function(api::script_pcall);
+        l.raw_set_field(raw::GLOBALS, "pcall");
+
+        l.new_table(0, 32);
+        register_redis_api(l, self.kind == VmKind::Eval);
+        l.raw_set_field(raw::GLOBALS, "redis");
+
+        l.raw_get_field(raw::GLOBALS, "math");
+        l.push_function(api::math_random);
+        l.raw_set_field(-2, "random");
+        l.push_function(api::math_randomseed);
+        l.raw_set_field(-2, "randomseed");
+        l.pop(1);
+
+        remove_unlisted_globals(l);
+
+        // The error handler; loading it also removes the `debug` global.
+        assert!(l.load(ERROR_HANDLER_SOURCE.as_bytes(), "@err_handler_def"), "error handler compiles");
+        assert!(l.pcall(0, 1, 0), "error handler loads");
+        match self.kind {
+            VmKind::Eval => l.raw_set_field(raw::GLOBALS, EVAL_HANDLER_GLOBAL),
+            VmKind::Functions => l.raw_set_field(raw::REGISTRY, HANDLER_KEY),
+        }
+
+        if self.kind == VmKind::Functions {
+            // What a library's code sees while it loads: only `redis` with register_function,
+            // log and the version fields.
+            l.new_table(0, 1);
+            l.new_table(0, 8);
+            l.push_function(api::register_function);
+            l.raw_set_field(-2, "register_function");
+            register_log_and_version(l);
+            set_missing_global_metatable(l);
+            l.raw_set_field(-2, "redis");
+            set_missing_global_metatable(l);
+            protect_recursively(l);
+            l.raw_set_field(raw::REGISTRY, LIBRARY_API_KEY);
+        }
+
+        l.push_value(raw::GLOBALS);
+        set_missing_global_metatable(l);
+        protect_recursively(l);
+        l.pop(1);
+        protect_basic_type_metatables(l);
+
+        if self.kind == VmKind::Functions {
+            // Libraries run with an empty, read-only globals table that reads through to the
+            // real globals; during FUNCTION LOAD it reads through to the library API instead.
+            l.push_value(raw::GLOBALS);
+            l.raw_set_field(raw::REGISTRY, GLOBALS_KEY);
+            l.new_table(0, 0);
+            l.new_table(0, 1);
+            l.push_value(raw::GLOBALS);
+            l.raw_set_field(-2, "__index");
+            l.set_readonly(-1, true);
+            l.set_metatable(-2);
+            l.set_readonly(-1, true);
+            l.replace(raw::GLOBALS);
+        }
+        l.gc(raw::LUA_GCCOLLECT, 0);
+    }
+
+    /// Compiles an EVAL script body (chunk `@user_script`); the error text is Lua's message.
+    pub fn compile(&mut self, body: &[u8]) -> Result<CompiledId, String> {
+        let l = self.l;
+        if !l.load(body, "@user_script") {
+            let msg = api::error_message(l);
+            l.pop(1);
+            return Err(msg);
+        }
+        Ok(l.registry_ref())
+    }
+
+    /// Forgets a compiled script or function.
+    pub fn release(&mut self, id: CompiledId) {
+        self.l.registry_unref(id);
+    }
+
+    /// Runs a function library's code (FUNCTION LOAD), returning the functions it registered,
+    /// or Redis's error text.
+    pub fn load_library(&mut self, code: &[u8]) -> Result<Vec<RegisteredFunction>, String> {
+        let l = self.l;
+        let mut registered = Vec::new();
+        self.set_globals_fallback(LIBRARY_API_KEY);
+        let outcome = if !l.load(code, "@user_function") {
+            let msg = api::error_message(l);
+            l.pop(1);
+            Err(format!("Error compiling function: {msg}"))
+        } else {
+            let mut ctx = RunCtx { host: None, resp3: false, in_call: false, registered: Some(&mut registered) };
+            let ok = with_run_ctx(l, &mut ctx, || l.pcall(0, 0, 0));
+            if ok {
+                Ok(())
+            } else {
+                let msg = if l.kind(-1) == raw::TTABLE { api::error_message(l) } else { format!("ERR {}", api::error_message(l)) };
+                l.pop(1);
+                Err(format!("Error registering functions: {msg}"))
+            }
+        };
+        self.set_globals_fallback(GLOBALS_KEY);
+        match outcome {
+            Ok(()) => Ok(registered),
+            Err(e) => {
+                for f in registered {
+                    l.registry_unref(f.callback);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Points the function VM's globals fallback (`__index`) at a registry table.
+    fn set_globals_fallback(&self, registry_key: &str) {
+        let l = self.l;
+        if !l.get_metatable(raw::GLOBALS) {
+            return;
+        }
+        l.set_readonly(-1, false);
+        l.raw_get_field(raw::REGISTRY, registry_key);
+        l.raw_set_field(-2, "__index");
+        l.set_readonly(-1, true);
+        l.pop(1);
+    }
+
+    /// Runs a compiled script (EVAL: KEYS and ARGV become globals) or function (FCALL: they
+    /// are its two arguments) and writes its reply to `out`. `name` is what error messages call
+    /// it (the script's SHA1 or the function's name).
+    pub fn run(&mut self, f: CompiledId, name: &str, keys: &[Bytes], args: &[Bytes], host: &mut dyn Host, out: &mut dyn ReplySink) -> Result<(), ScriptError> {
+        let l = self.l;
+        let base = l.top();
+        l.check_stack(8);
+        match self.kind {
+            VmKind::Eval => l.raw_get_field(raw::GLOBALS, EVAL_HANDLER_GLOBAL),
+            VmKind::Functions => l.raw_get_field(raw::REGISTRY, HANDLER_KEY),
+        };
+        let handler = l.top();
+        l.raw_get_index(raw::REGISTRY, f as i64);
+        push_string_array(l, keys);
+        push_string_array(l, args);
+        let nargs = match self.kind {
+            VmKind::Eval => {
+                l.set_readonly(raw::GLOBALS, false);
+                l.raw_set_field(raw::GLOBALS, "ARGV");
+                l.raw_set_field(raw::GLOBALS, "KEYS");
+                l.set_readonly(raw::GLOBALS, true);
+                0
+            }
+            VmKind::Functions => 2,
+        };
+        let mut ctx = RunCtx { host: Some(host), resp3: false, in_call: false, registered: None };
+        let ok = with_run_ctx(l, &mut ctx, || l.pcall(nargs, 1, handler));
+        let resp3 = ctx.resp3;
+        drop(ctx);
+        let result = if ok {
+            let mut top_error = None;
+            emit(l, out, resp3, &mut top_error);
+            match top_error {
+                Some((message, counted)) => Err(ScriptError { message, counted }),
+                None => Ok(()),
+            }
+        } else {
+            let err = script_error(l, name);
+            l.pop(1);
+            Err(err)
+        };
+        l.set_top(base);
+        self.collect_garbage_sometimes();
+        result
+    }
+
+    /// A small GC step every 50 runs, so a full collection never lands on one script.
+    fn collect_garbage_sometimes(&mut self) {
+        thread_local! {
+            static RUNS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        }
+        let due = RUNS.with(|r| {
+            let n = r.get() + 1;
+            r.set(if n >= 50 { 0 } else { n });
+            n >= 50
+        });
+        if due {
+            self.l.gc(raw::LUA_GCSTEP, 50);
+        }
+    }
+
+    /// Bytes the Lua state holds (Lua's own count).
+    pub fn used_memory(&self) -> usize {
+        let kb = self.l.gc(raw::LUA_GCCOUNT, 0).max(0) as usize;
+        let b = self.l.gc(raw::LUA_GCCOUNTB, 0).max(0) as usize;
+        kb * 1024 + b
+    }
+}
+
+/// Runs `f` with `ctx` reachable from the C functions, and unreachable again afterwards.
+fn with_run_ctx<R>(l: L, ctx: &mut RunCtx<'_>, f: impl FnOnce() -> R) -> R {
+    l.push_light(ctx as *mut RunCtx<'_> as *mut std::ffi::c_void);
+    l.raw_set_field(raw::REGISTRY, RUN_CTX_KEY);
+    let r = f();
+    l.push_nil();
+    l.raw_set_field(raw::REGISTRY, RUN_CTX_KEY);
+    r
+}
+
+/// Builds the error reply of a failed run from the handler's `{err, source, line}` table.
+fn script_error(l: L, name: &str) -> ScriptError {
+    if l.kind(-1) != raw::TTABLE {
+        let msg = l.to_bytes(-1).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_else(|| "execution failure".into());
+        let msg: String = msg.chars().take(100).collect();
+        return ScriptError { message: format!("ERR Error running script {name}, {msg}"), counted: false };
+    }
+    let field = |key: &str| {
+        let t = l.raw_get_field(-1, key);
+        let v = (t == raw::TSTRING || t == raw::TNUMBER).then(|| String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned());
+        l.pop(1);
+        v
+    };
+    let msg = field("err").unwrap_or_else(|| "ERR unknown error".into());
+    let source = field("source");
+    let line = field("line");
+    let counted = l.raw_get_field(-1, "ignore_error_stats_update") == raw::TBOOLEAN && l.to_bool(-1);
+    l.pop(1);
+    let message = match (source, line) {
+        (Some(source), Some(line)) => format!("{msg} script: {name}, on {source}:{line}."),
+        _ => msg,
+    };
+    ScriptError { message, counted }
+}
+
+fn push_string_array(l: L, items: &[Bytes]) {
+    l.new_table(items.len(), 0);
+    for (i, item) in items.iter().enumerate() {
+        l.push_bytes(item);
+        l.raw_set_index(-2, i as i64 + 1);
+    }
+}
+
+/// Fills the `redis` table on top of the stack.
+fn register_redis_api(l: L, eval: bool) {
+    let functions: &[(&str, raw::CFunction)] = &[
+        ("call", api::redis_call),
+        ("pcall", api::redis_pcall),
+        ("setresp", api::setresp),
+        ("sha1hex", api::sha1hex),
+        ("error_reply", api::error_reply),
+        ("status_reply", api::status_reply),
+        ("set_repl", api::set_repl),
+        ("acl_check_cmd", api::acl_check_cmd),
+    ];
+    for (name, f) in functions {
+        l.push_function(*f);
+        l.raw_set_field(-2, name);
+    }
+    register_log_and_version(l);
+    for (name, value) in [("REPL_NONE", crate::repl::NONE), ("REPL_AOF", crate::repl::AOF), ("REPL_SLAVE", crate::repl::REPLICA), ("REPL_REPLICA", crate::repl::REPLICA), ("REPL_ALL", crate::repl::ALL)] {
+        l.push_number(value as f64);
+        l.raw_set_field(-2, name);
+    }
+    if eval {
+        for (name, f) in [("breakpoint", api::breakpoint as raw::CFunction), ("debug", api::debug), ("replicate_commands", api::replicate_commands)] {
+            l.push_function(f);
+            l.raw_set_field(-2, name);
+        }
+    }
+}
+
+/// Redis's reported version (the one this server is compatible with).
+pub const REDIS_VERSION: &str = "7.0.15";
+const REDIS_VERSION_NUM: i64 = 0x07_00_0f;
+
+fn register_log_and_version(l: L) {
+    l.push_function(api::log);
+    l.raw_set_field(-2, "log");
+    for (name, level) in [("LOG_DEBUG", crate::log_level::DEBUG), ("LOG_VERBOSE", crate::log_level::VERBOSE), ("LOG_NOTICE", crate::log_level::NOTICE), ("LOG_WARNING", crate::log_level::WARNING)] {
+        l.push_number(level as f64);
+        l.raw_set_field(-2, name);
+    }
+    l.push_number(REDIS_VERSION_NUM as f64);
+    l.raw_set_field(-2, "REDIS_VERSION_NUM");
+    l.push_str(REDIS_VERSION);
+    l.raw_set_field(-2, "REDIS_VERSION");
+}
+
+/// Drops every global that is not on [`ALLOWED_GLOBALS`] (print, loadfile, dofile, the
+/// deprecated getfenv/setfenv/newproxy...). `debug` stays until the error handler takes it.
+fn remove_unlisted_globals(l: L) {
+    let mut doomed = Vec::new();
+    l.push_nil();
+    while l.next(raw::GLOBALS) {
+        l.pop(1);
+        if let Some(name) = l.to_bytes(-1).filter(|_| l.kind(-1) == raw::TSTRING) {
+            let name = String::from_utf8_lossy(name).into_owned();
+            if !ALLOWED_GLOBALS.contains(&name.as_str()) && name != "debug" {
+                doomed.push(name);
+            }
+        }
+    }
+    for name in doomed {
+        l.push_nil();
+        l.raw_set_field(raw::GLOBALS, &name);
+    }
+}
+
+/// Gives the table on top a metatable whose `__index` raises Redis's missing-global error.
+fn set_missing_global_metatable(l: L) {
+    l.new_table(0, 1);
+    l.push_function(api::missing_global);
+    l.raw_set_field(-2, "__index");
+    l.set_metatable(-2);
+}
+
+/// Makes the table on top, every table reachable from it and their metatables read-only.
+fn protect_recursively(l: L) {
+    if l.is_readonly(-1) {
+        return;
+    }
+    l.set_readonly(-1, true);
+    l.check_stack(3);
+    l.push_nil();
+    while l.next(-2) {
+        if l.kind(-1) == raw::TTABLE {
+            protect_recursively(l);
+        }
+        l.pop(1);
+    }
+    if l.get_metatable(-1) {
+        protect_recursively(l);
+        l.pop(1);
+    }
+}
+
+/// Makes the metatables of the basic types (the string metatable, chiefly) read-only.
+fn protect_basic_type_metatables(l: L) {
+    let pushers: [fn(L); 4] = [|l| l.push_nil(), |l| l.push_str(""), |l| l.push_number(0.0), |l| l.push_bool(false)];
+    for push in pushers {
+        push(l);
+        if l.get_metatable(-1) {
+            protect_recursively(l);
+            l.pop(1);
+        }
+        l.pop(1);
+    }
+}
+
+/// `redis.log` outside a run (while a library loads) goes to the logger the server set.
+pub(crate) fn log_outside_run(level: i64, message: &[u8]) {
+    if let Some(f) = LOAD_LOGGER.get() {
+        f(level, message)
+    }
+}
+
+static LOAD_LOGGER: std::sync::OnceLock<fn(i64, &[u8])> = std::sync::OnceLock::new();
+
+/// Sets where `redis.log` writes when no script host is present (library loading).
+pub fn set_load_logger(f: fn(i64, &[u8])) {
+    let _ = LOAD_LOGGER.set(f);
+}
+
+/// Redis's normalisation of an error text for Lua (`-CODE msg` or `msg` → `CODE msg`).
+pub fn normalize_error(text: &str) -> String {
+    error_text(text)
+}

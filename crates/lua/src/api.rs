@@ -4,7 +4,7 @@
 
 use crate::rand48;
 use crate::raw::{self, L};
-use crate::reply::{command_args, error_text, push_error_table, LuaReplyBuilder};
+use crate::reply::{command_args, push_error_table, LuaReplyBuilder};
 use crate::vm::{RegisteredFunction, RunCtx, RUN_CTX_KEY};
 use crate::{log_level, repl};
 use std::ffi::c_int;
@@ -509,8 +509,4 @@ pub fn error_message(l: L) -> String {
         return s;
     }
     l.to_bytes(-1).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_else(|| "execution failure".into())
-}
-
-pub fn normalized(text: &str) -> String {
-    error_text(text)
 }

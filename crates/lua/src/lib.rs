@@ -17,7 +17,7 @@ mod raw;
 mod reply;
 mod vm;
 
-pub use vm::{CompiledId, LuaVm, RegisteredFunction, VmKind};
+pub use vm::{set_load_logger, CompiledId, LuaVm, RegisteredFunction, VmKind, REDIS_VERSION};
 
 use bytes::Bytes;
 use moonkv_protocol::ReplySink;

@@ -173,10 +173,6 @@ impl L {
         // SAFETY: rule 1-2; callers never modify the table while iterating.
         unsafe { ffi::lua_next(self.0, idx) != 0 }
     }
-    pub fn obj_len(self, idx: c_int) -> usize {
-        // SAFETY: rule 1-2.
-        unsafe { ffi::lua_objlen(self.0, idx) }
-    }
     /// Pushes the metatable of the value at `idx`; false (nothing pushed) if it has none.
     pub fn get_metatable(self, idx: c_int) -> bool {
         // SAFETY: rule 1-2.
@@ -232,20 +228,6 @@ impl L {
     pub fn gc(self, what: c_int, data: c_int) -> c_int {
         // SAFETY: rule 1.
         unsafe { ffi::lua_gc(self.0, what, data) }
-    }
-    pub fn set_hook(self, hook: Option<ffi::lua_Hook>, mask: c_int, count: c_int) {
-        // SAFETY: rule 1; the hook is an extern fn that follows rule 3.
-        unsafe {
-            ffi::lua_sethook(self.0, hook, mask, count);
-        }
-    }
-    pub fn raw_equal(self, a: c_int, b: c_int) -> bool {
-        // SAFETY: rule 1-2.
-        unsafe { ffi::lua_rawequal(self.0, a, b) != 0 }
-    }
-    pub fn to_pointer(self, idx: c_int) -> *const std::ffi::c_void {
-        // SAFETY: rule 1-2; only used as an identity.
-        unsafe { ffi::lua_topointer(self.0, idx) }
     }
     pub fn push_light(self, p: *mut std::ffi::c_void) {
         // SAFETY: rule 1-2; a light userdata is an opaque pointer value.

@@ -3,7 +3,7 @@
 
 use crate::api;
 use crate::raw::{self, L};
-use crate::reply::{emit, error_text};
+use crate::reply::emit;
 use crate::{Host, ScriptError};
 use bytes::Bytes;
 use moonkv_protocol::ReplySink;
@@ -466,9 +466,4 @@ static LOAD_LOGGER: std::sync::OnceLock<fn(i64, &[u8])> = std::sync::OnceLock::n
 /// Sets where `redis.log` writes when no script host is present (library loading).
 pub fn set_load_logger(f: fn(i64, &[u8])) {
     let _ = LOAD_LOGGER.set(f);
-}
-
-/// Redis's normalisation of an error text for Lua (`-CODE msg` or `msg` → `CODE msg`).
-pub fn normalize_error(text: &str) -> String {
-    error_text(text)
 }

@@ -172,6 +172,55 @@ pub fn restore_value(payload: &[u8], limits: &LoadLimits) -> Result<Value, Resto
     Ok(value)
 }
 
+/// RDB opcode that precedes a function library's code.
+const OP_FUNCTION2: u8 = 0xF5;
+
+/// FUNCTION DUMP's payload: each library's code after the function opcode, then the DUMP
+/// footer (RDB version and CRC-64), as Redis writes it.
+pub fn dump_functions<'a>(libraries: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in libraries {
+        out.push(OP_FUNCTION2);
+        write_string(&mut out, code);
+    }
+    out.extend_from_slice(&DUMP_RDB_VERSION.to_le_bytes());
+    let crc = CRC64.checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Why a FUNCTION RESTORE payload was refused, with Redis's texts.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FunctionsRestoreError {
+    VersionOrChecksum,
+    NotAFunction,
+    Unreadable,
+}
+
+/// Reads the library codes out of a [`dump_functions`] payload.
+pub fn restore_functions(payload: &[u8]) -> Result<Vec<Vec<u8>>, FunctionsRestoreError> {
+    if payload.len() < 10 {
+        return Err(FunctionsRestoreError::VersionOrChecksum);
+    }
+    let (body, footer) = payload.split_at(payload.len() - 10);
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let crc = u64::from_le_bytes(footer[2..10].try_into().map_err(|_| FunctionsRestoreError::VersionOrChecksum)?);
+    if version > DUMP_RDB_VERSION || CRC64.checksum(&payload[..payload.len() - 8]) != crc {
+        return Err(FunctionsRestoreError::VersionOrChecksum);
+    }
+    let limits = LoadLimits::default();
+    let mut reader = Reader { data: body, pos: 0, limits: &limits };
+    let mut codes = Vec::new();
+    while reader.pos < body.len() {
+        match reader.byte() {
+            Some(OP_FUNCTION2) => codes.push(reader.string().ok_or(FunctionsRestoreError::Unreadable)?),
+            Some(_) => return Err(FunctionsRestoreError::NotAFunction),
+            None => return Err(FunctionsRestoreError::Unreadable),
+        }
+    }
+    Ok(codes)
+}
+
 /// One key read back from a snapshot.
 pub struct LoadedKey {
     pub db: usize,

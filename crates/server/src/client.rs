@@ -77,6 +77,8 @@ pub struct ClientState {
     pub block_request: Option<crate::blocking::BlockRequest>,
     /// The last command name looked up, as sent, and its table index.
     pub last_lookup: Option<(compact_bytes::CompactBytes, usize)>,
+    /// The client scripts run their commands as (SORT sorts what it would leave unordered).
+    pub in_script: bool,
 }
 
 impl std::fmt::Debug for ClientState {
@@ -109,6 +111,7 @@ impl ClientState {
             last_interaction_ms: created_ms,
             block_request: None,
             last_lookup: None,
+            in_script: false,
         }
     }
 

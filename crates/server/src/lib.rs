@@ -12,6 +12,7 @@ pub mod log;
 pub mod net;
 pub mod notify;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod state;
 pub mod time;

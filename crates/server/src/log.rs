@@ -73,6 +73,17 @@ pub fn log(level: Level, msg: &str) {
     log_with_role(level, 'M', msg);
 }
 
+/// `redis.log` from a script, with Redis's level numbers (0 debug ... 3 warning).
+pub fn script_log(level: i64, message: &[u8]) {
+    let level = match level {
+        0 => Level::Debug,
+        1 => Level::Verbose,
+        2 => Level::Notice,
+        _ => Level::Warning,
+    };
+    log(level, &String::from_utf8_lossy(message));
+}
+
 pub fn notice(msg: &str) {
     log(Level::Notice, msg);
 }

@@ -146,6 +146,10 @@ pub struct ServerState {
     /// Clients parked by blocking commands.
     pub blocked: crate::blocking::Blocked,
     pub lazyfree: crate::lazyfree::LazyFree,
+    /// EVAL scripts, function libraries and their Lua states.
+    pub scripting: crate::scripting::Scripting,
+    /// Changes outside the keyspace that count as dataset changes (FUNCTION LOAD/DELETE).
+    pub server_dirty: u64,
 }
 
 impl ServerState {
@@ -168,6 +172,8 @@ impl ServerState {
             rng: SmallRng::from_entropy(),
             blocked: Default::default(),
             lazyfree: crate::lazyfree::LazyFree::start(),
+            scripting: crate::scripting::Scripting::new(),
+            server_dirty: 0,
             next_client_id: 1,
             last_save_unix: crate::time::unix_ms() / 1000,
             shutdown_requested: false,
@@ -205,7 +211,7 @@ impl ServerState {
 
     /// Modifications so far, over all databases (Redis's `server.dirty`).
     pub fn dirty(&self) -> u64 {
-        self.dbs.iter().map(|d| d.stats.dirty).sum()
+        self.dbs.iter().map(|d| d.stats.dirty).sum::<u64>() + self.server_dirty
     }
 
     /// Sends already-encoded bytes to a client; returns false if it is gone.

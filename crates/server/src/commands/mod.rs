@@ -16,6 +16,7 @@ mod longdouble;
 mod memory;
 mod pubsub;
 mod replication;
+mod scripting;
 mod server_admin;
 mod sort;
 mod sets;
@@ -63,6 +64,7 @@ pub struct CommandTable {
 static FAMILIES: &[&[CommandSpec]] = &[
     connection::COMMANDS,
     functions::COMMANDS,
+    scripting::COMMANDS,
     keys::COMMANDS,
     strings::COMMANDS,
     bitops::COMMANDS,
@@ -313,6 +315,27 @@ impl<'a> Ctx<'a> {
         self.errors
     }
 
+    /// Marks this command as run on behalf of another (a script): it must not block.
+    pub fn set_nested(&mut self) {
+        self.nested = true;
+    }
+
+    /// The server state, the calling client and the reply sink at once, for a script run that
+    /// needs the state while it writes the reply. Errors written to the sink this way must be
+    /// accounted for with [`Ctx::note_error`].
+    pub fn parts(&mut self) -> (&mut ServerState, &mut ClientState, &mut dyn ReplySink) {
+        (self.state, self.client, self.sink)
+    }
+
+    /// Accounts for an error reply written through [`Ctx::parts`]: the command failed, and the
+    /// error statistics count it unless it was counted where it arose.
+    pub fn note_error(&mut self, msg: &str, counted_elsewhere: bool) {
+        self.errors += 1;
+        if !counted_elsewhere {
+            self.state.stats.record_error(msg);
+        }
+    }
+
     /// Runs another command on behalf of this one (EXEC, scripts), replying into the same sink.
     pub fn call(&mut self, index: usize, spec: &'static CommandSpec, args: &[Bytes]) {
         // Errors of the inner command count as its own failure, not as one of this command
@@ -336,6 +359,10 @@ impl ReplySink for Ctx<'_> {
     fn error(&mut self, msg: &str) {
         self.errors += 1;
         self.state.stats.record_error(msg);
+        self.sink.error(msg)
+    }
+    fn error_counted_elsewhere(&mut self, msg: &str) {
+        self.errors += 1;
         self.sink.error(msg)
     }
     fn integer(&mut self, i: i64) {
@@ -432,7 +459,7 @@ pub fn record_released_call(state: &mut ServerState, args: &[Bytes], failed: boo
     }
 }
 
-fn record_rejection(state: &mut ServerState, index: usize) {
+pub(crate) fn record_rejection(state: &mut ServerState, index: usize) {
     if let Some(s) = state.stats.commands.get_mut(index) {
         s.rejected_calls += 1;
     }
@@ -441,7 +468,7 @@ fn record_rejection(state: &mut ServerState, index: usize) {
 /// True when `maxmemory` is set and the allocator reports more memory in use. There is no
 /// eviction yet, so every policy behaves like `noeviction`: commands that may add memory are
 /// refused.
-fn over_maxmemory(state: &ServerState) -> bool {
+pub(crate) fn over_maxmemory(state: &ServerState) -> bool {
     let limit = state.settings.maxmemory;
     if limit == 0 {
         return false;
@@ -451,6 +478,18 @@ fn over_maxmemory(state: &ServerState) -> bool {
         Err(_) => 0,
     };
     used > limit
+}
+
+/// Finds the command (or `parent|sub` subcommand) that `args` call, as a script's
+/// redis.call looks it up: None for an unknown command or subcommand.
+pub fn resolve(args: &[Bytes]) -> Option<(usize, &'static CommandSpec)> {
+    let table = table();
+    let (index, spec) = table.lookup(args.first()?)?;
+    if spec.subcommands.is_empty() || args.len() < 2 {
+        return Some((index, spec));
+    }
+    let full = [spec.name.as_bytes(), b"|", &args[1]].concat();
+    table.lookup(&full)
 }
 
 /// Formats Redis's unknown-command error: the name and up to 128 bytes of arguments.

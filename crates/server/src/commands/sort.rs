@@ -146,9 +146,9 @@ fn sort_generic(ctx: &mut Ctx, read_only: bool) {
         }
         Some(_) => return ctx.wrong_type(),
     };
-    // A set has no order of its own: what is stored (and so replicated) must not depend on
-    // its layout, so Redis sorts it lexically after all.
-    if dont_sort && is_set && opts.store.is_some() {
+    // A set has no order of its own: what is stored (and so replicated), or what a script
+    // sees, must not depend on its layout, so Redis sorts it lexically after all.
+    if dont_sort && is_set && (opts.store.is_some() || ctx.client.in_script) {
         dont_sort = false;
         opts.alpha = true;
         opts.by = None;

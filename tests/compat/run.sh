@@ -9,6 +9,7 @@
 # target/release/moonkv-server on a free port, a fresh instance per unit; --host/--port use a
 # running server instead. Arguments after -- go to runtest (e.g. -- --only '/SETRANGE.*').
 # --floor FILE (lines "unit/path MIN_PASSED") makes it exit 1 if a unit passes fewer tests.
+# Tests listed in tests/compat/skip.txt (with the reason) are not run.
 # Env: MOONKV_COMPAT_CACHE (suite cache dir), MOONKV_COMPAT_TIMEOUT (seconds per unit, 900).
 set -euo pipefail
 
@@ -140,13 +141,17 @@ for unit in "${units[@]}"; do
         managed=1
     fi
     unit_start=$SECONDS
+    skips=()
+    while read -r skip_unit pattern; do
+        [ "$skip_unit" = "$unit" ] && skips+=(--skiptest "$pattern")
+    done < <(grep -v '^\s*#' "$here/skip.txt" | grep -v '^\s*$')
     for _ in 1 2 3; do
         status=0
         # The suite's own test server listens at a port just below --baseport: pick it at random
         # (so that concurrent runs do not collide) and below the kernel's ephemeral port range.
         (cd "$suite" && timeout --kill-after=10 "$unit_timeout" ./runtest --host "${host:-127.0.0.1}" --port "$port" \
             --single "$unit" --clients 1 --timeout 60 --durable --baseport "$((21000 + RANDOM % 11000))" \
-            ${extra[@]+"${extra[@]}"} > "$log" 2>&1) || status=$?
+            ${skips[@]+"${skips[@]}"} ${extra[@]+"${extra[@]}"} > "$log" 2>&1) || status=$?
         # Retry only when the suite could not even start (e.g. its port was taken meanwhile).
         grep -q '^\[ready\]:' "$log" || [ "$status" = 0 ] || continue
         break

@@ -388,7 +388,8 @@ pub unsafe extern "C-unwind" fn register_function(l: *mut raw::State) -> c_int {
 /// Redis's checks on a new function: its name, and no duplicate within the library.
 fn validate_registration(f: &RegisteredFunction, registered: &[RegisteredFunction]) -> Option<String> {
     if f.name.is_empty() || !f.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Some("Function names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
+        // Redis reports a bad function name with its library-name text.
+        return Some("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
     }
     if registered.iter().any(|r| r.name == f.name) {
         return Some("Function already exists in the library".into());

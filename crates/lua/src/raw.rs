@@ -193,6 +193,13 @@ impl L {
         // SAFETY: rule 1-2; the value at idx is a table (callers check).
         unsafe { moonkv_lua_isreadonly(self.0, idx) != 0 }
     }
+    /// Installs (or with None removes) the debug hook.
+    pub fn set_hook(self, hook: Option<ffi::lua_Hook>, mask: c_int, count: c_int) {
+        // SAFETY: rule 1; hooks are extern fns that follow rule 3.
+        unsafe {
+            ffi::lua_sethook(self.0, hook, mask, count);
+        }
+    }
     pub fn absolute(self, idx: c_int) -> c_int {
         if idx < 0 && idx > REGISTRY {
             self.top() + idx + 1
@@ -239,7 +246,7 @@ impl L {
     }
 }
 
-pub use ffi::{LUA_GCCOLLECT, LUA_GCCOUNT, LUA_GCCOUNTB, LUA_GCSTEP};
+pub use ffi::{lua_Debug as Debug, LUA_GCCOLLECT, LUA_GCCOUNT, LUA_GCCOUNTB, LUA_GCSTEP, LUA_MASKCOUNT, LUA_MASKLINE};
 
 /// Creates a fresh state with the standard allocator; None if out of memory.
 pub fn new_state() -> Option<L> {

@@ -72,6 +72,25 @@ pub(crate) struct RunCtx<'a> {
     pub in_call: bool,
     /// Functions registered so far, while FUNCTION LOAD runs a library.
     pub registered: Option<&'a mut Vec<RegisteredFunction>>,
+    /// When loading a library must stop (FUNCTION LOAD's time limit).
+    pub deadline: Option<std::time::Instant>,
+}
+
+/// How long a library's code may run while FUNCTION LOAD registers its functions.
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// Instructions between two checks of the clock by the hook.
+const HOOK_INSTRUCTIONS: c_int = 100_000;
+
+/// Count hook while a library loads: past the deadline, fail the load. The hook then fires on
+/// every line, so a pcall in the library cannot swallow the error and go on looping.
+unsafe extern "C-unwind" fn load_hook(l: *mut raw::State, _ar: *mut raw::Debug) {
+    let l = L(l);
+    let expired = api::run_ctx(l).and_then(|c| c.deadline).is_some_and(|d| std::time::Instant::now() > d);
+    if expired {
+        l.set_hook(Some(load_hook), raw::LUA_MASKLINE, 0);
+        crate::reply::push_error_table(l, "FUNCTION LOAD timeout", false);
+        l.raise();
+    }
 }
 
 pub struct LuaVm {
@@ -200,8 +219,11 @@ impl LuaVm {
             l.pop(1);
             Err(format!("Error compiling function: {msg}"))
         } else {
-            let mut ctx = RunCtx { host: None, resp3: false, in_call: false, registered: Some(&mut registered) };
+            let deadline = Some(std::time::Instant::now() + LOAD_TIMEOUT);
+            let mut ctx = RunCtx { host: None, resp3: false, in_call: false, registered: Some(&mut registered), deadline };
+            l.set_hook(Some(load_hook), raw::LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
             let ok = with_run_ctx(l, &mut ctx, || l.pcall(0, 0, 0));
+            l.set_hook(None, 0, 0);
             if ok {
                 Ok(())
             } else {
@@ -260,7 +282,7 @@ impl LuaVm {
             }
             VmKind::Functions => 2,
         };
-        let mut ctx = RunCtx { host: Some(host), resp3: false, in_call: false, registered: None };
+        let mut ctx = RunCtx { host: Some(host), resp3: false, in_call: false, registered: None, deadline: None };
         let ok = with_run_ctx(l, &mut ctx, || l.pcall(nargs, 1, handler));
         let resp3 = ctx.resp3;
         drop(ctx);

@@ -26,6 +26,11 @@ fn debug(ctx: &mut Ctx) {
             ctx.state.active_expire_enabled = ctx.arg(2) != b"0";
             ctx.ok();
         }
+        "set-disable-deny-scripts" if ctx.args.len() == 3 => {
+            // Lets scripts call commands flagged noscript (Redis's test hook).
+            ctx.state.scripting.allow_noscript_commands = ctx.arg(2) != b"0";
+            ctx.ok();
+        }
         "object" if ctx.args.len() == 3 => object(ctx),
         "protocol" if ctx.args.len() == 3 => protocol(ctx),
         "log" if ctx.args.len() == 3 => {

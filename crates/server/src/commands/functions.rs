@@ -109,7 +109,8 @@ fn function_flush(ctx: &mut Ctx) {
     match ctx.args.len() {
         2 => {}
         3 if ctx.arg_is(2, "async") || ctx.arg_is(2, "sync") => {}
-        _ => return ctx.error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
+        3 => return ctx.error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
+        _ => return super::server_admin::subcommand_syntax_error(ctx),
     }
     ctx.state.scripting.flush_functions();
     ctx.state.server_dirty += 1;
@@ -184,7 +185,7 @@ fn function_restore(ctx: &mut Ctx) {
         4 if ctx.arg_is(3, "append") => Policy::Append,
         4 if ctx.arg_is(3, "replace") => Policy::Replace,
         4 => return ctx.error("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."),
-        _ => return ctx.syntax_error(),
+        _ => return super::server_admin::subcommand_syntax_error(ctx),
     };
     let codes = match restore_functions(&ctx.args[2]) {
         Ok(codes) => codes,

@@ -34,6 +34,14 @@ pub fn container_help(ctx: &mut Ctx) {
     ctx.error(&msg);
 }
 
+/// Redis's reply to a subcommand given the wrong arguments, naming it as the client sent it.
+pub fn subcommand_syntax_error(ctx: &mut Ctx) {
+    let parent = ctx.spec.name.split('|').next().unwrap_or(ctx.spec.name).to_ascii_uppercase();
+    let sub = String::from_utf8_lossy(&ctx.args[1][..ctx.args[1].len().min(128)]).into_owned();
+    let msg = format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {parent} HELP.");
+    ctx.error(&msg);
+}
+
 /// Replies to `<CMD> HELP` in Redis's shape: a title line, the given lines, and HELP itself.
 pub fn reply_help(ctx: &mut Ctx, command: &str, lines: &[&str]) {
     ctx.array(lines.len() + 3);

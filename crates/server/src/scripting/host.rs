@@ -54,7 +54,7 @@ impl moonkv_lua::Host for ScriptHost<'_> {
         if !spec.arity_ok(args.len()) {
             return self.refuse(Some(index), "Wrong number of args calling Redis command from script");
         }
-        if spec.has(flags::NOSCRIPT) {
+        if spec.has(flags::NOSCRIPT) && !self.state.scripting.allow_noscript_commands {
             return self.refuse(Some(index), "This Redis command is not allowed from script");
         }
         if self.rules.read_only && spec.has(flags::WRITE | flags::MAY_REPLICATE) {

@@ -24,7 +24,7 @@ pub struct Library {
 #[derive(Default)]
 pub struct Libraries {
     pub libraries: BTreeMap<String, Library>,
-    /// Function name → library name.
+    /// Lowercase function name → library name (function names are case-insensitive).
     functions: HashMap<String, String>,
 }
 
@@ -67,8 +67,8 @@ fn parse_metadata(code: &[u8]) -> Result<Metadata, String> {
 
 impl Libraries {
     pub fn function(&self, name: &str) -> Option<&Function> {
-        let library = self.functions.get(name)?;
-        self.libraries.get(library)?.functions.get(name)
+        let library = self.functions.get(&name.to_ascii_lowercase())?;
+        self.libraries.get(library)?.functions.values().find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     pub fn function_count(&self) -> usize {
@@ -99,7 +99,7 @@ impl Libraries {
             return Err("ERR No functions registered".into());
         }
         for f in &registered {
-            if self.functions.get(&f.name).is_some_and(|owner| *owner != md.name) {
+            if self.functions.get(&f.name.to_ascii_lowercase()).is_some_and(|owner| *owner != md.name) {
                 let msg = format!("ERR Function {} already exists", f.name);
                 release(vm, registered);
                 return Err(msg);
@@ -111,7 +111,7 @@ impl Libraries {
         let mut functions = BTreeMap::new();
         for f in registered {
             let flags = f.flags.iter().filter_map(|n| ScriptFlags::parse_name(n)).fold(ScriptFlags::default(), ScriptFlags::with);
-            self.functions.insert(f.name.clone(), md.name.clone());
+            self.functions.insert(f.name.to_ascii_lowercase(), md.name.clone());
             functions.insert(f.name.clone(), Function { name: f.name, description: f.description, flags, callback: f.callback });
         }
         self.libraries.insert(md.name.clone(), Library { name: md.name.clone(), engine: "LUA", code, functions });
@@ -121,7 +121,7 @@ impl Libraries {
     /// Removes a library's functions from the namespace and the VM.
     fn unlink(&mut self, vm: &mut LuaVm, library: Library) {
         for (name, f) in library.functions {
-            self.functions.remove(&name);
+            self.functions.remove(&name.to_ascii_lowercase());
             vm.release(f.callback);
         }
     }

@@ -127,6 +127,8 @@ pub struct Scripting {
     pub libraries: library::Libraries,
     /// The client scripts' commands run as (its own selected database, no connection).
     pub script_client: Option<Box<ClientState>>,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call noscript commands.
+    pub allow_noscript_commands: bool,
 }
 
 impl Default for Scripting {
@@ -146,6 +148,7 @@ impl Scripting {
             functions_vm: Some(LuaVm::new(VmKind::Functions)),
             libraries: library::Libraries::default(),
             script_client: Some(Box::new(client)),
+            allow_noscript_commands: false,
         }
     }
 

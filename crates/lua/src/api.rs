@@ -26,11 +26,11 @@ fn guarded(l: L, body: impl FnOnce(L) -> Exit) -> c_int {
         Exit::Return(n) => n,
         Exit::Raise => l.raise(),
         Exit::RaiseMessage(msg) => {
-            // As luaL_error from a C function: no position prefix (the running function is C).
+            // Copied into Lua, and the Rust string dropped, before raising.
             l.check_stack(1);
             l.push_str(&msg);
             drop(msg);
-            l.raise()
+            l.raise_top_with_position()
         }
     }
 }

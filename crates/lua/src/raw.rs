@@ -219,6 +219,18 @@ impl L {
         // SAFETY: rule 1-2; errors are caught by pcall, never propagated past Rust frames.
         unsafe { ffi::lua_pcall(self.0, nargs, nresults, handler) == 0 }
     }
+    /// Raises the string on top as luaL_error does: prefixed with the position of the script
+    /// line that called the running C function (`user_script:1: `). Must be the tail of a C
+    /// function (rule 3).
+    pub fn raise_top_with_position(self) -> c_int {
+        self.check_stack(2);
+        // SAFETY: rule 1-2; luaL_where pushes a string, which goes below the message.
+        unsafe { ffi::luaL_where(self.0, 1) };
+        self.insert(-2);
+        // SAFETY: rule 1-2; the two values on top are strings.
+        unsafe { ffi::lua_concat(self.0, 2) };
+        self.raise()
+    }
     /// Raises the value on top as a Lua error. Must be the tail of a C function (rule 3).
     pub fn raise(self) -> c_int {
         // SAFETY: rule 3: called with no live Rust destructors between here and Lua.
@@ -239,6 +251,11 @@ impl L {
     pub fn push_light(self, p: *mut std::ffi::c_void) {
         // SAFETY: rule 1-2; a light userdata is an opaque pointer value.
         unsafe { ffi::lua_pushlightuserdata(self.0, p) }
+    }
+    /// Pushes a new full userdata of `size` bytes (owned by Lua) and returns its memory.
+    pub fn new_userdata(self, size: usize) -> *mut std::ffi::c_void {
+        // SAFETY: rule 1-2.
+        unsafe { ffi::lua_newuserdata(self.0, size) }
     }
     pub fn to_userdata(self, idx: c_int) -> *mut std::ffi::c_void {
         // SAFETY: rule 1-2.

@@ -68,22 +68,31 @@ pub fn format_double(d: f64) -> String {
     if d.is_nan() {
         return "nan".into();
     }
+    format_g(d, 17)
+}
+
+/// Formats a double as C's `%.<precision>g` (precision 1 to 17): the shorter of fixed and
+/// exponent notation for that many significant digits, without trailing zeros.
+pub fn format_g(d: f64, precision: usize) -> String {
+    if d.is_nan() {
+        return if d.is_sign_negative() { "-nan".into() } else { "nan".into() };
+    }
     if d.is_infinite() {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d == 0.0 {
         return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    const PRECISION: i32 = 17;
-    let sci = format!("{:.*e}", (PRECISION - 1) as usize, d);
+    let precision = precision.clamp(1, 17) as i32;
+    let sci = format!("{:.*e}", (precision - 1) as usize, d);
     let (mantissa, exp) = sci.split_once('e').expect("exponent form");
     let exp: i32 = exp.parse().expect("exponent");
-    if exp < -4 || exp >= PRECISION {
+    if exp < -4 || exp >= precision {
         let mantissa = trim_fraction_zeros(mantissa);
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{}e{}{:02}", mantissa, sign, exp.abs())
     } else {
-        let fixed = format!("{:.*}", (PRECISION - 1 - exp) as usize, d);
+        let fixed = format!("{:.*}", (precision - 1 - exp) as usize, d);
         trim_fraction_zeros(&fixed).to_string()
     }
 }

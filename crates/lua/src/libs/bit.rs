@@ -49,7 +49,7 @@ fn finish(l: L, result: Result<u32, String>) -> c_int {
         Err(msg) => {
             l.push_str(&msg);
             drop(msg);
-            l.raise()
+            l.raise_top_with_position()
         }
     }
 }
@@ -135,7 +135,7 @@ unsafe extern "C-unwind" fn tohex(l: *mut raw::State) -> c_int {
         Err(msg) => {
             l.push_str(&msg);
             drop(msg);
-            return l.raise();
+            return l.raise_top_with_position();
         }
     };
     // As patched in Redis: i32::MIN cannot be negated, so it is taken as -(2^31 - 1).

@@ -1,12 +1,18 @@
-//! The libraries Redis adds to its Lua: bit (LuaBitOp), and more to come. Each is written
-//! here against the Lua C API to match Redis's output exactly.
+//! The libraries Redis adds to its Lua: cjson, struct, cmsgpack and bit. No crate does these
+//! the Redis way, so each is written here against the Lua C API to match Redis's output.
 
 mod bit;
+mod cjson;
+mod cmsgpack;
+mod structlib;
 
 use crate::raw::{self, L};
 
 /// Creates each library's table as a global.
 pub fn open_all(l: L) {
+    cjson::open(l);
+    structlib::open(l);
+    cmsgpack::open(l);
     bit::open(l);
 }
 

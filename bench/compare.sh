@@ -36,6 +36,10 @@ Usage: bench/compare.sh [options]
                         run once per server with redis-cli after start; its reply replaces {SETUP}
                         in COMMAND, e.g.
                         --custom "evalsha_ret1|SCRIPT LOAD 'return 1'|EVALSHA {SETUP} 0"
+                        Several setup commands: "CMD1 ;; CMD2" (the last reply is {SETUP}).
+  --scripts             add the scripting rows: EVALSHA of 'return 1', of the rate limiter from
+                        Redis's docs (INCR a random key, EXPIRE it on the first hit, compare with
+                        ARGV) and of a script reading 3 random hashes (of 100000) with HGETALL
   --pipelines "LIST"    pipeline depths (default "1 16")
   --clients C           parallel connections (default 50)
   --keyspace K          redis-benchmark -r (random keys) for every run (default 100000)
@@ -51,6 +55,13 @@ EOF
 }
 
 die() { echo "$PROG: error: $*" >&2; exit 1; }
+
+# The scripting rows (--scripts), as --custom specs.
+SCRIPT_ROWS=(
+    "evalsha_return1|SCRIPT LOAD 'return 1'|EVALSHA {SETUP} 0"
+    "evalsha_ratelimit|SCRIPT LOAD \"local c = redis.call('INCR', KEYS[1]) if c == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end if c > tonumber(ARGV[2]) then return 0 end return 1\"|EVALSHA {SETUP} 1 rl:__rand_int__ 60 1000000"
+    "evalsha_hgetall3|EVAL \"for i = 0, 99999 do redis.call('HSET', string.format('h:%012d', i), 'name', 'user' .. i, 'email', 'u' .. i .. '@example.com', 'visits', i, 'plan', 'pro') end return 1\" 0 ;; SCRIPT LOAD \"local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGETALL', k) end return r\"|EVALSHA {SETUP} 3 h:__rand_int__ h:__rand_int__ h:__rand_int__"
+)
 note() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 now() { date +%s.%N; }
 
@@ -82,6 +93,7 @@ while (($#)); do
     --target-secs) TARGET_SECS=$2 ;;
     --tests) TESTS=$2 ;;
     --custom) CUSTOM+=("$2") ;;
+    --scripts) CUSTOM+=("${SCRIPT_ROWS[@]}"); shift; continue ;;
     --pipelines) PIPELINES=$2 ;;
     --clients) CLIENTS=$2 ;;
     --keyspace) KEYSPACE=$2 ;;
@@ -292,10 +304,17 @@ run_setups() { # side port
     local side=$1 port=$2 i reply
     for i in "${!CUSTOM_SETUP[@]}"; do
         [[ -n ${CUSTOM_SETUP[$i]//[[:space:]]/} ]] || { SETUP_REPLY[$side:$i]=""; continue; }
-        split_words "${CUSTOM_SETUP[$i]}"
-        log "setup [$side] ${CUSTOM_NAME[$i]}: redis-cli ${WORDS[*]}"
-        reply=$(timeout 30 redis-cli -e -h 127.0.0.1 -p "$port" "${WORDS[@]}" 2>&1) ||
-            die "setup of custom row '${CUSTOM_NAME[$i]}' failed on $side: ${reply:-redis-cli exit status $?}"
+        # Several setup commands may be given, separated by ' ;; '; the last one's reply counts.
+        local rest=${CUSTOM_SETUP[$i]} step
+        while :; do
+            step=${rest%% ;; *}
+            split_words "$step"
+            log "setup [$side] ${CUSTOM_NAME[$i]}: redis-cli ${WORDS[*]}"
+            reply=$(timeout 60 redis-cli -e -h 127.0.0.1 -p "$port" "${WORDS[@]}" 2>&1) ||
+                die "setup of custom row '${CUSTOM_NAME[$i]}' failed on $side: ${reply:-redis-cli exit status $?}"
+            [[ $rest == *" ;; "* ]] || break
+            rest=${rest#* ;; }
+        done
         reply=$(printf '%s\n' "$reply" | head -n 1)
         log "  -> $reply"
         SETUP_REPLY[$side:$i]=$reply

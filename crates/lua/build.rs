@@ -41,7 +41,11 @@ fn main() {
     }
     c_files.sort();
     let mut build = cc::Build::new();
-    build.files(&c_files).include(&patched).warnings(false).flag_if_supported("-fno-common");
+    build
+        .files(&c_files)
+        .include(&patched)
+        .warnings(false)
+        .flag_if_supported("-fno-common");
     if env::var("PROFILE").as_deref() == Ok("debug") {
         build.define("LUA_USE_APICHECK", None);
     }

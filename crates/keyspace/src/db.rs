@@ -151,7 +151,12 @@ impl Db {
     }
 
     /// Inserts a value for a key the caller knows is absent, or returns the existing value.
-    pub fn get_or_insert_with(&mut self, key: &[u8], now: i64, make: impl FnOnce() -> Value) -> &mut Value {
+    pub fn get_or_insert_with(
+        &mut self,
+        key: &[u8],
+        now: i64,
+        make: impl FnOnce() -> Value,
+    ) -> &mut Value {
         self.expire_if_needed(key, now);
         if self.events.track_new && !self.entries.contains_key(key) {
             self.events.pending.push(("new", key.to_vec()));
@@ -263,7 +268,10 @@ impl Db {
 
     /// The clients blocked on `key`, oldest first.
     pub fn waiters(&self, key: &[u8]) -> Vec<u64> {
-        self.waiters.get(key).map(|q| q.iter().copied().collect()).unwrap_or_default()
+        self.waiters
+            .get(key)
+            .map(|q| q.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Takes the keys flagged ready since the last call, without duplicates, in the order
@@ -280,7 +288,12 @@ impl Db {
 
     /// Flags every key that has waiters and exists (after SWAPDB brought in new contents).
     pub fn flag_all_waited_keys(&mut self) {
-        let present: Vec<Vec<u8>> = self.waiters.keys().filter(|k| self.entries.contains_key(k)).cloned().collect();
+        let present: Vec<Vec<u8>> = self
+            .waiters
+            .keys()
+            .filter(|k| self.entries.contains_key(k))
+            .cloned()
+            .collect();
         self.ready.extend(present);
     }
 
@@ -308,7 +321,11 @@ impl Db {
         if watchers.iter().any(|w| w.client_id == client_id) {
             return;
         }
-        watchers.push(Watcher { client_id, dirty: dirty.clone(), expired_at_watch });
+        watchers.push(Watcher {
+            client_id,
+            dirty: dirty.clone(),
+            expired_at_watch,
+        });
     }
 
     /// Removes client `client_id`'s WATCH on `key`.
@@ -323,10 +340,12 @@ impl Db {
 
     /// True if the client's watched key `key` expired after it was watched (EXEC then fails).
     pub fn watched_key_expired_since_watch(&self, key: &[u8], client_id: u64, now: i64) -> bool {
-        let Some(watchers) = self.watched.get(key) else { return false };
-        watchers
-            .iter()
-            .any(|w| w.client_id == client_id && !w.expired_at_watch && self.is_expired_at(key, now))
+        let Some(watchers) = self.watched.get(key) else {
+            return false;
+        };
+        watchers.iter().any(|w| {
+            w.client_id == client_id && !w.expired_at_watch && self.is_expired_at(key, now)
+        })
     }
 
     /// True if the key exists and has not expired at `now`.
@@ -340,7 +359,9 @@ impl Db {
     pub fn touch_all_watched(&mut self, replacement: Option<&Db>, now: i64) {
         let entries = &self.entries;
         let expires = &self.expires;
-        let live_here = |key: &[u8]| entries.contains_key(key) && !expires.get(key).is_some_and(|&at| at <= now);
+        let live_here = |key: &[u8]| {
+            entries.contains_key(key) && !expires.get(key).is_some_and(|&at| at <= now)
+        };
         for (key, watchers) in self.watched.iter_mut() {
             let present = live_here(key) || replacement.is_some_and(|d| d.is_live(key, now));
             if present {
@@ -392,16 +413,25 @@ impl Db {
                 return Some(key);
             }
         }
-        self.entries.random_entry(rng).map(|(k, _)| k.as_slice().to_vec())
+        self.entries
+            .random_entry(rng)
+            .map(|(k, _)| k.as_slice().to_vec())
     }
 
     /// One round of active expiry: samples up to `samples` keys that have a TTL and deletes the
     /// expired ones. Returns (sampled, expired) so the caller can decide to run another round.
-    pub fn active_expire_round(&mut self, now: i64, samples: usize, rng: &mut impl Rng) -> (usize, usize) {
+    pub fn active_expire_round(
+        &mut self,
+        now: i64,
+        samples: usize,
+        rng: &mut impl Rng,
+    ) -> (usize, usize) {
         let mut expired = 0;
         let mut sampled = 0;
         for _ in 0..samples {
-            let Some((key, &at)) = self.expires.random_entry(rng) else { break };
+            let Some((key, &at)) = self.expires.random_entry(rng) else {
+                break;
+            };
             sampled += 1;
             if at <= now {
                 let key = key.as_slice().to_vec();

@@ -37,7 +37,11 @@ impl<V> Default for Dict<V> {
 
 impl<V> Dict<V> {
     pub fn new() -> Self {
-        Self { buckets: Vec::new(), len: 0, hasher: foldhash::fast::RandomState::default() }
+        Self {
+            buckets: Vec::new(),
+            len: 0,
+            hasher: foldhash::fast::RandomState::default(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -167,7 +171,10 @@ impl<V> Dict<V> {
     }
 
     pub fn iter(&self) -> Iter<'_, V> {
-        Iter { buckets: self.buckets.iter(), chain: None }
+        Iter {
+            buckets: self.buckets.iter(),
+            chain: None,
+        }
     }
 
     /// Visits the elements of one step of a SCAN and returns the next cursor (0 when done).
@@ -344,7 +351,11 @@ mod tests {
             counts[*d.random_entry(&mut rng).unwrap().1 as usize] += 1;
         }
         // Each element expected 2000 times; allow generous noise but no systematic bias.
-        assert!(counts.iter().all(|&c| (1700..2300).contains(&c)), "{:?}", counts);
+        assert!(
+            counts.iter().all(|&c| (1700..2300).contains(&c)),
+            "{:?}",
+            counts
+        );
     }
 
     #[test]
@@ -353,6 +364,9 @@ mod tests {
         let mut rng = rand::thread_rng();
         assert!(d.random_entry(&mut rng).is_none());
         d.insert(b"only", 1);
-        assert_eq!(d.random_entry(&mut rng).map(|(k, _)| k.as_slice().to_vec()), Some(b"only".to_vec()));
+        assert_eq!(
+            d.random_entry(&mut rng).map(|(k, _)| k.as_slice().to_vec()),
+            Some(b"only".to_vec())
+        );
     }
 }

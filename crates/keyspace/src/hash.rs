@@ -36,7 +36,9 @@ impl Default for Hash {
 
 impl Hash {
     pub fn new() -> Self {
-        Hash { repr: Repr::Packed(Vec::new()) }
+        Hash {
+            repr: Repr::Packed(Vec::new()),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -112,7 +114,9 @@ impl Hash {
 
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
         match &self.repr {
-            Repr::Packed(pairs) => Box::new(pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice()))),
+            Repr::Packed(pairs) => {
+                Box::new(pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice())))
+            }
             Repr::Table(t) => Box::new(t.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))),
         }
     }
@@ -125,7 +129,9 @@ impl Hash {
                 let (f, v) = &pairs[rng.gen_range(0..pairs.len())];
                 Some((f.as_slice(), v.as_slice()))
             }
-            Repr::Table(t) => t.random_entry(rng).map(|(k, v)| (k.as_slice(), v.as_slice())),
+            Repr::Table(t) => t
+                .random_entry(rng)
+                .map(|(k, v)| (k.as_slice(), v.as_slice())),
         }
     }
 
@@ -138,15 +144,22 @@ impl Hash {
             let mut all: Vec<(&[u8], &[u8])> = self.iter().collect();
             let take = n.min(len);
             let (chosen, _) = all.partial_shuffle(rng, take);
-            return chosen.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+            return chosen
+                .iter()
+                .map(|(f, v)| (f.to_vec(), v.to_vec()))
+                .collect();
         }
-        let mut chosen: std::collections::HashMap<&[u8], &[u8]> = std::collections::HashMap::with_capacity(n);
+        let mut chosen: std::collections::HashMap<&[u8], &[u8]> =
+            std::collections::HashMap::with_capacity(n);
         while chosen.len() < n {
             if let Some((f, v)) = self.random_field(rng) {
                 chosen.insert(f, v);
             }
         }
-        chosen.into_iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect()
+        chosen
+            .into_iter()
+            .map(|(f, v)| (f.to_vec(), v.to_vec()))
+            .collect()
     }
 
     /// One HSCAN step. A packed hash is returned whole, with cursor 0, as Redis does.
@@ -174,7 +187,10 @@ impl Hash {
 mod tests {
     use super::*;
 
-    const LIMITS: HashLimits = HashLimits { max_entries: 2, max_value: 4 };
+    const LIMITS: HashLimits = HashLimits {
+        max_entries: 2,
+        max_value: 4,
+    };
 
     #[test]
     fn converts_once_past_limits() {
@@ -196,7 +212,10 @@ mod tests {
 
     #[test]
     fn small_hashes_keep_insertion_order() {
-        let limits = HashLimits { max_entries: 128, max_value: 64 };
+        let limits = HashLimits {
+            max_entries: 128,
+            max_value: 64,
+        };
         let mut h = Hash::new();
         for f in ["z", "a", "m", "b"] {
             h.set(f.as_bytes(), b"v", limits);

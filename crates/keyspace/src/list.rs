@@ -109,14 +109,20 @@ fn entry_start_before(data: &[u8], end: usize) -> usize {
 fn reserve_pow2(data: &mut Vec<u8>, extra: usize) {
     let needed = data.len() + extra;
     if needed > data.capacity() {
-        let target = needed.next_power_of_two().clamp(32, CHUNK_BYTES.max(needed));
+        let target = needed
+            .next_power_of_two()
+            .clamp(32, CHUNK_BYTES.max(needed));
         data.reserve_exact(target - data.len());
     }
 }
 
 impl Chunk {
     fn entries(&self) -> ChunkIter<'_> {
-        ChunkIter { data: &self.data, front: 0, back: self.data.len() }
+        ChunkIter {
+            data: &self.data,
+            front: 0,
+            back: self.data.len(),
+        }
     }
 
     /// Byte offset of entry `index` (or the end, for index == count).
@@ -196,7 +202,8 @@ impl List {
 
     /// Bytes held by the list's buffers (MEMORY USAGE).
     pub fn allocated_bytes(&self) -> usize {
-        self.chunks.iter().map(|c| c.data.capacity()).sum::<usize>() + self.chunks.capacity() * std::mem::size_of::<Chunk>()
+        self.chunks.iter().map(|c| c.data.capacity()).sum::<usize>()
+            + self.chunks.capacity() * std::mem::size_of::<Chunk>()
     }
 
     fn fits(chunk: &Chunk, extra: usize) -> bool {
@@ -222,7 +229,10 @@ impl List {
                 chunk.count += 1;
             }
             _ => {
-                let chunk = Chunk { data: entry, count: 1 };
+                let chunk = Chunk {
+                    data: entry,
+                    count: 1,
+                };
                 match end {
                     End::Head => self.chunks.push_front(chunk),
                     End::Tail => self.chunks.push_back(chunk),
@@ -303,7 +313,9 @@ impl List {
     }
 
     pub fn set(&mut self, pos: usize, item: &[u8]) -> bool {
-        let Some((ci, inner)) = self.locate(pos) else { return false };
+        let Some((ci, inner)) = self.locate(pos) else {
+            return false;
+        };
         let chunk = &mut self.chunks[ci];
         let start = chunk.offset_of(inner);
         let (_, next) = decode_at(&chunk.data, start);
@@ -322,7 +334,9 @@ impl List {
         if pos == 0 {
             return self.push(End::Head, item);
         }
-        let Some((ci, inner)) = self.locate(pos) else { return };
+        let Some((ci, inner)) = self.locate(pos) else {
+            return;
+        };
         let chunk = &mut self.chunks[ci];
         let at = chunk.offset_of(inner);
         let mut entry = Vec::with_capacity(item.len() + 6);
@@ -356,7 +370,10 @@ impl List {
         }
         let keep = chunk.count / 2;
         let at = chunk.offset_of(keep);
-        let tail = Chunk { data: chunk.data.split_off(at), count: chunk.count - keep };
+        let tail = Chunk {
+            data: chunk.data.split_off(at),
+            count: chunk.count - keep,
+        };
         chunk.count = keep;
         chunk.data.shrink_to_fit();
         self.chunks.insert(ci + 1, tail);
@@ -368,11 +385,24 @@ impl List {
 
     /// Iterates from position `pos` to the end, without walking the elements before it.
     pub fn iter_from(&self, pos: usize) -> Iter<'_> {
-        let mut it = Iter { list: self, front_chunk: 0, front: None, back_chunk: self.chunks.len(), back: None, remaining: 0 };
-        let Some((ci, inner)) = self.locate(pos) else { return it };
+        let mut it = Iter {
+            list: self,
+            front_chunk: 0,
+            front: None,
+            back_chunk: self.chunks.len(),
+            back: None,
+            remaining: 0,
+        };
+        let Some((ci, inner)) = self.locate(pos) else {
+            return it;
+        };
         let chunk = &self.chunks[ci];
         it.front_chunk = ci;
-        it.front = Some(ChunkIter { data: &chunk.data, front: chunk.offset_of(inner), back: chunk.data.len() });
+        it.front = Some(ChunkIter {
+            data: &chunk.data,
+            front: chunk.offset_of(inner),
+            back: chunk.data.len(),
+        });
         it.remaining = self.len - pos;
         it
     }
@@ -437,9 +467,17 @@ impl List {
 
     /// Removes up to `count` elements equal to `item` (0: all; negative: from the tail).
     pub fn remove_matching(&mut self, item: &[u8], count: i64) -> usize {
-        let mut budget = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+        let mut budget = if count == 0 {
+            usize::MAX
+        } else {
+            count.unsigned_abs() as usize
+        };
         let mut removed = 0;
-        let order: Vec<usize> = if count >= 0 { (0..self.chunks.len()).collect() } else { (0..self.chunks.len()).rev().collect() };
+        let order: Vec<usize> = if count >= 0 {
+            (0..self.chunks.len()).collect()
+        } else {
+            (0..self.chunks.len()).rev().collect()
+        };
         for ci in order {
             if budget == 0 {
                 break;
@@ -451,7 +489,11 @@ impl List {
             }
             // Which entries of this chunk go: the first (or, from the tail, last) matches.
             let mut drop = vec![false; matches.len()];
-            let indexes: Vec<usize> = if count >= 0 { (0..matches.len()).collect() } else { (0..matches.len()).rev().collect() };
+            let indexes: Vec<usize> = if count >= 0 {
+                (0..matches.len()).collect()
+            } else {
+                (0..matches.len()).rev().collect()
+            };
             for i in indexes {
                 if budget == 0 {
                     break;
@@ -503,7 +545,11 @@ impl<'a> Iterator for Iter<'a> {
                 return Some(item);
             }
             // The front chunk is done: the next one, or what the back iterator has left.
-            let next = if self.front.is_some() { self.front_chunk + 1 } else { self.front_chunk };
+            let next = if self.front.is_some() {
+                self.front_chunk + 1
+            } else {
+                self.front_chunk
+            };
             if next >= self.back_chunk {
                 let item = self.back.as_mut().and_then(Iterator::next)?;
                 self.remaining -= 1;
@@ -535,7 +581,10 @@ impl<'a> DoubleEndedIterator for Iter<'a> {
             let prev = self.back_chunk - 1;
             let front_started = self.front.is_some();
             if front_started && prev <= self.front_chunk {
-                let item = self.front.as_mut().and_then(DoubleEndedIterator::next_back)?;
+                let item = self
+                    .front
+                    .as_mut()
+                    .and_then(DoubleEndedIterator::next_back)?;
                 self.remaining -= 1;
                 return Some(item);
             }
@@ -552,23 +601,33 @@ mod tests {
     use super::*;
 
     fn items(l: &List) -> Vec<String> {
-        l.iter().map(|i| String::from_utf8_lossy(i).into_owned()).collect()
+        l.iter()
+            .map(|i| String::from_utf8_lossy(i).into_owned())
+            .collect()
     }
 
     #[test]
     fn entries_decode_both_ways_for_every_length_class() {
-        for len in [0usize, 1, 126, 127, 128, 129, 16_000, 16_383, 16_384, 70_000] {
+        for len in [
+            0usize, 1, 126, 127, 128, 129, 16_000, 16_383, 16_384, 70_000,
+        ] {
             let item = vec![b'x'; len];
             let mut data = Vec::new();
             encode_entry(&mut data, b"a");
             encode_entry(&mut data, &item);
             encode_entry(&mut data, b"z");
-            let chunk = Chunk { data: data.clone(), count: 3 };
+            let chunk = Chunk {
+                data: data.clone(),
+                count: 3,
+            };
             let forward: Vec<&[u8]> = chunk.entries().collect();
             assert_eq!(forward, vec![&b"a"[..], &item[..], b"z"], "len {len}");
             let backward: Vec<&[u8]> = chunk.entries().rev().collect();
             assert_eq!(backward, vec![&b"z"[..], &item[..], b"a"], "len {len}");
-            assert_eq!(entry_len(&item), data.len() - entry_len(b"a") - entry_len(b"z"));
+            assert_eq!(
+                entry_len(&item),
+                data.len() - entry_len(b"a") - entry_len(b"z")
+            );
         }
     }
 
@@ -679,7 +738,14 @@ mod tests {
         assert_eq!(l.len(), 2);
         let mut big = List::new();
         for i in 0..3000 {
-            big.push(End::Tail, if i % 3 == 0 { b"hit".as_slice() } else { b"miss-miss-miss" });
+            big.push(
+                End::Tail,
+                if i % 3 == 0 {
+                    b"hit".as_slice()
+                } else {
+                    b"miss-miss-miss"
+                },
+            );
         }
         assert_eq!(big.remove_matching(b"hit", -5), 5);
         assert_eq!(big.get(big.len() - 1), Some(&b"miss-miss-miss"[..]));

@@ -22,7 +22,10 @@ const NIL: u32 = u32::MAX;
 
 /// Orders (score, member) pairs: by score, then bytewise by member.
 pub fn compare(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Ordering {
-    a_score.partial_cmp(&b_score).unwrap_or(Ordering::Equal).then_with(|| a_member.cmp(b_member))
+    a_score
+        .partial_cmp(&b_score)
+        .unwrap_or(Ordering::Equal)
+        .then_with(|| a_member.cmp(b_member))
 }
 
 #[derive(Clone, Debug)]
@@ -86,7 +89,11 @@ impl Default for OrderIndex {
 impl OrderIndex {
     pub fn new() -> Self {
         OrderIndex {
-            leaves: vec![Leaf { entries: Vec::new(), prev: NIL, next: NIL }],
+            leaves: vec![Leaf {
+                entries: Vec::new(),
+                prev: NIL,
+                next: NIL,
+            }],
             inners: Vec::new(),
             free_leaves: Vec::new(),
             free_inners: Vec::new(),
@@ -108,9 +115,20 @@ impl OrderIndex {
 
     /// Bytes held by the index's arrays (MEMORY USAGE).
     pub fn allocated_bytes(&self) -> usize {
-        let leaves: usize = self.leaves.iter().map(|l| l.entries.capacity() * std::mem::size_of::<Entry>()).sum();
-        let inners: usize = self.inners.iter().map(|i| i.children.capacity() * (4 + 8 + std::mem::size_of::<Entry>())).sum();
-        leaves + inners + self.leaves.capacity() * std::mem::size_of::<Leaf>() + self.inners.capacity() * std::mem::size_of::<Inner>()
+        let leaves: usize = self
+            .leaves
+            .iter()
+            .map(|l| l.entries.capacity() * std::mem::size_of::<Entry>())
+            .sum();
+        let inners: usize = self
+            .inners
+            .iter()
+            .map(|i| i.children.capacity() * (4 + 8 + std::mem::size_of::<Entry>()))
+            .sum();
+        leaves
+            + inners
+            + self.leaves.capacity() * std::mem::size_of::<Leaf>()
+            + self.inners.capacity() * std::mem::size_of::<Inner>()
     }
 
     fn new_leaf(&mut self, leaf: Leaf) -> u32 {
@@ -153,7 +171,9 @@ impl OrderIndex {
         let mut node = self.root;
         for _ in 0..self.height {
             let inner = self.inner(node);
-            let above = inner.mins.partition_point(|m| m.cmp_key(score, member) != Ordering::Greater);
+            let above = inner
+                .mins
+                .partition_point(|m| m.cmp_key(score, member) != Ordering::Greater);
             let child = above.saturating_sub(1);
             path.push((node, child));
             node = inner.children[child];
@@ -180,7 +200,9 @@ impl OrderIndex {
     /// After the smallest element under the end of `path` changed, copies the new minimum up
     /// as far as it is a minimum.
     fn refresh_mins(&mut self, path: &[(u32, usize)]) {
-        let Some(&(bottom, child)) = path.last() else { return };
+        let Some(&(bottom, child)) = path.last() else {
+            return;
+        };
         let min = self.subtree_min(self.inner(bottom).children[child], path.len());
         for &(inner, child) in path.iter().rev() {
             self.inners[inner as usize].mins[child] = min.clone();
@@ -193,8 +215,14 @@ impl OrderIndex {
     /// Adds (score, member); the caller knows it is absent.
     pub fn insert(&mut self, score: f64, member: &[u8]) {
         let (path, leaf_id) = self.descend(score, member);
-        let idx = self.leaf(leaf_id).entries.partition_point(|e| e.cmp_key(score, member) == Ordering::Less);
-        let entry = Entry { score, member: CompactBytes::new(member) };
+        let idx = self
+            .leaf(leaf_id)
+            .entries
+            .partition_point(|e| e.cmp_key(score, member) == Ordering::Less);
+        let entry = Entry {
+            score,
+            member: CompactBytes::new(member),
+        };
         for &(inner, child) in &path {
             self.inners[inner as usize].counts[child] += 1;
         }
@@ -228,7 +256,11 @@ impl OrderIndex {
         let next = leaf.next;
         let right_count = right_entries.len();
         let right_min = right_entries[0].clone();
-        let right_id = self.new_leaf(Leaf { entries: right_entries, prev: leaf_id, next });
+        let right_id = self.new_leaf(Leaf {
+            entries: right_entries,
+            prev: leaf_id,
+            next,
+        });
         self.leaves[leaf_id as usize].next = right_id;
         if next == NIL {
             self.last = right_id;
@@ -244,11 +276,23 @@ impl OrderIndex {
 
     /// Links `new` (with `count` elements, smallest `min`) right after `left`, whose parent is
     /// at `path[depth - 1]` (depth 0: `left` is the root). Splits parents that overflow.
-    fn add_child_after(&mut self, path: &[(u32, usize)], depth: usize, left: u32, new: u32, count: usize, min: Entry) {
+    fn add_child_after(
+        &mut self,
+        path: &[(u32, usize)],
+        depth: usize,
+        left: u32,
+        new: u32,
+        count: usize,
+        min: Entry,
+    ) {
         if depth == 0 {
             let left_count = self.subtree_count(left, 0);
             let left_min = self.subtree_min(left, 0);
-            let root = self.new_inner(Inner { children: vec![left, new], counts: vec![left_count, count], mins: vec![left_min, min] });
+            let root = self.new_inner(Inner {
+                children: vec![left, new],
+                counts: vec![left_count, count],
+                mins: vec![left_min, min],
+            });
             self.root = root;
             self.height += 1;
             return;
@@ -263,7 +307,11 @@ impl OrderIndex {
             return;
         }
         let half = p.children.len() / 2;
-        let right = Inner { children: p.children.split_off(half), counts: p.counts.split_off(half), mins: p.mins.split_off(half) };
+        let right = Inner {
+            children: p.children.split_off(half),
+            counts: p.counts.split_off(half),
+            mins: p.mins.split_off(half),
+        };
         let right_count = right.counts.iter().sum();
         let right_min = right.mins[0].clone();
         let right_id = self.new_inner(right);
@@ -300,7 +348,9 @@ impl OrderIndex {
     /// Folds a small leaf into its right sibling under the same parent (or the left one into
     /// it), when the two fit in one leaf: deletions never leave a trail of near-empty leaves.
     fn merge_with_neighbour(&mut self, path: &[(u32, usize)], leaf_id: u32) {
-        let Some(&(parent, child)) = path.last() else { return };
+        let Some(&(parent, child)) = path.last() else {
+            return;
+        };
         let siblings = self.inner(parent).children.len();
         let (left_child, left, right) = if child + 1 < siblings {
             (child, leaf_id, self.inner(parent).children[child + 1])
@@ -365,7 +415,11 @@ impl OrderIndex {
             self.free_inners.push(inner);
             if depth == 0 {
                 // Everything is gone: start over with one empty leaf.
-                let leaf = self.new_leaf(Leaf { entries: Vec::new(), prev: NIL, next: NIL });
+                let leaf = self.new_leaf(Leaf {
+                    entries: Vec::new(),
+                    prev: NIL,
+                    next: NIL,
+                });
                 self.root = leaf;
                 self.height = 0;
                 self.first = leaf;
@@ -385,7 +439,10 @@ impl OrderIndex {
         let entries = &self.leaf(leaf_id).entries;
         let idx = entries.partition_point(|e| e.cmp_key(old, member) == Ordering::Less);
         if idx < entries.len() && entries[idx].cmp_key(old, member) == Ordering::Equal {
-            let pos = Pos { leaf: leaf_id, idx: idx as u32 };
+            let pos = Pos {
+                leaf: leaf_id,
+                idx: idx as u32,
+            };
             let after_prev = self.prev(pos).map_or(true, |p| {
                 let (m, s) = self.entry(p);
                 compare(s, m, new, member) == Ordering::Less
@@ -412,14 +469,17 @@ impl OrderIndex {
         let mut node = self.root;
         for _ in 0..self.height {
             let inner = self.inner(node);
-            let above = inner.mins.partition_point(|m| m.cmp_key(score, member) != Ordering::Greater);
+            let above = inner
+                .mins
+                .partition_point(|m| m.cmp_key(score, member) != Ordering::Greater);
             let child = above.saturating_sub(1);
             before += inner.counts[..child].iter().sum::<usize>();
             node = inner.children[child];
         }
         let entries = &self.leaf(node).entries;
         let idx = entries.partition_point(|e| e.cmp_key(score, member) == Ordering::Less);
-        (idx < entries.len() && entries[idx].cmp_key(score, member) == Ordering::Equal).then_some(before + idx)
+        (idx < entries.len() && entries[idx].cmp_key(score, member) == Ordering::Equal)
+            .then_some(before + idx)
     }
 
     /// The element at 0-based `rank`.
@@ -438,7 +498,10 @@ impl OrderIndex {
             }
             node = inner.children[child];
         }
-        (rest < self.leaf(node).entries.len()).then_some(Pos { leaf: node, idx: rest as u32 })
+        (rest < self.leaf(node).entries.len()).then_some(Pos {
+            leaf: node,
+            idx: rest as u32,
+        })
     }
 
     /// The first element for which `before` is false, given `before` holds for a prefix of
@@ -450,15 +513,26 @@ impl OrderIndex {
         let mut node = self.root;
         for _ in 0..self.height {
             let inner = self.inner(node);
-            let child = inner.mins.partition_point(|m| before(m.score, m.member.as_slice())).saturating_sub(1);
+            let child = inner
+                .mins
+                .partition_point(|m| before(m.score, m.member.as_slice()))
+                .saturating_sub(1);
             node = inner.children[child];
         }
         let leaf = self.leaf(node);
-        let idx = leaf.entries.partition_point(|e| before(e.score, e.member.as_slice()));
+        let idx = leaf
+            .entries
+            .partition_point(|e| before(e.score, e.member.as_slice()));
         if idx < leaf.entries.len() {
-            return Some(Pos { leaf: node, idx: idx as u32 });
+            return Some(Pos {
+                leaf: node,
+                idx: idx as u32,
+            });
         }
-        (leaf.next != NIL).then_some(Pos { leaf: leaf.next, idx: 0 })
+        (leaf.next != NIL).then_some(Pos {
+            leaf: leaf.next,
+            idx: 0,
+        })
     }
 
     /// The last element for which `within` is true, given `within` holds for a prefix of the
@@ -471,28 +545,46 @@ impl OrderIndex {
     }
 
     pub fn first_pos(&self) -> Option<Pos> {
-        (self.len > 0).then_some(Pos { leaf: self.first, idx: 0 })
+        (self.len > 0).then_some(Pos {
+            leaf: self.first,
+            idx: 0,
+        })
     }
 
     pub fn last_pos(&self) -> Option<Pos> {
         let leaf = self.leaf(self.last);
-        (self.len > 0).then(|| Pos { leaf: self.last, idx: (leaf.entries.len() - 1) as u32 })
+        (self.len > 0).then(|| Pos {
+            leaf: self.last,
+            idx: (leaf.entries.len() - 1) as u32,
+        })
     }
 
     pub fn next(&self, pos: Pos) -> Option<Pos> {
         let leaf = self.leaf(pos.leaf);
         if (pos.idx as usize) + 1 < leaf.entries.len() {
-            return Some(Pos { leaf: pos.leaf, idx: pos.idx + 1 });
+            return Some(Pos {
+                leaf: pos.leaf,
+                idx: pos.idx + 1,
+            });
         }
-        (leaf.next != NIL).then_some(Pos { leaf: leaf.next, idx: 0 })
+        (leaf.next != NIL).then_some(Pos {
+            leaf: leaf.next,
+            idx: 0,
+        })
     }
 
     pub fn prev(&self, pos: Pos) -> Option<Pos> {
         if pos.idx > 0 {
-            return Some(Pos { leaf: pos.leaf, idx: pos.idx - 1 });
+            return Some(Pos {
+                leaf: pos.leaf,
+                idx: pos.idx - 1,
+            });
         }
         let prev = self.leaf(pos.leaf).prev;
-        (prev != NIL).then(|| Pos { leaf: prev, idx: (self.leaf(prev).entries.len() - 1) as u32 })
+        (prev != NIL).then(|| Pos {
+            leaf: prev,
+            idx: (self.leaf(prev).entries.len() - 1) as u32,
+        })
     }
 
     /// The member and score at `pos`.
@@ -537,7 +629,11 @@ impl OrderIndex {
                 let n = walk(ix, c, depth + 1, out);
                 assert_eq!(n, inner.counts[i], "count of child {i}");
                 let min = ix.subtree_min(c, depth + 1);
-                assert_eq!(min.cmp_key(inner.mins[i].score, inner.mins[i].member.as_slice()), Ordering::Equal, "min of child {i}");
+                assert_eq!(
+                    min.cmp_key(inner.mins[i].score, inner.mins[i].member.as_slice()),
+                    Ordering::Equal,
+                    "min of child {i}"
+                );
                 total += n;
             }
             total
@@ -594,7 +690,10 @@ mod tests {
         let mut model: Vec<(f64, Vec<u8>)> = current.into_iter().map(|(m, s)| (s, m)).collect();
         model.sort_by(|a, b| compare(a.0, &a.1, b.0, &b.1));
         assert_eq!(ix.len(), model.len());
-        assert!(ix.height >= 2, "the test must build a tree of several levels");
+        assert!(
+            ix.height >= 2,
+            "the test must build a tree of several levels"
+        );
         for (rank, (score, member)) in model.iter().enumerate() {
             assert_eq!(ix.rank(*score, member), Some(rank));
             let pos = ix.at_rank(rank).unwrap();
@@ -602,10 +701,22 @@ mod tests {
         }
         assert_eq!(ix.at_rank(model.len()), None);
         for bound in [-1.0, 0.0, 57.0, 57.5, 199.0, 500.0] {
-            let first = ix.first_not(|s, _| s < bound).map(|p| ix.rank(ix.entry(p).1, ix.entry(p).0).unwrap());
-            assert_eq!(first, model.iter().position(|(s, _)| *s >= bound), "first >= {bound}");
-            let last = ix.last_within(|s, _| s <= bound).map(|p| ix.rank(ix.entry(p).1, ix.entry(p).0).unwrap());
-            assert_eq!(last, model.iter().rposition(|(s, _)| *s <= bound), "last <= {bound}");
+            let first = ix
+                .first_not(|s, _| s < bound)
+                .map(|p| ix.rank(ix.entry(p).1, ix.entry(p).0).unwrap());
+            assert_eq!(
+                first,
+                model.iter().position(|(s, _)| *s >= bound),
+                "first >= {bound}"
+            );
+            let last = ix
+                .last_within(|s, _| s <= bound)
+                .map(|p| ix.rank(ix.entry(p).1, ix.entry(p).0).unwrap());
+            assert_eq!(
+                last,
+                model.iter().rposition(|(s, _)| *s <= bound),
+                "last <= {bound}"
+            );
         }
         // Walk backwards from the end.
         let mut pos = ix.last_pos();
@@ -615,7 +726,10 @@ mod tests {
             pos = ix.prev(p);
         }
         back.reverse();
-        assert_eq!(back, model.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>());
+        assert_eq!(
+            back,
+            model.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -627,7 +741,10 @@ mod tests {
         ix.check();
         // Ascending loads fill leaves instead of leaving them half empty.
         let leaves_in_use = ix.leaves.len() - ix.free_leaves.len();
-        assert!(leaves_in_use <= 10_000 / LEAF_CAP + 2, "{leaves_in_use} leaves");
+        assert!(
+            leaves_in_use <= 10_000 / LEAF_CAP + 2,
+            "{leaves_in_use} leaves"
+        );
         for i in 0..5000 {
             let p = ix.first_pos().unwrap();
             assert_eq!(ix.entry(p).1, i as f64);

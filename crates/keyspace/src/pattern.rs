@@ -33,7 +33,11 @@ pub fn glob_match(pattern: &[u8], subject: &[u8], nocase: bool) -> bool {
                     }
                 }
                 c => {
-                    let (lit, next_p) = if c == b'\\' && p + 1 < pattern.len() { (pattern[p + 1], p + 2) } else { (c, p + 1) };
+                    let (lit, next_p) = if c == b'\\' && p + 1 < pattern.len() {
+                        (pattern[p + 1], p + 2)
+                    } else {
+                        (c, p + 1)
+                    };
                     if eq(lit, subject[s], nocase) {
                         p = next_p;
                         s += 1;
@@ -96,7 +100,11 @@ fn match_class(pattern: &[u8], start: usize, c: u8, nocase: bool) -> Option<(boo
                 std::mem::swap(&mut lo, &mut hi);
             }
             let (lo, hi, ch) = if nocase {
-                (lo.to_ascii_lowercase(), hi.to_ascii_lowercase(), c.to_ascii_lowercase())
+                (
+                    lo.to_ascii_lowercase(),
+                    hi.to_ascii_lowercase(),
+                    c.to_ascii_lowercase(),
+                )
             } else {
                 (lo, hi, c)
             };

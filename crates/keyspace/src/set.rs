@@ -35,7 +35,9 @@ fn int_text(i: i64) -> Cow<'static, [u8]> {
 
 impl Set {
     pub fn new() -> Self {
-        Set { repr: Repr::Ints(Vec::new()) }
+        Set {
+            repr: Repr::Ints(Vec::new()),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -119,7 +121,9 @@ impl Set {
         match &self.repr {
             Repr::Ints(v) if v.is_empty() => None,
             Repr::Ints(v) => Some(int_text(v[rng.gen_range(0..v.len())])),
-            Repr::Table(t) => t.random_entry(rng).map(|(k, _)| Cow::Borrowed(k.as_slice())),
+            Repr::Table(t) => t
+                .random_entry(rng)
+                .map(|(k, _)| Cow::Borrowed(k.as_slice())),
         }
     }
 
@@ -137,7 +141,8 @@ impl Set {
             let (chosen, _) = all.partial_shuffle(rng, n);
             return chosen.iter().map(|m| m.to_vec()).collect();
         }
-        let mut chosen: std::collections::HashSet<Cow<[u8]>> = std::collections::HashSet::with_capacity(n);
+        let mut chosen: std::collections::HashSet<Cow<[u8]>> =
+            std::collections::HashSet::with_capacity(n);
         while chosen.len() < n {
             if let Some(member) = self.random_member(rng) {
                 chosen.insert(member);
@@ -158,7 +163,9 @@ impl Set {
         } else {
             let mut chosen = Vec::with_capacity(n);
             while chosen.len() < n {
-                let Some(member) = self.random_member(rng).map(Cow::into_owned) else { break };
+                let Some(member) = self.random_member(rng).map(Cow::into_owned) else {
+                    break;
+                };
                 self.remove(&member);
                 chosen.push(member);
             }

@@ -42,7 +42,8 @@ impl ScoreRange {
     }
 
     fn is_empty(&self) -> bool {
-        self.min.value > self.max.value || (self.min.value == self.max.value && (self.min.exclusive || self.max.exclusive))
+        self.min.value > self.max.value
+            || (self.min.value == self.max.value && (self.min.exclusive || self.max.exclusive))
     }
 }
 
@@ -103,7 +104,11 @@ impl Default for SortedSet {
 
 impl SortedSet {
     pub fn new() -> Self {
-        SortedSet { scores: Dict::new(), index: OrderIndex::new(), packed: true }
+        SortedSet {
+            scores: Dict::new(),
+            index: OrderIndex::new(),
+            packed: true,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -139,7 +144,8 @@ impl SortedSet {
         }
         self.scores.insert(member, score);
         self.index.insert(score, member);
-        if self.packed && (self.index.len() > limits.max_entries || member.len() > limits.max_value) {
+        if self.packed && (self.index.len() > limits.max_entries || member.len() > limits.max_value)
+        {
             self.packed = false;
         }
         old
@@ -210,10 +216,22 @@ impl SortedSet {
         (compare(fs, fm, ls, lm) != Ordering::Greater).then_some((first, last))
     }
 
-    fn collect(&self, bounds: Option<(Pos, Pos)>, reverse: bool, offset: usize, limit: Option<usize>) -> Vec<(Vec<u8>, f64)> {
+    fn collect(
+        &self,
+        bounds: Option<(Pos, Pos)>,
+        reverse: bool,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Vec<(Vec<u8>, f64)> {
         let mut out = Vec::new();
-        let Some((first, last)) = bounds else { return out };
-        let (mut node, stop) = if reverse { (Some(last), first) } else { (Some(first), last) };
+        let Some((first, last)) = bounds else {
+            return out;
+        };
+        let (mut node, stop) = if reverse {
+            (Some(last), first)
+        } else {
+            (Some(first), last)
+        };
         let mut skipped = 0;
         while let Some(n) = node {
             if limit.is_some_and(|l| out.len() >= l) {
@@ -233,16 +251,30 @@ impl SortedSet {
         out
     }
 
-    pub fn range_by_score(&self, range: &ScoreRange, reverse: bool, offset: usize, limit: Option<usize>) -> Vec<(Vec<u8>, f64)> {
+    pub fn range_by_score(
+        &self,
+        range: &ScoreRange,
+        reverse: bool,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Vec<(Vec<u8>, f64)> {
         self.collect(self.score_bounds(range), reverse, offset, limit)
     }
 
-    pub fn range_by_lex(&self, range: &LexRange, reverse: bool, offset: usize, limit: Option<usize>) -> Vec<(Vec<u8>, f64)> {
+    pub fn range_by_lex(
+        &self,
+        range: &LexRange,
+        reverse: bool,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Vec<(Vec<u8>, f64)> {
         self.collect(self.lex_bounds(range), reverse, offset, limit)
     }
 
     fn count_between(&self, bounds: Option<(Pos, Pos)>) -> usize {
-        let Some((first, last)) = bounds else { return 0 };
+        let Some((first, last)) = bounds else {
+            return 0;
+        };
         let (fm, fs) = self.entry(first);
         let (lm, ls) = self.entry(last);
         match (self.index.rank(fs, fm), self.index.rank(ls, lm)) {
@@ -264,7 +296,9 @@ impl SortedSet {
     }
 
     pub fn random_member(&self, rng: &mut impl Rng) -> Option<(&[u8], f64)> {
-        self.scores.random_entry(rng).map(|(k, v)| (k.as_slice(), *v))
+        self.scores
+            .random_entry(rng)
+            .map(|(k, v)| (k.as_slice(), *v))
     }
 
     pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8], f64)) -> u64 {
@@ -284,10 +318,22 @@ impl SortedSet {
 mod tests {
     use super::*;
 
-    const LIMITS: ZSetLimits = ZSetLimits { max_entries: 128, max_value: 64 };
+    const LIMITS: ZSetLimits = ZSetLimits {
+        max_entries: 128,
+        max_value: 64,
+    };
 
     fn range(min: f64, max: f64) -> ScoreRange {
-        ScoreRange { min: ScoreBound { value: min, exclusive: false }, max: ScoreBound { value: max, exclusive: false } }
+        ScoreRange {
+            min: ScoreBound {
+                value: min,
+                exclusive: false,
+            },
+            max: ScoreBound {
+                value: max,
+                exclusive: false,
+            },
+        }
     }
 
     #[test]
@@ -314,11 +360,23 @@ mod tests {
             assert_eq!(z.score(member), Some(*score));
         }
         let all = z.range_by_rank(0, model.len() - 1, false);
-        assert_eq!(all.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(), model.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>());
-        let expected = model.iter().filter(|(s, _)| (10.0..=20.0).contains(s)).count();
+        assert_eq!(
+            all.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(),
+            model.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>()
+        );
+        let expected = model
+            .iter()
+            .filter(|(s, _)| (10.0..=20.0).contains(s))
+            .count();
         assert_eq!(z.count_by_score(&range(10.0, 20.0)), expected);
-        assert_eq!(z.range_by_score(&range(10.0, 20.0), false, 0, None).len(), expected);
-        assert_eq!(z.range_by_score(&range(10.0, 20.0), true, 0, None).len(), expected);
+        assert_eq!(
+            z.range_by_score(&range(10.0, 20.0), false, 0, None).len(),
+            expected
+        );
+        assert_eq!(
+            z.range_by_score(&range(10.0, 20.0), true, 0, None).len(),
+            expected
+        );
         let rev = z.range_by_rank(0, 2, true);
         assert_eq!(rev[0].0, model.last().unwrap().1);
     }
@@ -329,11 +387,21 @@ mod tests {
         for m in ["a", "b", "c", "d"] {
             z.insert(m.as_bytes(), 0.0, LIMITS);
         }
-        let r = LexRange { min: LexBound::Exclusive(b"a".to_vec()), max: LexBound::Inclusive(b"c".to_vec()) };
-        let got: Vec<Vec<u8>> = z.range_by_lex(&r, false, 0, None).into_iter().map(|(m, _)| m).collect();
+        let r = LexRange {
+            min: LexBound::Exclusive(b"a".to_vec()),
+            max: LexBound::Inclusive(b"c".to_vec()),
+        };
+        let got: Vec<Vec<u8>> = z
+            .range_by_lex(&r, false, 0, None)
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
         assert_eq!(got, vec![b"b".to_vec(), b"c".to_vec()]);
         assert_eq!(z.count_by_lex(&r), 2);
-        let all = LexRange { min: LexBound::NegInf, max: LexBound::PosInf };
+        let all = LexRange {
+            min: LexBound::NegInf,
+            max: LexBound::PosInf,
+        };
         assert_eq!(z.count_by_lex(&all), 4);
     }
 

@@ -5,7 +5,7 @@
 use crate::rand48;
 use crate::raw::{self, L};
 use crate::reply::{command_args, push_error_table, LuaReplyBuilder};
-use crate::vm::{RegisteredFunction, RunCtx, RUN_CTX_KEY};
+use crate::vm::{current_run_ctx, RegisteredFunction, RunCtx};
 use crate::{log_level, repl};
 use std::ffi::c_int;
 
@@ -21,7 +21,10 @@ enum Exit {
 
 /// Runs a function body with panics caught, then returns or raises outside of it.
 fn guarded(l: L, body: impl FnOnce(L) -> Exit) -> c_int {
-    let exit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(l))).unwrap_or_else(|_| Exit::RaiseMessage("internal error in a moonkv script function".into()));
+    let exit =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(l))).unwrap_or_else(|_| {
+            Exit::RaiseMessage("internal error in a moonkv script function".into())
+        });
     match exit {
         Exit::Return(n) => n,
         Exit::Raise => l.raise(),
@@ -36,14 +39,11 @@ fn guarded(l: L, body: impl FnOnce(L) -> Exit) -> c_int {
 }
 
 /// The context of the script running on this state, if any.
-pub(crate) fn run_ctx<'a>(l: L) -> Option<&'a mut RunCtx<'static>> {
-    l.check_stack(2);
-    l.raw_get_field(raw::REGISTRY, RUN_CTX_KEY);
-    let p = l.to_userdata(-1) as *mut RunCtx<'static>;
-    l.pop(1);
-    // SAFETY: the pointer is stored by LuaVm::with_run_ctx, which keeps the RunCtx alive and
-    // exclusively borrowed for as long as it is stored, and clears it before returning; Lua
-    // calls our functions only from inside that window (one thread, see raw rule 1).
+pub(crate) fn run_ctx<'a>(_l: L) -> Option<&'a mut RunCtx<'static>> {
+    let p = current_run_ctx() as *mut RunCtx<'static>;
+    // SAFETY: the pointer is set by vm::with_run_ctx, which keeps the RunCtx alive and
+    // exclusively borrowed for as long as it is set, and resets it before returning; Lua
+    // calls our functions only from inside that window, on that thread (raw rule 1).
     unsafe { p.as_mut() }
 }
 
@@ -63,7 +63,10 @@ pub unsafe extern "C-unwind" fn redis_pcall(l: *mut raw::State) -> c_int {
 
 fn generic_call(l: L, raise: bool) -> Exit {
     let Some(ctx) = run_ctx(l) else {
-        return raise_error_table(l, "redis.call/pcall can only be called inside a script invocation");
+        return raise_error_table(
+            l,
+            "redis.call/pcall can only be called inside a script invocation",
+        );
     };
     let args = match command_args(l) {
         Ok(args) => args,
@@ -75,7 +78,10 @@ fn generic_call(l: L, raise: bool) -> Exit {
     };
     l.set_top(0);
     let Some(host) = ctx.host.as_deref_mut() else {
-        return raise_error_table(l, "redis.call/pcall can only be called inside a script invocation");
+        return raise_error_table(
+            l,
+            "redis.call/pcall can only be called inside a script invocation",
+        );
     };
     if ctx.in_call {
         push_error_table(l, "luaRedisGenericCommand() recursive call detected. Are you doing funny stuff with Lua debug hooks?", false);
@@ -97,12 +103,9 @@ fn generic_call(l: L, raise: bool) -> Exit {
         return if raise { Exit::Raise } else { Exit::Return(1) };
     }
     // The reply is on top; redis.call raises it if it is an error table.
-    if raise && l.kind(-1) == raw::TTABLE {
-        let is_error = l.raw_get_field(-1, "err") == raw::TSTRING;
-        l.pop(1);
-        if is_error {
-            return Exit::Raise;
-        }
+    if raise && l.kind(-1) == raw::TTABLE && ctx.reply_keys.is_some_and(|k| k.is_error_table(l, -1))
+    {
+        return Exit::Raise;
     }
     Exit::Return(1)
 }
@@ -149,7 +152,11 @@ pub unsafe extern "C-unwind" fn error_reply(l: *mut raw::State) -> c_int {
             return Exit::Return(1);
         }
         let text = String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned();
-        let text = if text.starts_with('-') { text } else { format!("-{text}") };
+        let text = if text.starts_with('-') {
+            text
+        } else {
+            format!("-{text}")
+        };
         push_error_table(l, &text, false);
         Exit::Return(1)
     })
@@ -171,14 +178,20 @@ pub unsafe extern "C-unwind" fn status_reply(l: *mut raw::State) -> c_int {
 pub unsafe extern "C-unwind" fn set_repl(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
         let Some(ctx) = run_ctx(l) else {
-            return raise_error_table(l, "redis.set_repl can only be called inside a script invocation");
+            return raise_error_table(
+                l,
+                "redis.set_repl can only be called inside a script invocation",
+            );
         };
         if l.top() != 1 {
             return raise_error_table(l, "redis.set_repl() requires two arguments.");
         }
         let flags = l.to_number(-1) as i64;
         if flags & !repl::ALL != 0 {
-            return raise_error_table(l, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.");
+            return raise_error_table(
+                l,
+                "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+            );
         }
         if let Some(host) = ctx.host.as_deref_mut() {
             host.set_repl(flags);
@@ -190,7 +203,10 @@ pub unsafe extern "C-unwind" fn set_repl(l: *mut raw::State) -> c_int {
 pub unsafe extern "C-unwind" fn acl_check_cmd(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
         let Some(ctx) = run_ctx(l) else {
-            return raise_error_table(l, "redis.acl_check_cmd can only be called inside a script invocation");
+            return raise_error_table(
+                l,
+                "redis.acl_check_cmd can only be called inside a script invocation",
+            );
         };
         let args = match command_args(l) {
             Ok(args) => args,
@@ -242,7 +258,10 @@ pub unsafe extern "C-unwind" fn log(l: *mut raw::State) -> c_int {
 pub unsafe extern "C-unwind" fn setresp(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
         let Some(ctx) = run_ctx(l) else {
-            return raise_error_table(l, "redis.setresp can only be called inside a script invocation");
+            return raise_error_table(
+                l,
+                "redis.setresp can only be called inside a script invocation",
+            );
         };
         if l.top() != 1 {
             return raise_error_table(l, "redis.setresp() requires one argument.");
@@ -277,7 +296,9 @@ pub unsafe extern "C-unwind" fn replicate_commands(l: *mut raw::State) -> c_int 
 fn check_int(l: L, arg: c_int, fname: &str) -> Result<i32, String> {
     if !l.is_number(arg) {
         let got = type_name(l, arg);
-        return Err(format!("bad argument #{arg} to '{fname}' (number expected, got {got})"));
+        return Err(format!(
+            "bad argument #{arg} to '{fname}' (number expected, got {got})"
+        ));
     }
     Ok(l.to_number(arg) as i64 as i32)
 }
@@ -300,7 +321,9 @@ pub fn type_name(l: L, idx: c_int) -> &'static str {
 pub unsafe extern "C-unwind" fn math_random(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
         if run_ctx(l).is_none() {
-            return Exit::RaiseMessage("math.random can only be called inside a script invocation".into());
+            return Exit::RaiseMessage(
+                "math.random can only be called inside a script invocation".into(),
+            );
         }
         let r = (rand48::next() % rand48::MAX) as f64 / rand48::MAX as f64;
         match l.top() {
@@ -311,7 +334,9 @@ pub unsafe extern "C-unwind" fn math_random(l: *mut raw::State) -> c_int {
                     Err(e) => return Exit::RaiseMessage(e),
                 };
                 if u < 1 {
-                    return Exit::RaiseMessage("bad argument #1 to 'random' (interval is empty)".into());
+                    return Exit::RaiseMessage(
+                        "bad argument #1 to 'random' (interval is empty)".into(),
+                    );
                 }
                 l.push_number((r * u as f64).floor() + 1.0);
             }
@@ -325,7 +350,9 @@ pub unsafe extern "C-unwind" fn math_random(l: *mut raw::State) -> c_int {
                     Err(e) => return Exit::RaiseMessage(e),
                 };
                 if lo > hi {
-                    return Exit::RaiseMessage("bad argument #2 to 'random' (interval is empty)".into());
+                    return Exit::RaiseMessage(
+                        "bad argument #2 to 'random' (interval is empty)".into(),
+                    );
                 }
                 l.push_number((r * (hi as f64 - lo as f64 + 1.0)).floor() + lo as f64);
             }
@@ -338,7 +365,9 @@ pub unsafe extern "C-unwind" fn math_random(l: *mut raw::State) -> c_int {
 pub unsafe extern "C-unwind" fn math_randomseed(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
         if run_ctx(l).is_none() {
-            return Exit::RaiseMessage("math.randomseed can only be called inside a script invocation".into());
+            return Exit::RaiseMessage(
+                "math.randomseed can only be called inside a script invocation".into(),
+            );
         }
         match check_int(l, 1, "randomseed") {
             Ok(seed) => {
@@ -354,13 +383,19 @@ pub unsafe extern "C-unwind" fn math_randomseed(l: *mut raw::State) -> c_int {
 pub unsafe extern "C-unwind" fn missing_global(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
         if l.top() != 2 {
-            return Exit::RaiseMessage("Wrong number of arguments to luaProtectedTableError".into());
+            return Exit::RaiseMessage(
+                "Wrong number of arguments to luaProtectedTableError".into(),
+            );
         }
         if !l.is_string_or_number(-1) {
-            return Exit::RaiseMessage("Second argument to luaProtectedTableError must be a string or number".into());
+            return Exit::RaiseMessage(
+                "Second argument to luaProtectedTableError must be a string or number".into(),
+            );
         }
         let name = String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned();
-        Exit::RaiseMessage(format!("Script attempted to access nonexistent global variable '{name}'"))
+        Exit::RaiseMessage(format!(
+            "Script attempted to access nonexistent global variable '{name}'"
+        ))
     })
 }
 
@@ -369,7 +404,10 @@ pub unsafe extern "C-unwind" fn register_function(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
         let registering = run_ctx(l).and_then(|c| c.registered.as_deref_mut());
         let Some(registered) = registering else {
-            return raise_error_table(l, "redis.register_function can only be called on FUNCTION LOAD command");
+            return raise_error_table(
+                l,
+                "redis.register_function can only be called on FUNCTION LOAD command",
+            );
         };
         match read_registration(l) {
             Ok(f) => {
@@ -386,8 +424,16 @@ pub unsafe extern "C-unwind" fn register_function(l: *mut raw::State) -> c_int {
 }
 
 /// Redis's checks on a new function: its name, and no duplicate within the library.
-fn validate_registration(f: &RegisteredFunction, registered: &[RegisteredFunction]) -> Option<String> {
-    if f.name.is_empty() || !f.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+fn validate_registration(
+    f: &RegisteredFunction,
+    registered: &[RegisteredFunction],
+) -> Option<String> {
+    if f.name.is_empty()
+        || !f
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         // Redis reports a bad function name with its library-name text.
         return Some("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
     }
@@ -397,7 +443,13 @@ fn validate_registration(f: &RegisteredFunction, registered: &[RegisteredFunctio
     None
 }
 
-const KNOWN_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
+const KNOWN_FLAGS: &[&str] = &[
+    "no-writes",
+    "allow-oom",
+    "allow-stale",
+    "no-cluster",
+    "allow-cross-slot-keys",
+];
 
 fn read_registration(l: L) -> Result<RegisteredFunction, &'static str> {
     let argc = l.top();
@@ -414,7 +466,12 @@ fn read_registration(l: L) -> Result<RegisteredFunction, &'static str> {
         }
         l.push_value(2);
         let callback = l.registry_ref();
-        return Ok(RegisteredFunction { name, description: None, flags: Vec::new(), callback });
+        return Ok(RegisteredFunction {
+            name,
+            description: None,
+            flags: Vec::new(),
+            callback,
+        });
     }
     if l.kind(1) != raw::TTABLE {
         return Err("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
@@ -435,21 +492,29 @@ fn read_registration(l: L) -> Result<RegisteredFunction, &'static str> {
             "function_name" => {
                 if !l.is_string_or_number(-1) {
                     l.pop(2);
-                    return Err("function_name argument given to redis.register_function must be a string");
+                    return Err(
+                        "function_name argument given to redis.register_function must be a string",
+                    );
                 }
-                name = Some(String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned());
+                name =
+                    Some(String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned());
             }
             "description" => {
                 if !l.is_string_or_number(-1) {
                     l.pop(2);
-                    return Err("description argument given to redis.register_function must be a string");
+                    return Err(
+                        "description argument given to redis.register_function must be a string",
+                    );
                 }
-                description = Some(String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned());
+                description =
+                    Some(String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned());
             }
             "callback" => {
                 if l.kind(-1) != raw::TFUNCTION {
                     l.pop(2);
-                    return Err("callback argument given to redis.register_function must be a function");
+                    return Err(
+                        "callback argument given to redis.register_function must be a function",
+                    );
                 }
                 callback_at = Some(());
                 l.push_value(-1);
@@ -471,7 +536,8 @@ fn read_registration(l: L) -> Result<RegisteredFunction, &'static str> {
                         l.pop(3);
                         return Err("unknown flag given");
                     }
-                    let flag = String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).to_ascii_lowercase();
+                    let flag = String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default())
+                        .to_ascii_lowercase();
                     l.pop(1);
                     if !KNOWN_FLAGS.contains(&flag.as_str()) {
                         l.pop(2);
@@ -498,16 +564,27 @@ fn read_registration(l: L) -> Result<RegisteredFunction, &'static str> {
     let callback = l.registry_ref();
     l.push_nil();
     l.raw_set_field(raw::REGISTRY, "__moonkv_pending_callback");
-    Ok(RegisteredFunction { name, description, flags, callback })
+    Ok(RegisteredFunction {
+        name,
+        description,
+        flags,
+        callback,
+    })
 }
 
 /// Formats a Lua error value for messages: its `err` field, or its string form.
 pub fn error_message(l: L) -> String {
     if l.kind(-1) == raw::TTABLE {
         let t = l.raw_get_field(-1, "err");
-        let s = if t == raw::TSTRING { String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned() } else { String::new() };
+        let s = if t == raw::TSTRING {
+            String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned()
+        } else {
+            String::new()
+        };
         l.pop(1);
         return s;
     }
-    l.to_bytes(-1).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_else(|| "execution failure".into())
+    l.to_bytes(-1)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_else(|| "execution failure".into())
 }

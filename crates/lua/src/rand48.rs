@@ -23,7 +23,11 @@ pub fn seed(seed: i32) {
 
 /// The next value in [0, 2^31).
 pub fn next() -> i64 {
-    let x = STATE.load(Ordering::Relaxed).wrapping_mul(MULTIPLIER).wrapping_add(INCREMENT) & MASK;
+    let x = STATE
+        .load(Ordering::Relaxed)
+        .wrapping_mul(MULTIPLIER)
+        .wrapping_add(INCREMENT)
+        & MASK;
     STATE.store(x, Ordering::Relaxed);
     (x >> 17) as i64
 }

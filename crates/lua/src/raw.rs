@@ -97,7 +97,13 @@ impl L {
     }
     pub fn new_table(self, array: usize, hash: usize) {
         // SAFETY: rule 1-2.
-        unsafe { ffi::lua_createtable(self.0, array.min(i32::MAX as usize) as c_int, hash.min(i32::MAX as usize) as c_int) }
+        unsafe {
+            ffi::lua_createtable(
+                self.0,
+                array.min(i32::MAX as usize) as c_int,
+                hash.min(i32::MAX as usize) as c_int,
+            )
+        }
     }
     pub fn to_bool(self, idx: c_int) -> bool {
         // SAFETY: rule 1-2.
@@ -211,7 +217,14 @@ impl L {
     pub fn load(self, code: &[u8], name: &str) -> bool {
         let name = std::ffi::CString::new(name).unwrap_or_default();
         // SAFETY: rule 1-2; Lua reads the buffer during the call only.
-        unsafe { ffi::luaL_loadbuffer(self.0, code.as_ptr() as *const c_char, code.len(), name.as_ptr()) == 0 }
+        unsafe {
+            ffi::luaL_loadbuffer(
+                self.0,
+                code.as_ptr() as *const c_char,
+                code.len(),
+                name.as_ptr(),
+            ) == 0
+        }
     }
     /// Calls the function below `nargs` arguments in protected mode with the message handler
     /// at `handler` (0: none). Returns true on success.
@@ -263,13 +276,69 @@ impl L {
     }
 }
 
-pub use ffi::{lua_Debug as Debug, LUA_GCCOLLECT, LUA_GCCOUNT, LUA_GCCOUNTB, LUA_GCSTEP, LUA_MASKCOUNT, LUA_MASKLINE};
+pub use ffi::{
+    lua_Debug as Debug, LUA_GCCOLLECT, LUA_GCCOUNT, LUA_GCCOUNTB, LUA_GCSTEP, LUA_MASKCOUNT,
+    LUA_MASKLINE,
+};
 
-/// Creates a fresh state with the standard allocator; None if out of memory.
+/// Alignment of every block given to Lua (enough for any C type Lua stores).
+const LUA_BLOCK_ALIGN: usize = 16;
+
+/// Lua's allocation function, on Rust's global allocator (jemalloc in the server), so Lua
+/// memory is as fast to get as the rest and counted with it.
+unsafe extern "C" fn allocate(
+    _ud: *mut std::ffi::c_void,
+    ptr: *mut std::ffi::c_void,
+    old_size: usize,
+    new_size: usize,
+) -> *mut std::ffi::c_void {
+    use std::alloc::{alloc, dealloc, realloc, Layout};
+    // SAFETY: Lua 5.1 passes the block's current size as old_size whenever ptr is not null
+    // (lua_Alloc contract), so each layout below is the one the block was allocated with;
+    // sizes are non-zero where a layout is built for allocation, and the alignment is a
+    // power of two.
+    unsafe {
+        if new_size == 0 {
+            if !ptr.is_null() {
+                dealloc(
+                    ptr as *mut u8,
+                    Layout::from_size_align_unchecked(old_size, LUA_BLOCK_ALIGN),
+                );
+            }
+            return std::ptr::null_mut();
+        }
+        if ptr.is_null() {
+            return alloc(Layout::from_size_align_unchecked(new_size, LUA_BLOCK_ALIGN))
+                as *mut std::ffi::c_void;
+        }
+        realloc(
+            ptr as *mut u8,
+            Layout::from_size_align_unchecked(old_size, LUA_BLOCK_ALIGN),
+            new_size,
+        ) as *mut std::ffi::c_void
+    }
+}
+
+/// Lua's panic function: an error outside any protected call cannot be recovered from.
+unsafe extern "C-unwind" fn panic(l: *mut State) -> c_int {
+    let msg = L(l)
+        .to_bytes(-1)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    eprintln!("unprotected error in the Lua engine: {msg}");
+    std::process::abort()
+}
+
+/// Creates a fresh state on the Rust allocator; None if out of memory.
 pub fn new_state() -> Option<L> {
-    // SAFETY: luaL_newstate has no preconditions.
-    let p = unsafe { ffi::luaL_newstate() };
-    (!p.is_null()).then_some(L(p))
+    // SAFETY: `allocate` follows the lua_Alloc contract; the user data is unused.
+    let p = unsafe { ffi::lua_newstate(allocate, std::ptr::null_mut()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: p is a fresh state.
+    unsafe { ffi::lua_atpanic(p, panic) };
+    Some(L(p))
 }
 
 /// Closes a state created by [`new_state`]; nothing may use it afterwards.
@@ -286,4 +355,3 @@ pub fn open_lib(l: L, name: &str, open: CFunction) -> bool {
 }
 
 pub use ffi::{luaopen_base, luaopen_debug, luaopen_math, luaopen_string, luaopen_table};
-

@@ -11,8 +11,12 @@ use std::ffi::c_int;
 const MAX_DEPTH: usize = 1000;
 
 enum FrameKind {
-    Array { next: i64 },
-    Map { key_pending: bool },
+    Array {
+        next: i64,
+    },
+    Map {
+        key_pending: bool,
+    },
     Set,
     /// RESP3 attributes are not shown to scripts: their values are dropped.
     Discard,
@@ -35,7 +39,16 @@ pub struct LuaReplyBuilder {
 
 impl LuaReplyBuilder {
     pub fn new(l: L, resp3: bool) -> Self {
-        LuaReplyBuilder { l, protocol: if resp3 { Protocol::Resp3 } else { Protocol::Resp2 }, frames: Vec::new(), produced: 0 }
+        LuaReplyBuilder {
+            l,
+            protocol: if resp3 {
+                Protocol::Resp3
+            } else {
+                Protocol::Resp2
+            },
+            frames: Vec::new(),
+            produced: 0,
+        }
     }
 
     /// Places the value just pushed into the open container, closing containers that fill up.
@@ -90,14 +103,28 @@ impl LuaReplyBuilder {
     fn open(&mut self, kind: FrameKind, len: usize, wrapper: Option<&str>) {
         let l = self.l;
         l.check_stack(4);
-        l.new_table(if matches!(kind, FrameKind::Array { .. }) { len } else { 0 }, if matches!(kind, FrameKind::Array { .. }) { 0 } else { len });
+        l.new_table(
+            if matches!(kind, FrameKind::Array { .. }) {
+                len
+            } else {
+                0
+            },
+            if matches!(kind, FrameKind::Array { .. }) {
+                0
+            } else {
+                len
+            },
+        );
         if len == 0 {
             if let Some(name) = wrapper {
                 wrap(l, name);
             }
             self.attach();
         } else {
-            self.frames.push(Frame { kind, remaining: len });
+            self.frames.push(Frame {
+                kind,
+                remaining: len,
+            });
         }
     }
 
@@ -155,7 +182,11 @@ impl ReplySink for LuaReplyBuilder {
         self.leaf();
     }
     fn error(&mut self, msg: &str) {
-        let text = if msg.starts_with('-') { msg.to_string() } else { format!("-{msg}") };
+        let text = if msg.starts_with('-') {
+            msg.to_string()
+        } else {
+            format!("-{msg}")
+        };
         push_error_table(self.l, &text, true);
         self.leaf();
     }
@@ -252,18 +283,85 @@ impl ReplySink for LuaReplyBuilder {
     }
     fn attribute(&mut self, len: usize) {
         if len > 0 {
-            self.frames.push(Frame { kind: FrameKind::Discard, remaining: len * 2 });
+            self.frames.push(Frame {
+                kind: FrameKind::Discard,
+                remaining: len * 2,
+            });
         }
     }
 }
 
-/// Writes the Lua value on top of the stack (popped) as a reply on `out`, as Redis converts a
-/// script's return value. `script_resp3` is the protocol the script chose with setresp.
-pub fn emit(l: L, out: &mut dyn ReplySink, script_resp3: bool, top_level_error: &mut Option<(String, bool)>) {
-    emit_value(l, out, script_resp3, 0, top_level_error);
+/// Registry references to the field names a returned table is checked for, so that checking
+/// them costs no string hashing per table.
+#[derive(Clone, Copy)]
+pub struct ReplyKeys {
+    refs: [c_int; 7],
 }
 
-fn emit_value(l: L, out: &mut dyn ReplySink, resp3: bool, depth: usize, top_error: &mut Option<(String, bool)>) {
+const REPLY_KEY_NAMES: [&str; 7] = [
+    "err",
+    "ok",
+    "double",
+    "big_number",
+    "verbatim_string",
+    "map",
+    "set",
+];
+
+impl ReplyKeys {
+    pub fn new(l: L) -> Self {
+        let mut refs = [0; 7];
+        for (r, name) in refs.iter_mut().zip(REPLY_KEY_NAMES) {
+            l.push_str(name);
+            *r = l.registry_ref();
+        }
+        ReplyKeys { refs }
+    }
+
+    /// Whether the table at `idx` is an error table (`err` holds a string).
+    pub fn is_error_table(&self, l: L, idx: c_int) -> bool {
+        let t = self.get(l, idx, ERR);
+        l.pop(1);
+        t == raw::TSTRING
+    }
+
+    /// Pushes `t[name]` (raw) for the table at `idx`, returning its type.
+    fn get(&self, l: L, idx: c_int, which: usize) -> c_int {
+        let idx = l.absolute(idx);
+        l.raw_get_index(raw::REGISTRY, self.refs[which] as i64);
+        l.raw_get(idx);
+        l.kind(-1)
+    }
+}
+
+const ERR: usize = 0;
+const OK: usize = 1;
+const DOUBLE: usize = 2;
+const BIG_NUMBER: usize = 3;
+const VERBATIM: usize = 4;
+const MAP: usize = 5;
+const SET: usize = 6;
+
+/// Writes the Lua value on top of the stack (popped) as a reply on `out`, as Redis converts a
+/// script's return value. `script_resp3` is the protocol the script chose with setresp.
+pub fn emit(
+    l: L,
+    keys: &ReplyKeys,
+    out: &mut dyn ReplySink,
+    script_resp3: bool,
+    top_level_error: &mut Option<(String, bool)>,
+) {
+    emit_value(l, keys, out, script_resp3, 0, top_level_error);
+}
+
+fn emit_value(
+    l: L,
+    keys: &ReplyKeys,
+    out: &mut dyn ReplySink,
+    resp3: bool,
+    depth: usize,
+    top_error: &mut Option<(String, bool)>,
+) {
     if depth > MAX_DEPTH || !l.check_stack(4) {
         l.pop(1);
         out.error("ERR reached lua stack limit");
@@ -283,7 +381,7 @@ fn emit_value(l: L, out: &mut dyn ReplySink, resp3: bool, depth: usize, top_erro
         }
         raw::TNUMBER => out.integer(lua_number_to_i64(l.to_number(-1))),
         raw::TTABLE => {
-            emit_table(l, out, resp3, depth, top_error);
+            emit_table(l, keys, out, resp3, depth, top_error);
             return;
         }
         _ => out.null(),
@@ -296,11 +394,19 @@ fn lua_number_to_i64(n: f64) -> i64 {
     n as i64
 }
 
-fn emit_table(l: L, out: &mut dyn ReplySink, resp3: bool, depth: usize, top_error: &mut Option<(String, bool)>) {
-    if l.raw_get_field(-1, "err") == raw::TSTRING {
+fn emit_table(
+    l: L,
+    keys: &ReplyKeys,
+    out: &mut dyn ReplySink,
+    resp3: bool,
+    depth: usize,
+    top_error: &mut Option<(String, bool)>,
+) {
+    if keys.get(l, -1, ERR) == raw::TSTRING {
         let msg = String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned();
         l.pop(1);
-        let counted = l.raw_get_field(-1, "ignore_error_stats_update") == raw::TBOOLEAN && l.to_bool(-1);
+        let counted =
+            l.raw_get_field(-1, "ignore_error_stats_update") == raw::TBOOLEAN && l.to_bool(-1);
         l.pop(2);
         if depth == 0 {
             // The caller replies it, so it can honour `counted`.
@@ -313,28 +419,29 @@ fn emit_table(l: L, out: &mut dyn ReplySink, resp3: bool, depth: usize, top_erro
         return;
     }
     l.pop(1);
-    if l.raw_get_field(-1, "ok") == raw::TSTRING {
+    if keys.get(l, -1, OK) == raw::TSTRING {
         let text = String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned();
         l.pop(2);
         out.simple(&text);
         return;
     }
     l.pop(1);
-    if l.raw_get_field(-1, "double") == raw::TNUMBER {
+    if keys.get(l, -1, DOUBLE) == raw::TNUMBER {
         let d = l.to_number(-1);
         l.pop(2);
         out.double(d);
         return;
     }
     l.pop(1);
-    if l.raw_get_field(-1, "big_number") == raw::TSTRING {
-        let digits = String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).replace(['\r', '\n'], " ");
+    if keys.get(l, -1, BIG_NUMBER) == raw::TSTRING {
+        let digits =
+            String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).replace(['\r', '\n'], " ");
         l.pop(2);
         out.big_number(&digits);
         return;
     }
     l.pop(1);
-    if l.raw_get_field(-1, "verbatim_string") == raw::TTABLE {
+    if keys.get(l, -1, VERBATIM) == raw::TTABLE {
         let format_kind = l.raw_get_field(-1, "format");
         let string_kind = l.raw_get_field(-2, "string");
         if format_kind == raw::TSTRING && string_kind == raw::TSTRING {
@@ -347,27 +454,27 @@ fn emit_table(l: L, out: &mut dyn ReplySink, resp3: bool, depth: usize, top_erro
         l.pop(2);
     }
     l.pop(1);
-    if l.raw_get_field(-1, "map") == raw::TTABLE {
+    if keys.get(l, -1, MAP) == raw::TTABLE {
         let pairs = count_pairs(l);
         out.map(pairs);
         l.push_nil();
         while l.next(-2) {
             l.push_value(-2);
-            emit_value(l, out, resp3, depth + 1, &mut None);
-            emit_value(l, out, resp3, depth + 1, &mut None);
+            emit_value(l, keys, out, resp3, depth + 1, &mut None);
+            emit_value(l, keys, out, resp3, depth + 1, &mut None);
         }
         l.pop(2);
         return;
     }
     l.pop(1);
-    if l.raw_get_field(-1, "set") == raw::TTABLE {
+    if keys.get(l, -1, SET) == raw::TTABLE {
         let members = count_pairs(l);
         out.set(members);
         l.push_nil();
         while l.next(-2) {
             l.pop(1);
             l.push_value(-1);
-            emit_value(l, out, resp3, depth + 1, &mut None);
+            emit_value(l, keys, out, resp3, depth + 1, &mut None);
         }
         l.pop(2);
         return;
@@ -383,7 +490,7 @@ fn emit_table(l: L, out: &mut dyn ReplySink, resp3: bool, depth: usize, top_erro
     out.array(len as usize);
     for i in 1..=len {
         l.raw_get_index(-1, i);
-        emit_value(l, out, resp3, depth + 1, &mut None);
+        emit_value(l, keys, out, resp3, depth + 1, &mut None);
     }
     l.pop(1);
 }
@@ -410,7 +517,9 @@ pub fn command_args(l: L) -> Result<Vec<bytes::Bytes>, &'static str> {
     for i in 1..=n as c_int {
         match l.kind(i) {
             raw::TNUMBER => args.push(bytes::Bytes::from(format_double(l.to_number(i)))),
-            raw::TSTRING => args.push(bytes::Bytes::copy_from_slice(l.to_bytes(i).unwrap_or_default())),
+            raw::TSTRING => args.push(bytes::Bytes::copy_from_slice(
+                l.to_bytes(i).unwrap_or_default(),
+            )),
             _ => return Err("Lua redis lib command arguments must be strings or integers"),
         }
     }

@@ -3,16 +3,12 @@
 
 use crate::api;
 use crate::raw::{self, L};
-use crate::reply::emit;
+use crate::reply::{emit, ReplyKeys};
 use crate::{Host, ScriptError};
 use bytes::Bytes;
 use moonkv_protocol::ReplySink;
 use std::ffi::c_int;
 
-/// Registry field holding a pointer to the running script's [`RunCtx`].
-pub(crate) const RUN_CTX_KEY: &str = "__moonkv_run_ctx";
-/// Registry field of the error handler (function VMs; EVAL's is a global, as in Redis).
-const HANDLER_KEY: &str = "__moonkv_error_handler";
 /// Registry fields of a function VM: the real globals, and the API a library sees on load.
 const GLOBALS_KEY: &str = "__moonkv_globals";
 const LIBRARY_API_KEY: &str = "__moonkv_library_api";
@@ -21,9 +17,38 @@ const EVAL_HANDLER_GLOBAL: &str = "__redis__err__handler";
 
 /// Globals a script may see; everything else the libraries define is removed.
 const ALLOWED_GLOBALS: &[&str] = &[
-    "string", "cjson", "bit", "cmsgpack", "math", "table", "struct", "redis", "xpcall", "tostring", "setmetatable", "next", "assert", "tonumber",
-    "rawequal", "collectgarbage", "getmetatable", "rawset", "pcall", "coroutine", "type", "_G", "select", "unpack", "gcinfo", "pairs", "rawget",
-    "loadstring", "ipairs", "_VERSION", "load", "error",
+    "string",
+    "cjson",
+    "bit",
+    "cmsgpack",
+    "math",
+    "table",
+    "struct",
+    "redis",
+    "xpcall",
+    "tostring",
+    "setmetatable",
+    "next",
+    "assert",
+    "tonumber",
+    "rawequal",
+    "collectgarbage",
+    "getmetatable",
+    "rawset",
+    "pcall",
+    "coroutine",
+    "type",
+    "_G",
+    "select",
+    "unpack",
+    "gcinfo",
+    "pairs",
+    "rawget",
+    "loadstring",
+    "ipairs",
+    "_VERSION",
+    "load",
+    "error",
 ];
 
 /// What a script's error handler does: find the script line that raised (skipping a C
@@ -74,6 +99,7 @@ pub(crate) struct RunCtx<'a> {
     pub registered: Option<&'a mut Vec<RegisteredFunction>>,
     /// When loading a library must stop (FUNCTION LOAD's time limit).
     pub deadline: Option<std::time::Instant>,
+    pub reply_keys: Option<ReplyKeys>,
 }
 
 /// How long a library's code may run while FUNCTION LOAD registers its functions.
@@ -85,7 +111,9 @@ const HOOK_INSTRUCTIONS: c_int = 100_000;
 /// every line, so a pcall in the library cannot swallow the error and go on looping.
 unsafe extern "C-unwind" fn load_hook(l: *mut raw::State, _ar: *mut raw::Debug) {
     let l = L(l);
-    let expired = api::run_ctx(l).and_then(|c| c.deadline).is_some_and(|d| std::time::Instant::now() > d);
+    let expired = api::run_ctx(l)
+        .and_then(|c| c.deadline)
+        .is_some_and(|d| std::time::Instant::now() > d);
     if expired {
         l.set_hook(Some(load_hook), raw::LUA_MASKLINE, 0);
         crate::reply::push_error_table(l, "FUNCTION LOAD timeout", false);
@@ -96,6 +124,15 @@ unsafe extern "C-unwind" fn load_hook(l: *mut raw::State, _ar: *mut raw::Debug) 
 pub struct LuaVm {
     l: L,
     kind: VmKind,
+    /// Registry references read on every run (integer keys: no string hashing per call):
+    /// the error handler, and the strings "KEYS" and "ARGV".
+    handler_ref: c_int,
+    keys_name_ref: c_int,
+    argv_name_ref: c_int,
+    reply_keys: Option<ReplyKeys>,
+    /// Two empty tables handed out as KEYS/ARGV when a call has none, so that the common
+    /// no-argument call makes no garbage; replaced if a script put something in one.
+    empty_refs: [c_int; 2],
 }
 
 // SAFETY: a LuaVm owns its Lua state exclusively and holds no thread-bound data; the server
@@ -112,7 +149,15 @@ impl Drop for LuaVm {
 impl LuaVm {
     pub fn new(kind: VmKind) -> LuaVm {
         let l = raw::new_state().expect("cannot allocate a Lua state");
-        let vm = LuaVm { l, kind };
+        let mut vm = LuaVm {
+            l,
+            kind,
+            handler_ref: 0,
+            keys_name_ref: 0,
+            argv_name_ref: 0,
+            reply_keys: None,
+            empty_refs: [0; 2],
+        };
         vm.set_up();
         vm
     }
@@ -121,7 +166,7 @@ impl LuaVm {
         self.kind
     }
 
-    fn set_up(&self) {
+    fn set_up(&mut self) {
         let l = self.l;
         raw::open_lib(l, "", raw::luaopen_base);
         raw::open_lib(l, "table", raw::luaopen_table);
@@ -147,11 +192,24 @@ impl LuaVm {
         remove_unlisted_globals(l);
 
         // The error handler; loading it also removes the `debug` global.
-        assert!(l.load(ERROR_HANDLER_SOURCE.as_bytes(), "@err_handler_def"), "error handler compiles");
+        assert!(
+            l.load(ERROR_HANDLER_SOURCE.as_bytes(), "@err_handler_def"),
+            "error handler compiles"
+        );
         assert!(l.pcall(0, 1, 0), "error handler loads");
-        match self.kind {
-            VmKind::Eval => l.raw_set_field(raw::GLOBALS, EVAL_HANDLER_GLOBAL),
-            VmKind::Functions => l.raw_set_field(raw::REGISTRY, HANDLER_KEY),
+        if self.kind == VmKind::Eval {
+            l.push_value(-1);
+            l.raw_set_field(raw::GLOBALS, EVAL_HANDLER_GLOBAL);
+        }
+        self.handler_ref = l.registry_ref();
+        l.push_str("KEYS");
+        self.keys_name_ref = l.registry_ref();
+        l.push_str("ARGV");
+        self.argv_name_ref = l.registry_ref();
+        self.reply_keys = Some(ReplyKeys::new(l));
+        for r in &mut self.empty_refs {
+            l.new_table(0, 0);
+            *r = l.registry_ref();
         }
 
         if self.kind == VmKind::Functions {
@@ -220,14 +278,25 @@ impl LuaVm {
             Err(format!("Error compiling function: {msg}"))
         } else {
             let deadline = Some(std::time::Instant::now() + LOAD_TIMEOUT);
-            let mut ctx = RunCtx { host: None, resp3: false, in_call: false, registered: Some(&mut registered), deadline };
+            let mut ctx = RunCtx {
+                host: None,
+                resp3: false,
+                in_call: false,
+                registered: Some(&mut registered),
+                deadline,
+                reply_keys: self.reply_keys,
+            };
             l.set_hook(Some(load_hook), raw::LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
-            let ok = with_run_ctx(l, &mut ctx, || l.pcall(0, 0, 0));
+            let ok = with_run_ctx(&mut ctx, || l.pcall(0, 0, 0));
             l.set_hook(None, 0, 0);
             if ok {
                 Ok(())
             } else {
-                let msg = if l.kind(-1) == raw::TTABLE { api::error_message(l) } else { format!("ERR {}", api::error_message(l)) };
+                let msg = if l.kind(-1) == raw::TTABLE {
+                    api::error_message(l)
+                } else {
+                    format!("ERR {}", api::error_message(l))
+                };
                 l.pop(1);
                 Err(format!("Error registering functions: {msg}"))
             }
@@ -260,35 +329,52 @@ impl LuaVm {
     /// Runs a compiled script (EVAL: KEYS and ARGV become globals) or function (FCALL: they
     /// are its two arguments) and writes its reply to `out`. `name` is what error messages call
     /// it (the script's SHA1 or the function's name).
-    pub fn run(&mut self, f: CompiledId, name: &str, keys: &[Bytes], args: &[Bytes], host: &mut dyn Host, out: &mut dyn ReplySink) -> Result<(), ScriptError> {
+    pub fn run(
+        &mut self,
+        f: CompiledId,
+        name: &str,
+        keys: &[Bytes],
+        args: &[Bytes],
+        host: &mut dyn Host,
+        out: &mut dyn ReplySink,
+    ) -> Result<(), ScriptError> {
         let l = self.l;
         let base = l.top();
         l.check_stack(8);
-        match self.kind {
-            VmKind::Eval => l.raw_get_field(raw::GLOBALS, EVAL_HANDLER_GLOBAL),
-            VmKind::Functions => l.raw_get_field(raw::REGISTRY, HANDLER_KEY),
-        };
+        l.raw_get_index(raw::REGISTRY, self.handler_ref as i64);
         let handler = l.top();
         l.raw_get_index(raw::REGISTRY, f as i64);
-        push_string_array(l, keys);
-        push_string_array(l, args);
+        self.push_array(0, keys);
+        self.push_array(1, args);
         let nargs = match self.kind {
             VmKind::Eval => {
                 l.set_readonly(raw::GLOBALS, false);
-                l.raw_set_field(raw::GLOBALS, "ARGV");
-                l.raw_set_field(raw::GLOBALS, "KEYS");
+                l.raw_get_index(raw::REGISTRY, self.argv_name_ref as i64);
+                l.insert(-2);
+                l.raw_set(raw::GLOBALS);
+                l.raw_get_index(raw::REGISTRY, self.keys_name_ref as i64);
+                l.insert(-2);
+                l.raw_set(raw::GLOBALS);
                 l.set_readonly(raw::GLOBALS, true);
                 0
             }
             VmKind::Functions => 2,
         };
-        let mut ctx = RunCtx { host: Some(host), resp3: false, in_call: false, registered: None, deadline: None };
-        let ok = with_run_ctx(l, &mut ctx, || l.pcall(nargs, 1, handler));
+        let mut ctx = RunCtx {
+            host: Some(host),
+            resp3: false,
+            in_call: false,
+            registered: None,
+            deadline: None,
+            reply_keys: self.reply_keys,
+        };
+        let ok = with_run_ctx(&mut ctx, || l.pcall(nargs, 1, handler));
         let resp3 = ctx.resp3;
         drop(ctx);
         let result = if ok {
             let mut top_error = None;
-            emit(l, out, resp3, &mut top_error);
+            let keys = self.reply_keys.expect("set up");
+            emit(l, &keys, out, resp3, &mut top_error);
             match top_error {
                 Some((message, counted)) => Err(ScriptError { message, counted }),
                 None => Ok(()),
@@ -299,8 +385,51 @@ impl LuaVm {
             Err(err)
         };
         l.set_top(base);
+        if keys.is_empty() {
+            self.renew_empty_if_used(0);
+        }
+        if args.is_empty() {
+            self.renew_empty_if_used(1);
+        }
         self.collect_garbage_sometimes();
         result
+    }
+
+    /// Pushes `items` as a Lua array; the shared empty table `slot` when there are none.
+    fn push_array(&self, slot: usize, items: &[Bytes]) {
+        if items.is_empty() {
+            self.l
+                .raw_get_index(raw::REGISTRY, self.empty_refs[slot] as i64);
+        } else {
+            push_string_array(self.l, items);
+        }
+    }
+
+    /// After a run that got the shared empty table `slot`: if the script stored something in
+    /// it or gave it a metatable, the next run gets a fresh one.
+    fn renew_empty_if_used(&mut self, slot: usize) {
+        let l = self.l;
+        l.raw_get_index(raw::REGISTRY, self.empty_refs[slot] as i64);
+        l.push_nil();
+        let used = if l.next(-2) {
+            l.pop(2);
+            true
+        } else {
+            false
+        };
+        let used = used || {
+            let has_meta = l.get_metatable(-1);
+            if has_meta {
+                l.pop(1);
+            }
+            has_meta
+        };
+        l.pop(1);
+        if used {
+            l.registry_unref(self.empty_refs[slot]);
+            l.new_table(0, 0);
+            self.empty_refs[slot] = l.registry_ref();
+        }
     }
 
     /// A small GC step every 50 runs, so a full collection never lands on one script.
@@ -326,33 +455,51 @@ impl LuaVm {
     }
 }
 
-/// Runs `f` with `ctx` reachable from the C functions, and unreachable again afterwards.
-fn with_run_ctx<R>(l: L, ctx: &mut RunCtx<'_>, f: impl FnOnce() -> R) -> R {
-    l.push_light(ctx as *mut RunCtx<'_> as *mut std::ffi::c_void);
-    l.raw_set_field(raw::REGISTRY, RUN_CTX_KEY);
+thread_local! {
+    /// The [`RunCtx`] of the script running on this thread (null when none). Scripts run on
+    /// the thread that called [`LuaVm::run`], and the C functions they call run there too.
+    static RUN_CTX: std::cell::Cell<*mut std::ffi::c_void> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
+/// The running script's context as stored by [`with_run_ctx`] (null outside a run).
+pub(crate) fn current_run_ctx() -> *mut std::ffi::c_void {
+    RUN_CTX.with(|c| c.get())
+}
+
+/// Runs `f` with `ctx` reachable from the C functions, and unreachable again afterwards
+/// (restoring any outer context, though runs do not nest).
+fn with_run_ctx<R>(ctx: &mut RunCtx<'_>, f: impl FnOnce() -> R) -> R {
+    let outer = RUN_CTX.with(|c| c.replace(ctx as *mut RunCtx<'_> as *mut std::ffi::c_void));
     let r = f();
-    l.push_nil();
-    l.raw_set_field(raw::REGISTRY, RUN_CTX_KEY);
+    RUN_CTX.with(|c| c.set(outer));
     r
 }
 
 /// Builds the error reply of a failed run from the handler's `{err, source, line}` table.
 fn script_error(l: L, name: &str) -> ScriptError {
     if l.kind(-1) != raw::TTABLE {
-        let msg = l.to_bytes(-1).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_else(|| "execution failure".into());
+        let msg = l
+            .to_bytes(-1)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_else(|| "execution failure".into());
         let msg: String = msg.chars().take(100).collect();
-        return ScriptError { message: format!("ERR Error running script {name}, {msg}"), counted: false };
+        return ScriptError {
+            message: format!("ERR Error running script {name}, {msg}"),
+            counted: false,
+        };
     }
     let field = |key: &str| {
         let t = l.raw_get_field(-1, key);
-        let v = (t == raw::TSTRING || t == raw::TNUMBER).then(|| String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned());
+        let v = (t == raw::TSTRING || t == raw::TNUMBER)
+            .then(|| String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned());
         l.pop(1);
         v
     };
     let msg = field("err").unwrap_or_else(|| "ERR unknown error".into());
     let source = field("source");
     let line = field("line");
-    let counted = l.raw_get_field(-1, "ignore_error_stats_update") == raw::TBOOLEAN && l.to_bool(-1);
+    let counted =
+        l.raw_get_field(-1, "ignore_error_stats_update") == raw::TBOOLEAN && l.to_bool(-1);
     l.pop(1);
     let message = match (source, line) {
         (Some(source), Some(line)) => format!("{msg} script: {name}, on {source}:{line}."),
@@ -386,12 +533,22 @@ fn register_redis_api(l: L, eval: bool) {
         l.raw_set_field(-2, name);
     }
     register_log_and_version(l);
-    for (name, value) in [("REPL_NONE", crate::repl::NONE), ("REPL_AOF", crate::repl::AOF), ("REPL_SLAVE", crate::repl::REPLICA), ("REPL_REPLICA", crate::repl::REPLICA), ("REPL_ALL", crate::repl::ALL)] {
+    for (name, value) in [
+        ("REPL_NONE", crate::repl::NONE),
+        ("REPL_AOF", crate::repl::AOF),
+        ("REPL_SLAVE", crate::repl::REPLICA),
+        ("REPL_REPLICA", crate::repl::REPLICA),
+        ("REPL_ALL", crate::repl::ALL),
+    ] {
         l.push_number(value as f64);
         l.raw_set_field(-2, name);
     }
     if eval {
-        for (name, f) in [("breakpoint", api::breakpoint as raw::CFunction), ("debug", api::debug), ("replicate_commands", api::replicate_commands)] {
+        for (name, f) in [
+            ("breakpoint", api::breakpoint as raw::CFunction),
+            ("debug", api::debug),
+            ("replicate_commands", api::replicate_commands),
+        ] {
             l.push_function(f);
             l.raw_set_field(-2, name);
         }
@@ -405,7 +562,12 @@ const REDIS_VERSION_NUM: i64 = 0x07_00_0f;
 fn register_log_and_version(l: L) {
     l.push_function(api::log);
     l.raw_set_field(-2, "log");
-    for (name, level) in [("LOG_DEBUG", crate::log_level::DEBUG), ("LOG_VERBOSE", crate::log_level::VERBOSE), ("LOG_NOTICE", crate::log_level::NOTICE), ("LOG_WARNING", crate::log_level::WARNING)] {
+    for (name, level) in [
+        ("LOG_DEBUG", crate::log_level::DEBUG),
+        ("LOG_VERBOSE", crate::log_level::VERBOSE),
+        ("LOG_NOTICE", crate::log_level::NOTICE),
+        ("LOG_WARNING", crate::log_level::WARNING),
+    ] {
         l.push_number(level as f64);
         l.raw_set_field(-2, name);
     }
@@ -465,7 +627,12 @@ fn protect_recursively(l: L) {
 
 /// Makes the metatables of the basic types (the string metatable, chiefly) read-only.
 fn protect_basic_type_metatables(l: L) {
-    let pushers: [fn(L); 4] = [|l| l.push_nil(), |l| l.push_str(""), |l| l.push_number(0.0), |l| l.push_bool(false)];
+    let pushers: [fn(L); 4] = [
+        |l| l.push_nil(),
+        |l| l.push_str(""),
+        |l| l.push_number(0.0),
+        |l| l.push_bool(false),
+    ];
     for push in pushers {
         push(l);
         if l.get_metatable(-1) {

@@ -31,9 +31,18 @@ impl Host for EchoHost {
 }
 
 fn eval(vm: &mut LuaVm, body: &str, keys: &[&str], args: &[&str]) -> Result<String, ScriptError> {
-    let f = vm.compile(body.as_bytes()).map_err(|m| ScriptError { message: m, counted: false })?;
-    let keys: Vec<Bytes> = keys.iter().map(|k| Bytes::copy_from_slice(k.as_bytes())).collect();
-    let args: Vec<Bytes> = args.iter().map(|k| Bytes::copy_from_slice(k.as_bytes())).collect();
+    let f = vm.compile(body.as_bytes()).map_err(|m| ScriptError {
+        message: m,
+        counted: false,
+    })?;
+    let keys: Vec<Bytes> = keys
+        .iter()
+        .map(|k| Bytes::copy_from_slice(k.as_bytes()))
+        .collect();
+    let args: Vec<Bytes> = args
+        .iter()
+        .map(|k| Bytes::copy_from_slice(k.as_bytes()))
+        .collect();
     let mut out = Vec::new();
     let mut w = RespWriter::new(&mut out, Protocol::Resp2);
     let r = vm.run(f, "sha", &keys, &args, &mut EchoHost, &mut w);
@@ -46,91 +55,263 @@ fn returns_convert_like_redis() {
     let mut vm = LuaVm::new(VmKind::Eval);
     assert_eq!(eval(&mut vm, "return 1", &[], &[]).unwrap(), ":1\r\n");
     assert_eq!(eval(&mut vm, "return 3.99", &[], &[]).unwrap(), ":3\r\n");
-    assert_eq!(eval(&mut vm, "return 'x'", &[], &[]).unwrap(), "$1\r\nx\r\n");
-    assert_eq!(eval(&mut vm, "return {1,2,nil,4}", &[], &[]).unwrap(), "*2\r\n:1\r\n:2\r\n");
+    assert_eq!(
+        eval(&mut vm, "return 'x'", &[], &[]).unwrap(),
+        "$1\r\nx\r\n"
+    );
+    assert_eq!(
+        eval(&mut vm, "return {1,2,nil,4}", &[], &[]).unwrap(),
+        "*2\r\n:1\r\n:2\r\n"
+    );
     assert_eq!(eval(&mut vm, "return true", &[], &[]).unwrap(), ":1\r\n");
     assert_eq!(eval(&mut vm, "return false", &[], &[]).unwrap(), "$-1\r\n");
-    assert_eq!(eval(&mut vm, "return {ok='fine'}", &[], &[]).unwrap(), "+fine\r\n");
-    assert_eq!(eval(&mut vm, "return {KEYS[1], ARGV[1]}", &["k"], &["a"]).unwrap(), "*2\r\n$1\r\nk\r\n$1\r\na\r\n");
-    assert_eq!(eval(&mut vm, "return redis.call('echo', 'hi', 5)", &[], &[]).unwrap(), "*3\r\n$4\r\necho\r\n$2\r\nhi\r\n$1\r\n5\r\n");
+    assert_eq!(
+        eval(&mut vm, "return {ok='fine'}", &[], &[]).unwrap(),
+        "+fine\r\n"
+    );
+    assert_eq!(
+        eval(&mut vm, "return {KEYS[1], ARGV[1]}", &["k"], &["a"]).unwrap(),
+        "*2\r\n$1\r\nk\r\n$1\r\na\r\n"
+    );
+    assert_eq!(
+        eval(&mut vm, "return redis.call('echo', 'hi', 5)", &[], &[]).unwrap(),
+        "*3\r\n$4\r\necho\r\n$2\r\nhi\r\n$1\r\n5\r\n"
+    );
 }
 
 #[test]
 fn errors_carry_the_script_position() {
     let mut vm = LuaVm::new(VmKind::Eval);
     let e = eval(&mut vm, "return redis.call('fail')", &[], &[]).unwrap_err();
-    assert_eq!(e.message, "ERR failed on purpose script: sha, on @user_script:1.");
+    assert_eq!(
+        e.message,
+        "ERR failed on purpose script: sha, on @user_script:1."
+    );
     assert!(e.counted);
     let e = eval(&mut vm, "\nreturn a", &[], &[]).unwrap_err();
     assert_eq!(e.message, "ERR user_script:2: Script attempted to access nonexistent global variable 'a' script: sha, on @user_script:2.");
     let e = eval(&mut vm, "a = 1", &[], &[]).unwrap_err();
-    assert!(e.message.contains("Attempt to modify a readonly table"), "{}", e.message);
+    assert!(
+        e.message.contains("Attempt to modify a readonly table"),
+        "{}",
+        e.message
+    );
     let e = eval(&mut vm, "return redis.call('refuse')", &[], &[]).unwrap_err();
-    assert_eq!(e.message, "ERR This Redis command is not allowed from script script: sha, on @user_script:1.");
+    assert_eq!(
+        e.message,
+        "ERR This Redis command is not allowed from script script: sha, on @user_script:1."
+    );
     let e = eval(&mut vm, "return {err='My Error'}", &[], &[]).unwrap_err();
     assert_eq!(e.message, "My Error");
-    assert_eq!(eval(&mut vm, "local ok, e = pcall(function() redis.call('fail') end) return e", &[], &[]).unwrap(), "$21\r\nERR failed on purpose\r\n");
+    assert_eq!(
+        eval(
+            &mut vm,
+            "local ok, e = pcall(function() redis.call('fail') end) return e",
+            &[],
+            &[]
+        )
+        .unwrap(),
+        "$21\r\nERR failed on purpose\r\n"
+    );
 }
 
 #[test]
 fn sandbox_and_readonly_tables() {
     let mut vm = LuaVm::new(VmKind::Eval);
-    for code in ["rawset(_G, 'x', 1)", "setmetatable(_G, {})", "redis.call = nil", "string.x = 1", "bit.x = 1", "getmetatable('').__index = {}"] {
+    for code in [
+        "rawset(_G, 'x', 1)",
+        "setmetatable(_G, {})",
+        "redis.call = nil",
+        "string.x = 1",
+        "bit.x = 1",
+        "getmetatable('').__index = {}",
+    ] {
         let e = eval(&mut vm, code, &[], &[]).unwrap_err();
-        assert!(e.message.contains("Attempt to modify a readonly table"), "{code}: {}", e.message);
+        assert!(
+            e.message.contains("Attempt to modify a readonly table"),
+            "{code}: {}",
+            e.message
+        );
     }
-    for name in ["print", "loadfile", "dofile", "io", "os", "require", "setfenv", "getfenv", "newproxy", "debug"] {
+    for name in [
+        "print", "loadfile", "dofile", "io", "os", "require", "setfenv", "getfenv", "newproxy",
+        "debug",
+    ] {
         let e = eval(&mut vm, &format!("return {name}"), &[], &[]).unwrap_err();
-        assert!(e.message.contains(&format!("nonexistent global variable '{name}'")), "{name}: {}", e.message);
+        assert!(
+            e.message
+                .contains(&format!("nonexistent global variable '{name}'")),
+            "{name}: {}",
+            e.message
+        );
     }
     // Bytecode is parsed as (invalid) source text, never loaded.
-    let refused = eval(&mut vm, "local f, e = loadstring(string.dump(function() return 1 end)) return {type(f), e}", &[], &[]).unwrap();
-    assert!(refused.starts_with("*2\r\n$3\r\nnil\r\n") && refused.contains("unexpected symbol"), "{refused}");
-    assert_eq!(eval(&mut vm, "return bit.tohex(65535, -2147483648)", &[], &[]).unwrap(), "$8\r\n0000FFFF\r\n");
-    assert_eq!(eval(&mut vm, "return redis.sha1hex('Pizza & Mandolino')", &[], &[]).unwrap(), "$40\r\n74822d82031af7493c20eefa13bd07ec4fada82f\r\n");
+    let refused = eval(
+        &mut vm,
+        "local f, e = loadstring(string.dump(function() return 1 end)) return {type(f), e}",
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert!(
+        refused.starts_with("*2\r\n$3\r\nnil\r\n") && refused.contains("unexpected symbol"),
+        "{refused}"
+    );
+    assert_eq!(
+        eval(&mut vm, "return bit.tohex(65535, -2147483648)", &[], &[]).unwrap(),
+        "$8\r\n0000FFFF\r\n"
+    );
+    assert_eq!(
+        eval(
+            &mut vm,
+            "return redis.sha1hex('Pizza & Mandolino')",
+            &[],
+            &[]
+        )
+        .unwrap(),
+        "$40\r\n74822d82031af7493c20eefa13bd07ec4fada82f\r\n"
+    );
 }
 
 #[test]
 fn cjson_matches_redis() {
     let mut vm = LuaVm::new(VmKind::Eval);
     let run = |vm: &mut LuaVm, code: &str| eval(vm, code, &[], &[]);
-    assert_eq!(run(&mut vm, "return cjson.encode({1,2,3,'a/b',true,false})").unwrap(), "$25\r\n[1,2,3,\"a\\/b\",true,false]\r\n");
-    assert_eq!(run(&mut vm, "return cjson.encode({})").unwrap(), "$2\r\n{}\r\n");
-    assert_eq!(run(&mut vm, "return cjson.encode(0.1)").unwrap(), "$3\r\n0.1\r\n");
-    assert_eq!(run(&mut vm, "return cjson.encode(1/3)").unwrap(), "$16\r\n0.33333333333333\r\n");
-    assert_eq!(run(&mut vm, "return cjson.encode({a=cjson.null})").unwrap(), "$10\r\n{\"a\":null}\r\n");
-    assert_eq!(run(&mut vm, "return cjson.encode('\\1\\n')").unwrap(), "$10\r\n\"\\u0001\\n\"\r\n");
+    assert_eq!(
+        run(&mut vm, "return cjson.encode({1,2,3,'a/b',true,false})").unwrap(),
+        "$25\r\n[1,2,3,\"a\\/b\",true,false]\r\n"
+    );
+    assert_eq!(
+        run(&mut vm, "return cjson.encode({})").unwrap(),
+        "$2\r\n{}\r\n"
+    );
+    assert_eq!(
+        run(&mut vm, "return cjson.encode(0.1)").unwrap(),
+        "$3\r\n0.1\r\n"
+    );
+    assert_eq!(
+        run(&mut vm, "return cjson.encode(1/3)").unwrap(),
+        "$16\r\n0.33333333333333\r\n"
+    );
+    assert_eq!(
+        run(&mut vm, "return cjson.encode({a=cjson.null})").unwrap(),
+        "$10\r\n{\"a\":null}\r\n"
+    );
+    assert_eq!(
+        run(&mut vm, "return cjson.encode('\\1\\n')").unwrap(),
+        "$10\r\n\"\\u0001\\n\"\r\n"
+    );
     let sparse = run(&mut vm, "return cjson.encode({[1]=1, [20]=2})").unwrap_err();
-    assert!(sparse.message.contains("Cannot serialise table: excessively sparse array"), "{}", sparse.message);
-    assert_eq!(run(&mut vm, "return table.concat(cjson.decode('[0.0, -5e3, -1, 0.3e-3, 1023.2, 0e10]'), ' ')").unwrap(), "$26\r\n0 -5000 -1 0.0003 1023.2 0\r\n");
-    assert_eq!(run(&mut vm, "local t = cjson.decode('{\"a\":[1,{\"b\":\"\\\\u00e9\"}]}') return t.a[2].b").unwrap(), "$2\r\n\u{e9}\r\n");
+    assert!(
+        sparse
+            .message
+            .contains("Cannot serialise table: excessively sparse array"),
+        "{}",
+        sparse.message
+    );
+    assert_eq!(
+        run(
+            &mut vm,
+            "return table.concat(cjson.decode('[0.0, -5e3, -1, 0.3e-3, 1023.2, 0e10]'), ' ')"
+        )
+        .unwrap(),
+        "$26\r\n0 -5000 -1 0.0003 1023.2 0\r\n"
+    );
+    assert_eq!(
+        run(
+            &mut vm,
+            "local t = cjson.decode('{\"a\":[1,{\"b\":\"\\\\u00e9\"}]}') return t.a[2].b"
+        )
+        .unwrap(),
+        "$2\r\n\u{e9}\r\n"
+    );
     let bad = run(&mut vm, "return cjson.decode('[1,]')").unwrap_err();
-    assert!(bad.message.contains("Expected value but found T_ARR_END at character 4"), "{}", bad.message);
+    assert!(
+        bad.message
+            .contains("Expected value but found T_ARR_END at character 4"),
+        "{}",
+        bad.message
+    );
     let bad = run(&mut vm, "return cjson.decode('{\"a\" 1}')").unwrap_err();
-    assert!(bad.message.contains("Expected colon but found T_NUMBER at character 6"), "{}", bad.message);
-    assert_eq!(run(&mut vm, "return cjson.decode('null') == cjson.null").unwrap(), ":1\r\n");
+    assert!(
+        bad.message
+            .contains("Expected colon but found T_NUMBER at character 6"),
+        "{}",
+        bad.message
+    );
+    assert_eq!(
+        run(&mut vm, "return cjson.decode('null') == cjson.null").unwrap(),
+        ":1\r\n"
+    );
 }
 
 #[test]
 fn cmsgpack_and_struct_match_redis() {
     let mut vm = LuaVm::new(VmKind::Eval);
-    let hex = |code: &str| format!("local e = {code} local h = '' for i = 1, #e do h = h .. string.format('%02x', string.byte(e, i)) end return h");
+    let hex = |code: &str| {
+        format!("local e = {code} local h = '' for i = 1, #e do h = h .. string.format('%02x', string.byte(e, i)) end return h")
+    };
     let run = |vm: &mut LuaVm, code: &str| eval(vm, code, &[], &[]);
-    assert_eq!(run(&mut vm, &hex("cmsgpack.pack(0.1)")).unwrap(), "$18\r\ncb3fb999999999999a\r\n");
-    assert_eq!(run(&mut vm, &hex("cmsgpack.pack(-1099511627776)")).unwrap(), "$18\r\nd3ffffff0000000000\r\n");
-    assert_eq!(run(&mut vm, &hex("cmsgpack.pack({1,2,3}, 'ab', -5, 300)")).unwrap(), "$22\r\n93010203a26162fbcd012c\r\n");
-    assert_eq!(run(&mut vm, "local t = cmsgpack.unpack(cmsgpack.pack({a={1,2},b='x'})) return {t.a[2], t.b}").unwrap(), "*2\r\n:2\r\n$1\r\nx\r\n");
-    assert_eq!(run(&mut vm, "local o, v = cmsgpack.unpack_one(cmsgpack.pack(1, 2), 0) return {o, v}").unwrap(), "*2\r\n:1\r\n:1\r\n");
-    assert_eq!(run(&mut vm, &hex("struct.pack('>i2<HBs', 1, 2, 3, 'ab')")).unwrap(), "$16\r\n0001020003616200\r\n");
-    assert_eq!(run(&mut vm, "return {struct.unpack('>i2<H', struct.pack('>i2<H', -2, 513))}").unwrap(), "*3\r\n:-2\r\n:513\r\n:5\r\n");
-    assert_eq!(run(&mut vm, "return struct.size('!4bi')").unwrap(), ":8\r\n");
+    assert_eq!(
+        run(&mut vm, &hex("cmsgpack.pack(0.1)")).unwrap(),
+        "$18\r\ncb3fb999999999999a\r\n"
+    );
+    assert_eq!(
+        run(&mut vm, &hex("cmsgpack.pack(-1099511627776)")).unwrap(),
+        "$18\r\nd3ffffff0000000000\r\n"
+    );
+    assert_eq!(
+        run(&mut vm, &hex("cmsgpack.pack({1,2,3}, 'ab', -5, 300)")).unwrap(),
+        "$22\r\n93010203a26162fbcd012c\r\n"
+    );
+    assert_eq!(
+        run(
+            &mut vm,
+            "local t = cmsgpack.unpack(cmsgpack.pack({a={1,2},b='x'})) return {t.a[2], t.b}"
+        )
+        .unwrap(),
+        "*2\r\n:2\r\n$1\r\nx\r\n"
+    );
+    assert_eq!(
+        run(
+            &mut vm,
+            "local o, v = cmsgpack.unpack_one(cmsgpack.pack(1, 2), 0) return {o, v}"
+        )
+        .unwrap(),
+        "*2\r\n:1\r\n:1\r\n"
+    );
+    assert_eq!(
+        run(&mut vm, &hex("struct.pack('>i2<HBs', 1, 2, 3, 'ab')")).unwrap(),
+        "$16\r\n0001020003616200\r\n"
+    );
+    assert_eq!(
+        run(
+            &mut vm,
+            "return {struct.unpack('>i2<H', struct.pack('>i2<H', -2, 513))}"
+        )
+        .unwrap(),
+        "*3\r\n:-2\r\n:513\r\n:5\r\n"
+    );
+    assert_eq!(
+        run(&mut vm, "return struct.size('!4bi')").unwrap(),
+        ":8\r\n"
+    );
 }
 
 #[test]
 fn math_random_follows_redis_for_a_seed() {
     // Values printed by redis-server 7.0.15 for the same script.
     let mut vm = LuaVm::new(VmKind::Eval);
-    assert_eq!(eval(&mut vm, "math.randomseed(7) return {math.random(100), math.random(100)}", &[], &[]).unwrap(), "*2\r\n:27\r\n:69\r\n");
+    assert_eq!(
+        eval(
+            &mut vm,
+            "math.randomseed(7) return {math.random(100), math.random(100)}",
+            &[],
+            &[]
+        )
+        .unwrap(),
+        "*2\r\n:27\r\n:69\r\n"
+    );
     let e = eval(&mut vm, "return math.random(1,0)", &[], &[]).unwrap_err();
     assert_eq!(e.message, "ERR user_script:1: bad argument #2 to 'random' (interval is empty) script: sha, on @user_script:1.");
 }

@@ -160,11 +160,19 @@ pub fn restore_value(payload: &[u8], limits: &LoadLimits) -> Result<Value, Resto
     }
     let (body, footer) = payload.split_at(payload.len() - 10);
     let version = u16::from_le_bytes([footer[0], footer[1]]);
-    let crc = u64::from_le_bytes(footer[2..10].try_into().map_err(|_| RestoreError::VersionOrChecksum)?);
+    let crc = u64::from_le_bytes(
+        footer[2..10]
+            .try_into()
+            .map_err(|_| RestoreError::VersionOrChecksum)?,
+    );
     if version > DUMP_RDB_VERSION || CRC64.checksum(&payload[..payload.len() - 8]) != crc {
         return Err(RestoreError::VersionOrChecksum);
     }
-    let mut reader = Reader { data: body, pos: 0, limits };
+    let mut reader = Reader {
+        data: body,
+        pos: 0,
+        limits,
+    };
     let value = reader.value().ok_or(RestoreError::BadFormat)?;
     if reader.pos != body.len() {
         return Err(RestoreError::BadFormat);
@@ -204,16 +212,26 @@ pub fn restore_functions(payload: &[u8]) -> Result<Vec<Vec<u8>>, FunctionsRestor
     }
     let (body, footer) = payload.split_at(payload.len() - 10);
     let version = u16::from_le_bytes([footer[0], footer[1]]);
-    let crc = u64::from_le_bytes(footer[2..10].try_into().map_err(|_| FunctionsRestoreError::VersionOrChecksum)?);
+    let crc = u64::from_le_bytes(
+        footer[2..10]
+            .try_into()
+            .map_err(|_| FunctionsRestoreError::VersionOrChecksum)?,
+    );
     if version > DUMP_RDB_VERSION || CRC64.checksum(&payload[..payload.len() - 8]) != crc {
         return Err(FunctionsRestoreError::VersionOrChecksum);
     }
     let limits = LoadLimits::default();
-    let mut reader = Reader { data: body, pos: 0, limits: &limits };
+    let mut reader = Reader {
+        data: body,
+        pos: 0,
+        limits: &limits,
+    };
     let mut codes = Vec::new();
     while reader.pos < body.len() {
         match reader.byte() {
-            Some(OP_FUNCTION2) => codes.push(reader.string().ok_or(FunctionsRestoreError::Unreadable)?),
+            Some(OP_FUNCTION2) => {
+                codes.push(reader.string().ok_or(FunctionsRestoreError::Unreadable)?)
+            }
             Some(_) => return Err(FunctionsRestoreError::NotAFunction),
             None => return Err(FunctionsRestoreError::Unreadable),
         }
@@ -235,7 +253,11 @@ pub fn read_snapshot(data: &[u8], limits: &LoadLimits) -> Result<Vec<LoadedKey>,
     if !data.starts_with(b"REDIS") || data.len() < 9 {
         return Err(RestoreError::BadFormat);
     }
-    let mut r = Reader { data, pos: 9, limits };
+    let mut r = Reader {
+        data,
+        pos: 9,
+        limits,
+    };
     let mut keys = Vec::new();
     let mut db = 0usize;
     let mut expire_at = None;
@@ -247,20 +269,36 @@ pub fn read_snapshot(data: &[u8], limits: &LoadLimits) -> Result<Vec<LoadedKey>,
                 r.string().ok_or(RestoreError::BadFormat)?;
                 r.string().ok_or(RestoreError::BadFormat)?;
             }
-            OP_SELECTDB => db = r.len().and_then(Result::ok).ok_or(RestoreError::BadFormat)? as usize,
+            OP_SELECTDB => {
+                db = r
+                    .len()
+                    .and_then(Result::ok)
+                    .ok_or(RestoreError::BadFormat)? as usize
+            }
             OP_RESIZEDB => {
-                r.len().and_then(Result::ok).ok_or(RestoreError::BadFormat)?;
-                r.len().and_then(Result::ok).ok_or(RestoreError::BadFormat)?;
+                r.len()
+                    .and_then(Result::ok)
+                    .ok_or(RestoreError::BadFormat)?;
+                r.len()
+                    .and_then(Result::ok)
+                    .ok_or(RestoreError::BadFormat)?;
             }
             OP_EXPIRETIME_MS => {
                 let bytes = r.take(8).ok_or(RestoreError::BadFormat)?;
-                expire_at = Some(u64::from_le_bytes(bytes.try_into().map_err(|_| RestoreError::BadFormat)?) as i64);
+                expire_at = Some(u64::from_le_bytes(
+                    bytes.try_into().map_err(|_| RestoreError::BadFormat)?,
+                ) as i64);
             }
             type_byte => {
                 // Key first, then the value: hand the value reader its type byte back.
                 let key = r.string().ok_or(RestoreError::BadFormat)?;
                 let value = r.value_of_type(type_byte).ok_or(RestoreError::BadFormat)?;
-                keys.push(LoadedKey { db, key, value, expire_at: expire_at.take() });
+                keys.push(LoadedKey {
+                    db,
+                    key,
+                    value,
+                    expire_at: expire_at.take(),
+                });
             }
         }
     }
@@ -280,8 +318,14 @@ impl Default for LoadLimits {
     fn default() -> Self {
         LoadLimits {
             set_max_intset_entries: 512,
-            hash: moonkv_keyspace::HashLimits { max_entries: 128, max_value: 64 },
-            zset: moonkv_keyspace::ZSetLimits { max_entries: 128, max_value: 64 },
+            hash: moonkv_keyspace::HashLimits {
+                max_entries: 128,
+                max_value: 64,
+            },
+            zset: moonkv_keyspace::ZSetLimits {
+                max_entries: 128,
+                max_value: 64,
+            },
         }
     }
 }
@@ -331,8 +375,16 @@ impl Reader<'_> {
         match self.len()? {
             Ok(n) => self.take(usize::try_from(n).ok()?).map(<[u8]>::to_vec),
             Err(0) => Some((self.byte()? as i8).to_string().into_bytes()),
-            Err(1) => Some(i16::from_le_bytes(self.take(2)?.try_into().ok()?).to_string().into_bytes()),
-            Err(2) => Some(i32::from_le_bytes(self.take(4)?.try_into().ok()?).to_string().into_bytes()),
+            Err(1) => Some(
+                i16::from_le_bytes(self.take(2)?.try_into().ok()?)
+                    .to_string()
+                    .into_bytes(),
+            ),
+            Err(2) => Some(
+                i32::from_le_bytes(self.take(4)?.try_into().ok()?)
+                    .to_string()
+                    .into_bytes(),
+            ),
             Err(_) => None,
         }
     }
@@ -409,7 +461,11 @@ mod tests {
         let mut list = moonkv_keyspace::List::new();
         list.push(moonkv_keyspace::End::Tail, b"a");
         list.push(moonkv_keyspace::End::Tail, &[0u8; 300]);
-        for value in [Value::string(b"hello"), Value::string(b"12345"), Value::List(Box::new(list))] {
+        for value in [
+            Value::string(b"hello"),
+            Value::string(b"12345"),
+            Value::List(Box::new(list)),
+        ] {
             let payload = dump_value(&value);
             let back = restore_value(&payload, &LoadLimits::default()).unwrap();
             assert_eq!(dump_value(&back), payload);
@@ -417,8 +473,14 @@ mod tests {
         let mut bad = dump_value(&Value::string(b"x"));
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert_eq!(restore_value(&bad, &LoadLimits::default()).unwrap_err(), RestoreError::VersionOrChecksum);
-        assert_eq!(restore_value(b"", &LoadLimits::default()).unwrap_err(), RestoreError::VersionOrChecksum);
+        assert_eq!(
+            restore_value(&bad, &LoadLimits::default()).unwrap_err(),
+            RestoreError::VersionOrChecksum
+        );
+        assert_eq!(
+            restore_value(b"", &LoadLimits::default()).unwrap_err(),
+            RestoreError::VersionOrChecksum
+        );
     }
 
     #[test]
@@ -431,7 +493,10 @@ mod tests {
         let rdb = write_snapshot(&[db0, db1], "7.0.15", 1_000);
         let keys = read_snapshot(&rdb, &LoadLimits::default()).unwrap();
         assert_eq!(keys.len(), 2);
-        assert_eq!((keys[0].db, keys[0].key.as_slice(), keys[0].expire_at), (0, &b"k"[..], Some(5_000)));
+        assert_eq!(
+            (keys[0].db, keys[0].key.as_slice(), keys[0].expire_at),
+            (0, &b"k"[..], Some(5_000))
+        );
         assert_eq!((keys[1].db, keys[1].value.encoding()), (1, "int"));
     }
 

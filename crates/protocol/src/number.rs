@@ -75,13 +75,21 @@ pub fn format_double(d: f64) -> String {
 /// exponent notation for that many significant digits, without trailing zeros.
 pub fn format_g(d: f64, precision: usize) -> String {
     if d.is_nan() {
-        return if d.is_sign_negative() { "-nan".into() } else { "nan".into() };
+        return if d.is_sign_negative() {
+            "-nan".into()
+        } else {
+            "nan".into()
+        };
     }
     if d.is_infinite() {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let precision = precision.clamp(1, 17) as i32;
     let sci = format!("{:.*e}", (precision - 1) as usize, d);

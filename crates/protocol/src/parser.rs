@@ -72,15 +72,28 @@ impl RequestParser {
 
     /// Parses the next request at the front of `buf`. On success the request's bytes are split
     /// off `buf` and the arguments share that one allocation.
-    pub fn parse(&mut self, buf: &mut BytesMut, limits: ParseLimits) -> Result<Parsed, ProtocolError> {
+    pub fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: ParseLimits,
+    ) -> Result<Parsed, ProtocolError> {
         let mut args = Vec::new();
-        Ok(if self.parse_into(buf, limits, &mut args)? { Parsed::Command(args) } else { Parsed::Incomplete })
+        Ok(if self.parse_into(buf, limits, &mut args)? {
+            Parsed::Command(args)
+        } else {
+            Parsed::Incomplete
+        })
     }
 
     /// Like [`RequestParser::parse`], but appends the arguments to `args` (which the caller
     /// reuses from request to request, saving an allocation each). Returns false when more
     /// bytes are needed; true with `args` left empty for an empty request.
-    pub fn parse_into(&mut self, buf: &mut BytesMut, limits: ParseLimits, args: &mut Vec<Bytes>) -> Result<bool, ProtocolError> {
+    pub fn parse_into(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: ParseLimits,
+        args: &mut Vec<Bytes>,
+    ) -> Result<bool, ProtocolError> {
         if self.pending_bulks.is_none() {
             if buf.is_empty() {
                 return Ok(false);
@@ -172,7 +185,11 @@ impl RequestParser {
         self.scanned = 0;
     }
 
-    fn parse_inline(&mut self, buf: &mut BytesMut, args: &mut Vec<Bytes>) -> Result<bool, ProtocolError> {
+    fn parse_inline(
+        &mut self,
+        buf: &mut BytesMut,
+        args: &mut Vec<Bytes>,
+    ) -> Result<bool, ProtocolError> {
         let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
             if buf.len() > INLINE_MAX_SIZE {
                 return Err(perr("too big inline request"));
@@ -216,7 +233,10 @@ impl RequestParser {
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     let hay = &buf[from..];
     let limit = hay.len().min(INLINE_MAX_SIZE + 2);
-    hay[..limit].windows(2).position(|w| w == b"\r\n").map(|p| p + from)
+    hay[..limit]
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|p| p + from)
 }
 
 /// Strict decimal parse of a count line (no spaces, no plus sign, no leading zeros issue).
@@ -248,7 +268,12 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     return None;
                 }
                 let c = line[i];
-                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && is_hex(line[i + 2])
+                    && is_hex(line[i + 3])
+                {
                     current.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
@@ -323,7 +348,10 @@ fn hex_val(c: u8) -> u8 {
 mod tests {
     use super::*;
 
-    const OPEN: ParseLimits = ParseLimits { max_bulk_len: 512 * 1024 * 1024, authenticated: true };
+    const OPEN: ParseLimits = ParseLimits {
+        max_bulk_len: 512 * 1024 * 1024,
+        authenticated: true,
+    };
 
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
         let mut p = RequestParser::new();
@@ -369,39 +397,72 @@ mod tests {
         let cmds = parse_all(b"SET k \"a b\\x41\\n\"\r\nPING\n").unwrap();
         assert_eq!(cmds[0][2], Bytes::from_static(b"a bA\n"));
         assert_eq!(cmds[1], vec![Bytes::from("PING")]);
-        assert_eq!(parse_all(b"SET \"k\r\n").unwrap_err().0, "unbalanced quotes in request");
+        assert_eq!(
+            parse_all(b"SET \"k\r\n").unwrap_err().0,
+            "unbalanced quotes in request"
+        );
     }
 
     #[test]
     fn protocol_errors_match_redis() {
-        assert_eq!(parse_all(b"*x\r\n").unwrap_err().0, "invalid multibulk length");
-        assert_eq!(parse_all(b"*3000000000\r\n").unwrap_err().0, "invalid multibulk length");
-        assert_eq!(parse_all(b"*1\r\nfoo\r\n").unwrap_err().0, "expected '$', got 'f'");
-        assert_eq!(parse_all(b"*1\r\n$-5\r\n").unwrap_err().0, "invalid bulk length");
-        let limits = ParseLimits { max_bulk_len: 10, authenticated: true };
+        assert_eq!(
+            parse_all(b"*x\r\n").unwrap_err().0,
+            "invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*3000000000\r\n").unwrap_err().0,
+            "invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\nfoo\r\n").unwrap_err().0,
+            "expected '$', got 'f'"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$-5\r\n").unwrap_err().0,
+            "invalid bulk length"
+        );
+        let limits = ParseLimits {
+            max_bulk_len: 10,
+            authenticated: true,
+        };
         let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
-        assert_eq!(RequestParser::new().parse(&mut buf, limits).unwrap_err().0, "invalid bulk length");
+        assert_eq!(
+            RequestParser::new().parse(&mut buf, limits).unwrap_err().0,
+            "invalid bulk length"
+        );
     }
 
     #[test]
     fn huge_announced_bulk_is_not_allocated() {
         let mut p = RequestParser::new();
         let mut buf = BytesMut::from(&b"*1\r\n$536870000\r\nab"[..]);
-        assert!(matches!(p.parse(&mut buf, OPEN).unwrap(), Parsed::Incomplete));
+        assert!(matches!(
+            p.parse(&mut buf, OPEN).unwrap(),
+            Parsed::Incomplete
+        ));
         assert!(buf.capacity() < 4 << 20);
     }
 
     #[test]
     fn unauthenticated_limits() {
-        let limits = ParseLimits { max_bulk_len: 1 << 29, authenticated: false };
+        let limits = ParseLimits {
+            max_bulk_len: 1 << 29,
+            authenticated: false,
+        };
         let mut buf = BytesMut::from(&b"*20\r\n"[..]);
-        assert_eq!(RequestParser::new().parse(&mut buf, limits).unwrap_err().0, "unauthenticated multibulk length");
+        assert_eq!(
+            RequestParser::new().parse(&mut buf, limits).unwrap_err().0,
+            "unauthenticated multibulk length"
+        );
     }
 
     #[test]
     fn inline_without_quotes_splits_on_whitespace() {
         let cmds = parse_all(b"SET  k\tv \r\n   \r\n").unwrap();
-        assert_eq!(cmds[0], vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")]);
+        assert_eq!(
+            cmds[0],
+            vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")]
+        );
         assert!(cmds[1].is_empty());
     }
 

@@ -133,7 +133,10 @@ impl<'a> RespWriter<'a> {
 fn write_line(out: &mut Vec<u8>, tag: u8, s: &str) {
     out.push(tag);
     if s.bytes().any(|b| b == b'\r' || b == b'\n') {
-        out.extend(s.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+        out.extend(
+            s.bytes()
+                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
     } else {
         out.extend_from_slice(s.as_bytes());
     }
@@ -201,7 +204,8 @@ impl ReplySink for RespWriter<'_> {
     }
     fn boolean(&mut self, b: bool) {
         if self.resp3() {
-            self.out.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+            self.out
+                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.integer(b as i64);
         }
@@ -250,11 +254,23 @@ mod tests {
         assert_eq!(render(Protocol::Resp2, |w| w.map(2)), "*4\r\n");
         assert_eq!(render(Protocol::Resp3, |w| w.map(2)), "%2\r\n");
         assert_eq!(render(Protocol::Resp2, |w| w.double(1.5)), "$3\r\n1.5\r\n");
-        assert_eq!(render(Protocol::Resp3, |w| w.double(f64::INFINITY)), ",inf\r\n");
+        assert_eq!(
+            render(Protocol::Resp3, |w| w.double(f64::INFINITY)),
+            ",inf\r\n"
+        );
         assert_eq!(render(Protocol::Resp3, |w| w.boolean(true)), "#t\r\n");
         assert_eq!(render(Protocol::Resp2, |w| w.boolean(false)), ":0\r\n");
-        assert_eq!(render(Protocol::Resp3, |w| w.verbatim("txt", b"hi")), "=6\r\ntxt:hi\r\n");
-        assert_eq!(render(Protocol::Resp2, |w| w.error("ERR a\r\nb")), "-ERR a  b\r\n");
-        assert_eq!(render(Protocol::Resp2, |w| w.integer(i64::MIN)), ":-9223372036854775808\r\n");
+        assert_eq!(
+            render(Protocol::Resp3, |w| w.verbatim("txt", b"hi")),
+            "=6\r\ntxt:hi\r\n"
+        );
+        assert_eq!(
+            render(Protocol::Resp2, |w| w.error("ERR a\r\nb")),
+            "-ERR a  b\r\n"
+        );
+        assert_eq!(
+            render(Protocol::Resp2, |w| w.integer(i64::MIN)),
+            ":-9223372036854775808\r\n"
+        );
     }
 }

@@ -78,7 +78,12 @@ impl Blocked {
 }
 
 /// Parks `client`, whose command `args` left `request`, until data arrives for it.
-pub fn park(state: &mut ServerState, client: Box<ClientState>, args: Vec<Bytes>, request: BlockRequest) {
+pub fn park(
+    state: &mut ServerState,
+    client: Box<ClientState>,
+    args: Vec<Bytes>,
+    request: BlockRequest,
+) {
     let id = client.id;
     let db = client.db;
     for key in &request.keys {
@@ -88,7 +93,16 @@ pub fn park(state: &mut ServerState, client: Box<ClientState>, args: Vec<Bytes>,
         entry.sync_from(&client);
         entry.blocked = true;
     }
-    state.blocked.parked.insert(id, Parked { client, args, db, keys: request.keys, awaits: request.awaits });
+    state.blocked.parked.insert(
+        id,
+        Parked {
+            client,
+            args,
+            db,
+            keys: request.keys,
+            awaits: request.awaits,
+        },
+    );
 }
 
 /// Takes a client out of the registry and out of every key queue it waits in.
@@ -119,7 +133,12 @@ pub enum Release {
 
 /// Releases a parked client without data, writing its reply into `out`. Returns its state, or
 /// None if it is not parked (it was served or released a moment ago).
-pub fn release(state: &mut ServerState, client_id: u64, how: Release, out: &mut Vec<u8>) -> Option<Box<ClientState>> {
+pub fn release(
+    state: &mut ServerState,
+    client_id: u64,
+    how: Release,
+    out: &mut Vec<u8>,
+) -> Option<Box<ClientState>> {
     let parked = unpark(state, client_id)?;
     let client = parked.client;
     let mut reply = RespWriter::new(out, client.protocol);
@@ -140,7 +159,9 @@ pub fn release(state: &mut ServerState, client_id: u64, how: Release, out: &mut 
 /// client is not blocked.
 pub fn unblock(state: &mut ServerState, client_id: u64, how: Release) -> bool {
     let mut out = Vec::new();
-    let Some(client) = release(state, client_id, how, &mut out) else { return false };
+    let Some(client) = release(state, client_id, how, &mut out) else {
+        return false;
+    };
     resume(state, client, out);
     true
 }
@@ -182,7 +203,9 @@ pub fn serve_ready_keys(state: &mut ServerState) {
 /// Serves the clients waiting on one key, oldest first, while it holds what they wait for.
 fn serve_key(state: &mut ServerState, db: usize, key: &[u8]) {
     for client_id in state.dbs[db].waiters(key) {
-        let Some(awaits) = state.blocked.parked.get(&client_id).map(|p| p.awaits) else { continue };
+        let Some(awaits) = state.blocked.parked.get(&client_id).map(|p| p.awaits) else {
+            continue;
+        };
         // The real clock, not the writer's frozen one: a key that expired meanwhile (say,
         // during a slow transaction) serves nobody.
         let now = crate::time::unix_ms();
@@ -192,8 +215,12 @@ fn serve_key(state: &mut ServerState, db: usize, key: &[u8]) {
             Some(value) if !awaits.satisfied_by(value) => continue,
             Some(_) => {}
         }
-        let Some(parked) = unpark(state, client_id) else { continue };
-        let Parked { mut client, args, .. } = parked;
+        let Some(parked) = unpark(state, client_id) else {
+            continue;
+        };
+        let Parked {
+            mut client, args, ..
+        } = parked;
         let mut out = Vec::new();
         let mut clock = BatchClock::now();
         commands::process_request(state, &mut client, &args, &mut out, &mut clock);

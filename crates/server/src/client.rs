@@ -83,7 +83,10 @@ pub struct ClientState {
 
 impl std::fmt::Debug for ClientState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientState").field("id", &self.id).field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("ClientState")
+            .field("id", &self.id)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -127,14 +130,35 @@ impl ClientState {
 
     /// CLIENT LIST `flags` field.
     pub fn flags_string(&self) -> String {
-        flags_string(self.monitor, self.subscription_count() > 0, self.multi.is_some(), false, self.no_evict, self.close_after_reply)
+        flags_string(
+            self.monitor,
+            self.subscription_count() > 0,
+            self.multi.is_some(),
+            false,
+            self.no_evict,
+            self.close_after_reply,
+        )
     }
 }
 
 /// The flag letters in the order Redis prints them.
-fn flags_string(monitor: bool, pubsub: bool, multi: bool, blocked: bool, no_evict: bool, closing: bool) -> String {
+fn flags_string(
+    monitor: bool,
+    pubsub: bool,
+    multi: bool,
+    blocked: bool,
+    no_evict: bool,
+    closing: bool,
+) -> String {
     let mut f = String::new();
-    for (on, c) in [(monitor, 'O'), (pubsub, 'P'), (multi, 'x'), (blocked, 'b'), (closing, 'c'), (no_evict, 'e')] {
+    for (on, c) in [
+        (monitor, 'O'),
+        (pubsub, 'P'),
+        (multi, 'x'),
+        (blocked, 'b'),
+        (closing, 'c'),
+        (no_evict, 'e'),
+    ] {
         if on {
             f.push(c);
         }
@@ -187,7 +211,11 @@ impl ClientEntry {
 
     /// One line of CLIENT LIST / CLIENT INFO, in Redis 7.0's field order.
     pub fn info_line(&self, now_ms: i64) -> String {
-        let name = self.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+        let name = self
+            .name
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
         format!(
             "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,

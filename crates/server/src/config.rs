@@ -39,31 +39,71 @@ pub struct Directive {
 }
 
 const fn d(name: &'static str, kind: Kind, default: &'static str) -> Directive {
-    Directive { name, alias: None, kind, default, mutable: true, sensitive: false }
+    Directive {
+        name,
+        alias: None,
+        kind,
+        default,
+        mutable: true,
+        sensitive: false,
+    }
 }
 
 const fn fixed(name: &'static str, kind: Kind, default: &'static str) -> Directive {
-    Directive { name, alias: None, kind, default, mutable: false, sensitive: false }
+    Directive {
+        name,
+        alias: None,
+        kind,
+        default,
+        mutable: false,
+        sensitive: false,
+    }
 }
 
-const fn aliased(name: &'static str, alias: &'static str, kind: Kind, default: &'static str) -> Directive {
-    Directive { name, alias: Some(alias), kind, default, mutable: true, sensitive: false }
+const fn aliased(
+    name: &'static str,
+    alias: &'static str,
+    kind: Kind,
+    default: &'static str,
+) -> Directive {
+    Directive {
+        name,
+        alias: Some(alias),
+        kind,
+        default,
+        mutable: true,
+        sensitive: false,
+    }
 }
 
 const BOOL: Kind = Kind::Bool;
 const fn int(min: i64, max: i64) -> Kind {
     Kind::Int { min, max }
 }
-const MEM: Kind = Kind::Memory { min: 0, max: i64::MAX };
+const MEM: Kind = Kind::Memory {
+    min: 0,
+    max: i64::MAX,
+};
 /// Request size limits may not go below 1 MB, as in Redis.
-const MEM_AT_LEAST_1MB: Kind = Kind::Memory { min: 1024 * 1024, max: i64::MAX };
+const MEM_AT_LEAST_1MB: Kind = Kind::Memory {
+    min: 1024 * 1024,
+    max: i64::MAX,
+};
 const TEXT: Kind = Kind::Text;
 const WORDS: Kind = Kind::Words;
 const INT_MAX: i64 = i32::MAX as i64;
 const LONG_MAX: i64 = i64::MAX;
 
-const EVICTION_POLICIES: &[&str] =
-    &["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"];
+const EVICTION_POLICIES: &[&str] = &[
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+];
 const LOG_LEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
 const PROTECTED_CONFIGS: &[&str] = &["no", "yes", "local"];
 const FSYNC_POLICIES: &[&str] = &["always", "everysec", "no"];
@@ -95,51 +135,112 @@ pub static DIRECTIVES: &[Directive] = &[
     fixed("appenddirname", TEXT, "appendonlydir"),
     d("appendfsync", Kind::Enum(FSYNC_POLICIES), "everysec"),
     d("maxmemory", MEM, "0"),
-    d("maxmemory-policy", Kind::Enum(EVICTION_POLICIES), "noeviction"),
+    d(
+        "maxmemory-policy",
+        Kind::Enum(EVICTION_POLICIES),
+        "noeviction",
+    ),
     d("maxmemory-samples", int(1, INT_MAX), "5"),
     d("proto-max-bulk-len", MEM_AT_LEAST_1MB, "536870912"),
     d("client-query-buffer-limit", MEM_AT_LEAST_1MB, "1073741824"),
     fixed("enable-debug-command", Kind::Enum(PROTECTED_CONFIGS), "no"),
-    fixed("enable-protected-configs", Kind::Enum(PROTECTED_CONFIGS), "no"),
+    fixed(
+        "enable-protected-configs",
+        Kind::Enum(PROTECTED_CONFIGS),
+        "no",
+    ),
     fixed("enable-module-command", Kind::Enum(PROTECTED_CONFIGS), "no"),
     d("lazyfree-lazy-eviction", BOOL, "no"),
     d("lazyfree-lazy-expire", BOOL, "no"),
     d("lazyfree-lazy-server-del", BOOL, "no"),
     d("lazyfree-lazy-user-del", BOOL, "no"),
     d("lazyfree-lazy-user-flush", BOOL, "no"),
-    aliased("busy-reply-threshold", "lua-time-limit", int(0, LONG_MAX), "5000"),
-    d("notify-keyspace-events", Kind::Custom(crate::notify::normalize_config), ""),
+    aliased(
+        "busy-reply-threshold",
+        "lua-time-limit",
+        int(0, LONG_MAX),
+        "5000",
+    ),
+    d(
+        "notify-keyspace-events",
+        Kind::Custom(crate::notify::normalize_config),
+        "",
+    ),
     d("slowlog-log-slower-than", int(-1, LONG_MAX), "10000"),
     d("slowlog-max-len", int(0, LONG_MAX), "128"),
     d("latency-monitor-threshold", int(0, LONG_MAX), "0"),
     d("active-expire-effort", int(1, 10), "1"),
     d("activerehashing", BOOL, "yes"),
-    aliased("list-max-listpack-size", "list-max-ziplist-size", int(i32::MIN as i64, INT_MAX), "-2"),
+    aliased(
+        "list-max-listpack-size",
+        "list-max-ziplist-size",
+        int(i32::MIN as i64, INT_MAX),
+        "-2",
+    ),
     d("list-compress-depth", int(0, INT_MAX), "0"),
-    aliased("hash-max-listpack-entries", "hash-max-ziplist-entries", int(0, LONG_MAX), "512"),
-    aliased("hash-max-listpack-value", "hash-max-ziplist-value", int(0, LONG_MAX), "64"),
+    aliased(
+        "hash-max-listpack-entries",
+        "hash-max-ziplist-entries",
+        int(0, LONG_MAX),
+        "512",
+    ),
+    aliased(
+        "hash-max-listpack-value",
+        "hash-max-ziplist-value",
+        int(0, LONG_MAX),
+        "64",
+    ),
     d("set-max-intset-entries", int(0, LONG_MAX), "512"),
-    aliased("zset-max-listpack-entries", "zset-max-ziplist-entries", int(0, LONG_MAX), "128"),
-    aliased("zset-max-listpack-value", "zset-max-ziplist-value", int(0, LONG_MAX), "64"),
+    aliased(
+        "zset-max-listpack-entries",
+        "zset-max-ziplist-entries",
+        int(0, LONG_MAX),
+        "128",
+    ),
+    aliased(
+        "zset-max-listpack-value",
+        "zset-max-ziplist-value",
+        int(0, LONG_MAX),
+        "64",
+    ),
     d("stream-node-max-bytes", MEM, "4096"),
     d("stream-node-max-entries", int(0, LONG_MAX), "100"),
     d("hll-sparse-max-bytes", MEM, "3000"),
     fixed("io-threads", int(1, 128), "1"),
     d("io-threads-do-reads", BOOL, "no"),
     aliased("replica-read-only", "slave-read-only", BOOL, "yes"),
-    aliased("replica-serve-stale-data", "slave-serve-stale-data", BOOL, "yes"),
+    aliased(
+        "replica-serve-stale-data",
+        "slave-serve-stale-data",
+        BOOL,
+        "yes",
+    ),
     d("repl-diskless-sync", BOOL, "yes"),
     d("repl-backlog-size", MEM, "1048576"),
     d("repl-backlog-ttl", int(0, INT_MAX), "3600"),
-    aliased("repl-ping-replica-period", "repl-ping-slave-period", int(1, INT_MAX), "10"),
+    aliased(
+        "repl-ping-replica-period",
+        "repl-ping-slave-period",
+        int(1, INT_MAX),
+        "10",
+    ),
     d("repl-timeout", int(1, INT_MAX), "60"),
     d("repl-diskless-sync-delay", int(0, INT_MAX), "5"),
     d("repl-diskless-sync-max-replicas", int(0, INT_MAX), "0"),
-    d("repl-diskless-load", Kind::Enum(&["disabled", "on-empty-db", "swapdb"]), "disabled"),
+    d(
+        "repl-diskless-load",
+        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+        "disabled",
+    ),
     d("repl-disable-tcp-nodelay", BOOL, "no"),
     aliased("replica-priority", "slave-priority", int(0, INT_MAX), "100"),
     aliased("replica-lazy-flush", "slave-lazy-flush", BOOL, "no"),
-    aliased("replica-ignore-maxmemory", "slave-ignore-maxmemory", BOOL, "yes"),
+    aliased(
+        "replica-ignore-maxmemory",
+        "slave-ignore-maxmemory",
+        BOOL,
+        "yes",
+    ),
     d("rdb-key-save-delay", int(i32::MIN as i64, INT_MAX), "0"),
     d("key-load-delay", int(i32::MIN as i64, INT_MAX), "0"),
     d("rdb-del-sync-files", BOOL, "no"),
@@ -151,7 +252,11 @@ pub static DIRECTIVES: &[Directive] = &[
     d("aof-timestamp-enabled", BOOL, "no"),
     d("no-appendfsync-on-rewrite", BOOL, "no"),
     d("maxmemory-clients", MEM, "0"),
-    d("propagation-error-behavior", Kind::Enum(&["ignore", "panic", "panic-on-replicas"]), "ignore"),
+    d(
+        "propagation-error-behavior",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        "ignore",
+    ),
     d("replica-announced", BOOL, "yes"),
     d("cluster-allow-reads-when-down", BOOL, "no"),
     d("cluster-node-timeout", int(0, LONG_MAX), "15000"),
@@ -159,7 +264,11 @@ pub static DIRECTIVES: &[Directive] = &[
     d("min-replicas-to-write", int(0, INT_MAX), "0"),
     d("min-replicas-max-lag", int(0, INT_MAX), "10"),
     d("lua-replicate-commands", BOOL, "yes"),
-    d("client-output-buffer-limit", WORDS, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
+    d(
+        "client-output-buffer-limit",
+        WORDS,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+    ),
     d("latency-tracking", BOOL, "yes"),
     d("latency-tracking-info-percentiles", WORDS, "50 99 99.9"),
     d("crash-log-enabled", BOOL, "yes"),
@@ -177,7 +286,11 @@ pub static DIRECTIVES: &[Directive] = &[
     d("cluster-enabled", BOOL, "no"),
     d("tracking-table-max-keys", int(0, LONG_MAX), "1000000"),
     d("acllog-max-len", int(0, LONG_MAX), "128"),
-    d("oom-score-adj", Kind::Enum(&["no", "yes", "relative", "absolute"]), "no"),
+    d(
+        "oom-score-adj",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+        "no",
+    ),
     d("disable-thp", BOOL, "yes"),
     d("shutdown-timeout", int(0, INT_MAX), "10"),
     d("shutdown-on-sigint", WORDS, "default"),
@@ -186,13 +299,17 @@ pub static DIRECTIVES: &[Directive] = &[
 
 pub fn find_directive(name: &str) -> Option<&'static Directive> {
     let lower = name.to_ascii_lowercase();
-    DIRECTIVES.iter().find(|d| d.name == lower || d.alias == Some(lower.as_str()))
+    DIRECTIVES
+        .iter()
+        .find(|d| d.name == lower || d.alias == Some(lower.as_str()))
 }
 
 /// Parses `1gb`, `100mb`, `4k`, `512` like Redis's memtoull.
 pub fn parse_memory(s: &str) -> Option<i64> {
     let lower = s.to_ascii_lowercase();
-    let split = lower.find(|c: char| !c.is_ascii_digit() && c != '-').unwrap_or(lower.len());
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit() && c != '-')
+        .unwrap_or(lower.len());
     let (digits, unit) = lower.split_at(split);
     let mult: i64 = match unit {
         "" | "b" => 1,
@@ -217,16 +334,25 @@ pub fn normalize(dir: &Directive, value: &str) -> Result<String, String> {
             _ => Err("argument must be 'yes' or 'no'".into()),
         },
         Kind::Int { min, max } => {
-            let v = parse_i64(value.as_bytes()).ok_or("argument couldn't be parsed into an integer")?;
+            let v =
+                parse_i64(value.as_bytes()).ok_or("argument couldn't be parsed into an integer")?;
             if v < min || v > max {
-                return Err(format!("argument must be between {} and {} inclusive", min, max));
+                return Err(format!(
+                    "argument must be between {} and {} inclusive",
+                    min, max
+                ));
             }
             Ok(v.to_string())
         }
         Kind::Memory { min, max } => {
-            let v = parse_memory(value).filter(|&v| v >= 0).ok_or("argument must be a memory value")?;
+            let v = parse_memory(value)
+                .filter(|&v| v >= 0)
+                .ok_or("argument must be a memory value")?;
             if v < min || v > max {
-                return Err(format!("argument must be between {} and {} inclusive", min, max));
+                return Err(format!(
+                    "argument must be between {} and {} inclusive",
+                    min, max
+                ));
             }
             Ok(v.to_string())
         }
@@ -235,7 +361,10 @@ pub fn normalize(dir: &Directive, value: &str) -> Result<String, String> {
             if choices.contains(&lower.as_str()) {
                 Ok(lower)
             } else {
-                Err(format!("argument(s) must be one of the following: {}", choices.join(", ")))
+                Err(format!(
+                    "argument(s) must be one of the following: {}",
+                    choices.join(", ")
+                ))
             }
         }
         Kind::Text | Kind::Words => Ok(value.to_string()),
@@ -251,7 +380,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { values: DIRECTIVES.iter().map(|d| (d.name, d.default.to_string())).collect() }
+        Self {
+            values: DIRECTIVES
+                .iter()
+                .map(|d| (d.name, d.default.to_string()))
+                .collect(),
+        }
     }
 }
 
@@ -278,7 +412,8 @@ impl Config {
 
     /// Sets a directive after validation. `at_startup` allows immutable ones.
     pub fn set(&mut self, name: &str, value: &str, at_startup: bool) -> Result<(), String> {
-        let dir = find_directive(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
+        let dir = find_directive(name)
+            .ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
         if !dir.mutable && !at_startup {
             return Err("can't set immutable config".into());
         }
@@ -295,10 +430,20 @@ impl Config {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let fail = |reason: &str| ConfigFileError { line_number: i + 1, line: line.to_string(), reason: reason.to_string() };
-            let words = split_args(line.as_bytes()).ok_or_else(|| fail("Unbalanced quotes in configuration line"))?;
-            let words: Vec<String> = words.into_iter().map(|w| String::from_utf8_lossy(&w).into_owned()).collect();
-            let Some((name, values)) = words.split_first() else { continue };
+            let fail = |reason: &str| ConfigFileError {
+                line_number: i + 1,
+                line: line.to_string(),
+                reason: reason.to_string(),
+            };
+            let words = split_args(line.as_bytes())
+                .ok_or_else(|| fail("Unbalanced quotes in configuration line"))?;
+            let words: Vec<String> = words
+                .into_iter()
+                .map(|w| String::from_utf8_lossy(&w).into_owned())
+                .collect();
+            let Some((name, values)) = words.split_first() else {
+                continue;
+            };
             let Some(dir) = find_directive(name) else {
                 return Err(fail("Bad directive or wrong number of arguments"));
             };
@@ -323,7 +468,9 @@ impl Config {
         for dir in DIRECTIVES {
             for pattern in patterns {
                 let hit_name = glob_match(pattern, dir.name.as_bytes(), true);
-                let hit_alias = dir.alias.is_some_and(|a| glob_match(pattern, a.as_bytes(), true));
+                let hit_alias = dir
+                    .alias
+                    .is_some_and(|a| glob_match(pattern, a.as_bytes(), true));
                 if hit_name && !out.iter().any(|(n, _)| n == dir.name) {
                     out.push((dir.name.to_string(), self.get(dir.name).to_string()));
                 }
@@ -380,7 +527,9 @@ pub fn args_to_config_text(args: &[String]) -> Result<(Option<String>, String), 
 }
 
 fn quote_config_word(w: &str) -> String {
-    if !w.is_empty() && !w.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\') {
+    if !w.is_empty()
+        && !w.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\')
+    {
         return w.to_string();
     }
     let mut s = String::from("\"");
@@ -406,19 +555,39 @@ mod tests {
         assert_eq!(c.get("port"), "6379");
         assert!(c.set("maxmemory", "1gb", false).is_ok());
         assert_eq!(c.get("maxmemory"), "1073741824");
-        assert_eq!(c.set("maxmemory", "lots", false).unwrap_err(), "argument must be a memory value");
-        assert_eq!(c.set("appendonly", "maybe", false).unwrap_err(), "argument must be 'yes' or 'no'");
-        assert_eq!(c.set("port", "7000", false).unwrap_err(), "can't set immutable config");
+        assert_eq!(
+            c.set("maxmemory", "lots", false).unwrap_err(),
+            "argument must be a memory value"
+        );
+        assert_eq!(
+            c.set("appendonly", "maybe", false).unwrap_err(),
+            "argument must be 'yes' or 'no'"
+        );
+        assert_eq!(
+            c.set("port", "7000", false).unwrap_err(),
+            "can't set immutable config"
+        );
         assert!(c.set("lua-time-limit", "100", false).is_ok());
         assert_eq!(c.get("busy-reply-threshold"), "100");
-        assert_eq!(c.set("maxmemory-samples", "0", false).unwrap_err(), "argument must be between 1 and 2147483647 inclusive");
-        assert_eq!(c.set("maxmemory", "-1", false).unwrap_err(), "argument must be a memory value");
-        assert_eq!(c.set("proto-max-bulk-len", "1000", false).unwrap_err(), "argument must be between 1048576 and 9223372036854775807 inclusive");
+        assert_eq!(
+            c.set("maxmemory-samples", "0", false).unwrap_err(),
+            "argument must be between 1 and 2147483647 inclusive"
+        );
+        assert_eq!(
+            c.set("maxmemory", "-1", false).unwrap_err(),
+            "argument must be a memory value"
+        );
+        assert_eq!(
+            c.set("proto-max-bulk-len", "1000", false).unwrap_err(),
+            "argument must be between 1048576 and 9223372036854775807 inclusive"
+        );
     }
 
     #[test]
     fn file_and_command_line() {
-        let (file, text) = args_to_config_text(&["--port".into(), "7000".into(), "--save".into(), "".into()]).unwrap();
+        let (file, text) =
+            args_to_config_text(&["--port".into(), "7000".into(), "--save".into(), "".into()])
+                .unwrap();
         assert!(file.is_none());
         let mut c = Config::default();
         c.apply_text(&text).unwrap();
@@ -435,6 +604,9 @@ mod tests {
         let got = c.matching(&[b"maxmemory*"]);
         assert!(got.iter().any(|(n, _)| n == "maxmemory-policy"));
         let got = c.matching(&[b"lua-time-limit"]);
-        assert_eq!(got, vec![("lua-time-limit".to_string(), "5000".to_string())]);
+        assert_eq!(
+            got,
+            vec![("lua-time-limit".to_string(), "5000".to_string())]
+        );
     }
 }

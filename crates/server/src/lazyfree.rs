@@ -24,19 +24,27 @@ impl LazyFree {
         let pending = Arc::new(AtomicU64::new(0));
         let freed = Arc::new(AtomicU64::new(0));
         let (p, f) = (pending.clone(), freed.clone());
-        let spawned = std::thread::Builder::new().name("lazyfree".into()).spawn(move || {
-            while let Ok(garbage) = rx.recv() {
-                drop(garbage);
-                p.fetch_sub(1, Ordering::Relaxed);
-                f.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        LazyFree { tx: spawned.ok().map(|_| tx), pending, freed }
+        let spawned = std::thread::Builder::new()
+            .name("lazyfree".into())
+            .spawn(move || {
+                while let Ok(garbage) = rx.recv() {
+                    drop(garbage);
+                    p.fetch_sub(1, Ordering::Relaxed);
+                    f.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        LazyFree {
+            tx: spawned.ok().map(|_| tx),
+            pending,
+            freed,
+        }
     }
 
     /// Frees `garbage` on the background thread.
     pub fn free<T: Send + 'static>(&self, garbage: T) {
-        let Some(tx) = &self.tx else { return drop(garbage) };
+        let Some(tx) = &self.tx else {
+            return drop(garbage);
+        };
         self.pending.fetch_add(1, Ordering::Relaxed);
         if let Err(returned) = tx.send(Box::new(garbage)) {
             self.pending.fetch_sub(1, Ordering::Relaxed);

@@ -54,10 +54,21 @@ pub fn log_with_role(level: Level, role: char, msg: &str) {
     if !enabled(level) || level == Level::Nothing {
         return;
     }
-    let line = format!("{}:{} {} {} {}\n", std::process::id(), role, timestamp(crate::time::unix_ms()), level.mark(), msg);
+    let line = format!(
+        "{}:{} {} {} {}\n",
+        std::process::id(),
+        role,
+        timestamp(crate::time::unix_ms()),
+        level.mark(),
+        msg
+    );
     match LOG_FILE.get().and_then(|f| f.as_ref()) {
         Some(path) => {
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 let _ = f.write_all(line.as_bytes());
             }
         }
@@ -94,13 +105,24 @@ pub fn warning(msg: &str) {
 
 /// `22 Nov 2026 23:15:35.123` in UTC.
 fn timestamp(unix_ms: i64) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let secs = unix_ms.div_euclid(1000);
     let ms = unix_ms.rem_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{:02} {} {} {:02}:{:02}:{:02}.{:03}", d, MONTHS[(m - 1) as usize], y, rem / 3600, rem % 3600 / 60, rem % 60, ms)
+    format!(
+        "{:02} {} {} {:02}:{:02}:{:02}.{:03}",
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms
+    )
 }
 
 /// Gregorian date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -122,6 +144,9 @@ mod tests {
     #[test]
     fn timestamp_format() {
         assert_eq!(super::timestamp(0), "01 Jan 1970 00:00:00.000");
-        assert_eq!(super::timestamp(1_795_390_535_123), "22 Nov 2026 23:35:35.123");
+        assert_eq!(
+            super::timestamp(1_795_390_535_123),
+            "22 Nov 2026 23:35:35.123"
+        );
     }
 }

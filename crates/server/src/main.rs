@@ -21,7 +21,10 @@ fn usage() {
 
 fn fatal_config(msg: &str) -> ! {
     eprintln!();
-    eprintln!("*** FATAL CONFIG FILE ERROR (moonkv {}, Redis {} compatible) ***", MOONKV_VERSION, REDIS_VERSION);
+    eprintln!(
+        "*** FATAL CONFIG FILE ERROR (moonkv {}, Redis {} compatible) ***",
+        MOONKV_VERSION, REDIS_VERSION
+    );
     eprintln!("{}", msg);
     std::process::exit(1);
 }
@@ -30,7 +33,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("-v") | Some("--version") => {
-            println!("moonkv server v={} (Redis {} compatible)", MOONKV_VERSION, REDIS_VERSION);
+            println!(
+                "moonkv server v={} (Redis {} compatible)",
+                MOONKV_VERSION, REDIS_VERSION
+            );
             return;
         }
         Some("-h") | Some("--help") => {
@@ -57,17 +63,34 @@ fn main() {
     }
     text.push_str(&cli_text);
     if let Err(e) = config.apply_text(&text) {
-        fatal_config(&format!("Reading the configuration file, at line {}\n>>> '{}'\n{}", e.line_number, e.line, e.reason));
+        fatal_config(&format!(
+            "Reading the configuration file, at line {}\n>>> '{}'\n{}",
+            e.line_number, e.line, e.reason
+        ));
     }
     if config.get_bool("daemonize") {
-        fatal_config("daemonize yes is not supported: run moonkv-server under a supervisor instead");
+        fatal_config(
+            "daemonize yes is not supported: run moonkv-server under a supervisor instead",
+        );
     }
-    log::configure(Level::from_name(config.get("loglevel")), config.get("logfile"));
-    log::log_with_role(Level::Warning, 'C', "oO0OoO0OoO0Oo moonkv is starting oO0OoO0OoO0Oo");
+    log::configure(
+        Level::from_name(config.get("loglevel")),
+        config.get("logfile"),
+    );
     log::log_with_role(
         Level::Warning,
         'C',
-        &format!("moonkv version={}, redis compatibility={}, bits=64, pid={}, just started", MOONKV_VERSION, REDIS_VERSION, std::process::id()),
+        "oO0OoO0OoO0Oo moonkv is starting oO0OoO0OoO0Oo",
+    );
+    log::log_with_role(
+        Level::Warning,
+        'C',
+        &format!(
+            "moonkv version={}, redis compatibility={}, bits=64, pid={}, just started",
+            MOONKV_VERSION,
+            REDIS_VERSION,
+            std::process::id()
+        ),
     );
     if file.is_none() {
         log::log_with_role(Level::Warning, 'C', "Warning: no config file specified, using the default config. In order to specify a config file use ./moonkv-server /path/to/redis.conf");
@@ -79,8 +102,16 @@ fn main() {
     // and lock hand-offs (measured: P1 GET 0.89 -> 1.06 of redis-server with one thread). Long
     // commands still leave the server responsive: they run under `block_in_place`, which hands
     // the runtime's other connections to a fresh thread.
-    let io_threads = config.get("io-threads").parse::<usize>().unwrap_or(1).max(1);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(io_threads).enable_all().build() {
+    let io_threads = config
+        .get("io-threads")
+        .parse::<usize>()
+        .unwrap_or(1)
+        .max(1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(io_threads)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("Failed to start the runtime: {}", e);

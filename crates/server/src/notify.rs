@@ -21,7 +21,8 @@ pub mod class {
     pub const MODULE: u32 = 1 << 12; // d
     pub const NEW: u32 = 1 << 13; // n
     /// `A`: every type and lifecycle class except key-miss and new.
-    pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+    pub const ALL: u32 =
+        GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 }
 
 const LETTERS: &[(char, u32)] = &[
@@ -72,7 +73,9 @@ pub fn classes_to_string(flags: u32) -> String {
 
 /// CONFIG validation for `notify-keyspace-events`.
 pub fn normalize_config(value: &str) -> Result<String, String> {
-    parse_classes(value).map(classes_to_string).ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())
+    parse_classes(value)
+        .map(classes_to_string)
+        .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())
 }
 
 /// Publishes an event if the configuration asks for its class.

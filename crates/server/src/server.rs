@@ -18,7 +18,10 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(state: ServerState) -> Self {
-        Shared { state: Mutex::new(state), shutdown: Notify::new() }
+        Shared {
+            state: Mutex::new(state),
+            shutdown: Notify::new(),
+        }
     }
 
     /// Takes the global lock under which commands execute. Every command runs entirely under
@@ -78,7 +81,10 @@ fn close_idle_clients(state: &mut ServerState) {
     let now = crate::time::unix_ms();
     for entry in state.clients.values() {
         let idle = now - entry.last_interaction_ms;
-        let exempt = entry.sub + entry.psub > 0 || state.replication.replicas.contains(&entry.id) || entry.monitor || entry.blocked;
+        let exempt = entry.sub + entry.psub > 0
+            || state.replication.replicas.contains(&entry.id)
+            || entry.monitor
+            || entry.blocked;
         if !exempt && idle > timeout_secs * 1000 {
             let _ = entry.tx.send(crate::client::Outbound::Close);
         }
@@ -116,7 +122,12 @@ pub async fn run(config: Config, config_file: Option<String>) -> i32 {
     state.config_file = config_file;
     state.executable = std::env::args().next().unwrap_or_default();
     let port = state.tcp_port;
-    let binds: Vec<String> = state.config.get("bind").split_whitespace().map(String::from).collect();
+    let binds: Vec<String> = state
+        .config
+        .get("bind")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     let backlog = state.config.get_i64("tcp-backlog") as u32;
     let shared = Arc::new(Shared::new(state));
 

@@ -38,7 +38,11 @@ pub struct Settings {
 impl Settings {
     /// The encoding thresholds a loaded or restored value is built with.
     pub fn load_limits(&self) -> moonkv_persistence::rdb::LoadLimits {
-        moonkv_persistence::rdb::LoadLimits { set_max_intset_entries: self.set_max_intset_entries, hash: self.hash_limits, zset: self.zset_limits }
+        moonkv_persistence::rdb::LoadLimits {
+            set_max_intset_entries: self.set_max_intset_entries,
+            hash: self.hash_limits,
+            zset: self.zset_limits,
+        }
     }
 
     pub fn from_config(c: &Config) -> Self {
@@ -46,7 +50,8 @@ impl Settings {
         Settings {
             requirepass: (!pass.is_empty()).then(|| pass.as_bytes().to_vec()),
             proto_max_bulk_len: c.get_i64("proto-max-bulk-len"),
-            client_query_buffer_limit: c.get_i64("client-query-buffer-limit").max(1024 * 1024) as usize,
+            client_query_buffer_limit: c.get_i64("client-query-buffer-limit").max(1024 * 1024)
+                as usize,
             maxclients: c.get_i64("maxclients") as usize,
             hz: c.get_i64("hz").clamp(1, 500) as u32,
             // `local` would allow loopback connections only; every connection here is treated
@@ -56,7 +61,8 @@ impl Settings {
             lazyfree_user_del: c.get_bool("lazyfree-lazy-user-del"),
             lazyfree_server_del: c.get_bool("lazyfree-lazy-server-del"),
             lazyfree_expire: c.get_bool("lazyfree-lazy-expire"),
-            notify_flags: crate::notify::parse_classes(c.get("notify-keyspace-events")).unwrap_or(0),
+            notify_flags: crate::notify::parse_classes(c.get("notify-keyspace-events"))
+                .unwrap_or(0),
             maxmemory: c.get_i64("maxmemory").max(0) as u64,
             hash_limits: moonkv_keyspace::HashLimits {
                 max_entries: c.get_i64("hash-max-listpack-entries").max(0) as usize,
@@ -111,7 +117,10 @@ impl Stats {
 
     pub fn reset(&mut self) {
         let n = self.commands.len();
-        *self = Stats { commands: vec![CommandStats::default(); n], ..Default::default() };
+        *self = Stats {
+            commands: vec![CommandStats::default(); n],
+            ..Default::default()
+        };
     }
 }
 
@@ -158,7 +167,10 @@ impl ServerState {
         let settings = Settings::from_config(&config);
         let tcp_port = config.get_i64("port") as u16;
         let notify_config = settings.notify_flags != 0;
-        let stats = Stats { commands: vec![CommandStats::default(); command_count], ..Default::default() };
+        let stats = Stats {
+            commands: vec![CommandStats::default(); command_count],
+            ..Default::default()
+        };
         let mut state = ServerState {
             dbs: (0..databases).map(|_| Db::new()).collect(),
             config,
@@ -216,10 +228,14 @@ impl ServerState {
 
     /// Sends already-encoded bytes to a client; returns false if it is gone.
     pub fn send_to(&self, client_id: u64, bytes: Vec<u8>) -> bool {
-        self.clients.get(&client_id).is_some_and(|c| c.tx.send(Outbound::Push(bytes)).is_ok())
+        self.clients
+            .get(&client_id)
+            .is_some_and(|c| c.tx.send(Outbound::Push(bytes)).is_ok())
     }
 
     pub fn client_protocol(&self, client_id: u64) -> Protocol {
-        self.clients.get(&client_id).map_or(Protocol::Resp2, |c| c.protocol)
+        self.clients
+            .get(&client_id)
+            .map_or(Protocol::Resp2, |c| c.protocol)
     }
 }

@@ -14,7 +14,9 @@ fn multibulk_inline_and_pipelining() {
     let mut pipeline = Vec::new();
     let mut expected = Vec::new();
     for i in 0..1000 {
-        pipeline.extend_from_slice(format!("*2\r\n$4\r\nECHO\r\n${}\r\n{}\r\n", i.to_string().len(), i).as_bytes());
+        pipeline.extend_from_slice(
+            format!("*2\r\n$4\r\nECHO\r\n${}\r\n{}\r\n", i.to_string().len(), i).as_bytes(),
+        );
         expected.extend_from_slice(format!("${}\r\n{}\r\n", i.to_string().len(), i).as_bytes());
     }
     c.roundtrip(&pipeline, &expected);
@@ -67,16 +69,35 @@ fn resp3_null_and_double() {
 fn protocol_errors_close_the_connection() {
     let server = TestServer::start();
     let cases: &[(&[u8], &str)] = &[
-        (b"*3000000000\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*1\r\nfoo\r\n", "-ERR Protocol error: expected '$', got 'f'\r\n"),
-        (b"*1\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*1\r\n$blabla\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"SET \"unbalanced\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"),
+        (
+            b"*3000000000\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\nfoo\r\n",
+            "-ERR Protocol error: expected '$', got 'f'\r\n",
+        ),
+        (
+            b"*1\r\n$-5\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$blabla\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"SET \"unbalanced\r\n",
+            "-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
     ];
     for (request, expected) in cases {
         let mut c = server.raw();
         c.roundtrip(request, expected.as_bytes());
-        assert!(c.closed_by_server(), "connection stays open after {:?}", String::from_utf8_lossy(request));
+        assert!(
+            c.closed_by_server(),
+            "connection stays open after {:?}",
+            String::from_utf8_lossy(request)
+        );
     }
     // The server is still healthy.
     server.raw().roundtrip(b"PING\r\n", b"+PONG\r\n");
@@ -89,7 +110,9 @@ fn oversized_inline_request_is_refused() {
     let junk = vec![b'A'; 70 * 1024];
     c.send(&junk);
     let reply = c.read_exact_len(45);
-    assert!(String::from_utf8_lossy(&reply).starts_with("-ERR Protocol error: too big inline request"));
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("-ERR Protocol error: too big inline request")
+    );
     assert!(c.closed_by_server());
 }
 
@@ -100,21 +123,29 @@ fn huge_announced_bulk_is_not_allocated() {
     c.send(b"*2\r\n$4\r\nECHO\r\n$536870000\r\nabc");
     // Others are served meanwhile, and the server did not reserve half a gigabyte.
     server.raw().roundtrip(b"PING\r\n", b"+PONG\r\n");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("proc status");
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("proc status");
     let rss_kb: u64 = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .expect("VmRSS");
-    assert!(rss_kb < 100 * 1024, "RSS {} kB after a huge announced bulk", rss_kb);
+    assert!(
+        rss_kb < 100 * 1024,
+        "RSS {} kB after a huge announced bulk",
+        rss_kb
+    );
 }
 
 #[test]
 fn bulk_over_proto_max_bulk_len_is_rejected() {
     let server = TestServer::start_with(&["--proto-max-bulk-len", "1mb"]);
     let mut c = server.raw();
-    c.roundtrip(b"*2\r\n$4\r\nECHO\r\n$1048577\r\n", b"-ERR Protocol error: invalid bulk length\r\n");
+    c.roundtrip(
+        b"*2\r\n$4\r\nECHO\r\n$1048577\r\n",
+        b"-ERR Protocol error: invalid bulk length\r\n",
+    );
     assert!(c.closed_by_server());
 }
 
@@ -122,9 +153,18 @@ fn bulk_over_proto_max_bulk_len_is_rejected() {
 fn unknown_command_and_arity_errors() {
     let server = TestServer::start();
     let mut c = server.raw();
-    c.roundtrip(b"FOO a b\r\n", b"-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n");
-    c.roundtrip(b"GET\r\n", b"-ERR wrong number of arguments for 'get' command\r\n");
-    c.roundtrip(b"CONFIG NOPE\r\n", b"-ERR unknown subcommand 'NOPE'. Try CONFIG HELP.\r\n");
+    c.roundtrip(
+        b"FOO a b\r\n",
+        b"-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n",
+    );
+    c.roundtrip(
+        b"GET\r\n",
+        b"-ERR wrong number of arguments for 'get' command\r\n",
+    );
+    c.roundtrip(
+        b"CONFIG NOPE\r\n",
+        b"-ERR unknown subcommand 'NOPE'. Try CONFIG HELP.\r\n",
+    );
 }
 
 #[test]
@@ -147,7 +187,13 @@ fn many_concurrent_clients_see_their_own_keys() {
             std::thread::spawn(move || {
                 let mut c = common::RawConn::connect(port);
                 let key = format!("key:{}", i);
-                let set = format!("*3\r\n$3\r\nSET\r\n${}\r\n{}\r\n${}\r\n{}\r\n", key.len(), key, key.len(), key);
+                let set = format!(
+                    "*3\r\n$3\r\nSET\r\n${}\r\n{}\r\n${}\r\n{}\r\n",
+                    key.len(),
+                    key,
+                    key.len(),
+                    key
+                );
                 c.roundtrip(set.as_bytes(), b"+OK\r\n");
                 let get = format!("*2\r\n$3\r\nGET\r\n${}\r\n{}\r\n", key.len(), key);
                 let expected = format!("${}\r\n{}\r\n", key.len(), key);

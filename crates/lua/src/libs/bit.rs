@@ -34,7 +34,10 @@ fn to_bits(n: f64) -> u32 {
 /// Reads argument `i` as bits, or the argument error Lua's luaL_checknumber raises.
 fn arg(l: L, i: c_int, fname: &str) -> Result<u32, String> {
     if !l.is_number(i) {
-        return Err(format!("bad argument #{i} to '{fname}' (number expected, got {})", crate::api::type_name(l, i)));
+        return Err(format!(
+            "bad argument #{i} to '{fname}' (number expected, got {})",
+            crate::api::type_name(l, i)
+        ));
     }
     Ok(to_bits(l.to_number(i)))
 }
@@ -127,7 +130,11 @@ unsafe extern "C-unwind" fn bswap(l: *mut raw::State) -> c_int {
 unsafe extern "C-unwind" fn tohex(l: *mut raw::State) -> c_int {
     let l = L(l);
     let parsed = arg(l, 1, "tohex").and_then(|b| {
-        let n = if l.kind(2) == -1 { 8 } else { arg(l, 2, "tohex")? as i32 };
+        let n = if l.kind(2) == -1 {
+            8
+        } else {
+            arg(l, 2, "tohex")? as i32
+        };
         Ok((b, n))
     });
     let (b, n) = match parsed {
@@ -140,7 +147,11 @@ unsafe extern "C-unwind" fn tohex(l: *mut raw::State) -> c_int {
     };
     // As patched in Redis: i32::MIN cannot be negated, so it is taken as -(2^31 - 1).
     let n = if n == i32::MIN { i32::MIN + 1 } else { n };
-    let (digits, n) = if n < 0 { (b"0123456789ABCDEF", -n) } else { (b"0123456789abcdef", n) };
+    let (digits, n) = if n < 0 {
+        (b"0123456789ABCDEF", -n)
+    } else {
+        (b"0123456789abcdef", n)
+    };
     let n = n.min(8) as usize;
     let mut buf = [0u8; 8];
     let mut v = b;

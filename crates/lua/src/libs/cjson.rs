@@ -90,7 +90,10 @@ fn raise(l: L, msg: String) -> c_int {
 unsafe extern "C-unwind" fn encode(l: *mut raw::State) -> c_int {
     let l = L(l);
     if l.top() != 1 {
-        return raise(l, "bad argument #1 to 'encode' (expected 1 argument)".into());
+        return raise(
+            l,
+            "bad argument #1 to 'encode' (expected 1 argument)".into(),
+        );
     }
     let cfg = *config(l);
     let mut out = Vec::new();
@@ -159,7 +162,8 @@ fn array_length(l: L, cfg: &Config) -> Result<Option<usize>, String> {
         l.pop(2);
         return Ok(None);
     }
-    if cfg.sparse_ratio > 0 && max > items * cfg.sparse_ratio as f64 && max > cfg.sparse_safe as f64 {
+    if cfg.sparse_ratio > 0 && max > items * cfg.sparse_ratio as f64 && max > cfg.sparse_safe as f64
+    {
         if !cfg.sparse_convert {
             return Err("Cannot serialise table: excessively sparse array".into());
         }
@@ -219,7 +223,10 @@ fn encode_value(l: L, cfg: &Config, out: &mut Vec<u8>, depth: i32) -> Result<(),
                             }
                             _ => {
                                 l.pop(2);
-                                return Err("Cannot serialise table: table key must be a number or string".into());
+                                return Err(
+                                    "Cannot serialise table: table key must be a number or string"
+                                        .into(),
+                                );
                             }
                         }
                         out.push(b':');
@@ -246,14 +253,26 @@ fn encode_value(l: L, cfg: &Config, out: &mut Vec<u8>, depth: i32) -> Result<(),
 unsafe extern "C-unwind" fn decode(l: *mut raw::State) -> c_int {
     let l = L(l);
     if l.top() != 1 {
-        return raise(l, "bad argument #1 to 'decode' (expected 1 argument)".into());
+        return raise(
+            l,
+            "bad argument #1 to 'decode' (expected 1 argument)".into(),
+        );
     }
     let Some(text) = l.to_bytes(1).filter(|_| l.is_string_or_number(1)) else {
         let got = crate::api::type_name(l, 1);
-        return raise(l, format!("bad argument #1 to 'decode' (string expected, got {got})"));
+        return raise(
+            l,
+            format!("bad argument #1 to 'decode' (string expected, got {got})"),
+        );
     };
     let cfg = *config(l);
-    let mut parser = Parser { l, text, pos: 0, depth: 0, cfg };
+    let mut parser = Parser {
+        l,
+        text,
+        pos: 0,
+        depth: 0,
+        cfg,
+    };
     let result = parser.document();
     match result {
         Ok(()) => 1,
@@ -323,15 +342,27 @@ impl Parser<'_> {
     }
 
     fn expected(&self, what: &str, read: &Read) -> String {
-        if read.token != Token::End && matches!(read.token, Token::Str | Token::Number | Token::Boolean | Token::Null) {
+        if read.token != Token::End
+            && matches!(
+                read.token,
+                Token::Str | Token::Number | Token::Boolean | Token::Null
+            )
+        {
             // The scalar was pushed; drop it.
             self.l.pop(1);
         }
-        format!("Expected {} but found {} at character {}", what, read.token.name(), read.at + 1)
+        format!(
+            "Expected {} but found {} at character {}",
+            what,
+            read.token.name(),
+            read.at + 1
+        )
     }
 
     fn skip_blanks(&mut self) {
-        while self.pos < self.text.len() && matches!(self.text[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
+        while self.pos < self.text.len()
+            && matches!(self.text[self.pos], b' ' | b'\t' | b'\n' | b'\r')
+        {
             self.pos += 1;
         }
     }
@@ -341,7 +372,10 @@ impl Parser<'_> {
         self.skip_blanks();
         let at = self.pos;
         let Some(&c) = self.text.get(self.pos) else {
-            return Ok(Read { token: Token::End, at });
+            return Ok(Read {
+                token: Token::End,
+                at,
+            });
         };
         let simple = match c {
             b'{' => Some(Token::ObjBegin),
@@ -393,7 +427,9 @@ impl Parser<'_> {
     fn number(&mut self) -> Token {
         let start = self.pos;
         let mut end = start;
-        while end < self.text.len() && matches!(self.text[end], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'x' | b'X' | b'a'..=b'd' | b'f' | b'A'..=b'D' | b'F' | b'i' | b'I' | b'n' | b'N' | b't' | b'T' | b'y' | b'Y') {
+        while end < self.text.len()
+            && matches!(self.text[end], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'x' | b'X' | b'a'..=b'd' | b'f' | b'A'..=b'D' | b'F' | b'i' | b'I' | b'n' | b'N' | b't' | b'T' | b'y' | b'Y')
+        {
             end += 1;
         }
         let text = std::str::from_utf8(&self.text[start..end]).unwrap_or("");
@@ -476,7 +512,11 @@ impl Parser<'_> {
     fn descend(&mut self, at: usize) -> Result<(), String> {
         self.depth += 1;
         if self.depth > self.cfg.decode_max_depth || !self.l.check_stack(4) {
-            return Err(format!("Found too many nested data structures ({}) at character {}", self.depth, at + 1));
+            return Err(format!(
+                "Found too many nested data structures ({}) at character {}",
+                self.depth,
+                at + 1
+            ));
         }
         Ok(())
     }
@@ -579,7 +619,11 @@ fn parse_c_number(text: &str, invalid: bool) -> Option<(f64, usize)> {
     };
     let sign_len = lower.len() - body.len();
     if invalid {
-        for (word, value) in [("infinity", f64::INFINITY), ("inf", f64::INFINITY), ("nan", f64::NAN)] {
+        for (word, value) in [
+            ("infinity", f64::INFINITY),
+            ("inf", f64::INFINITY),
+            ("nan", f64::NAN),
+        ] {
             if body.starts_with(word) {
                 return Some((sign * value, sign_len + word.len()));
             }
@@ -596,7 +640,13 @@ fn parse_c_number(text: &str, invalid: bool) -> Option<(f64, usize)> {
     let mut end = body.len();
     while end > 0 {
         let candidate = &body[..end];
-        if candidate.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.') && !candidate.contains("inf") && !candidate.contains("nan") {
+        if candidate
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'.')
+            && !candidate.contains("inf")
+            && !candidate.contains("nan")
+        {
             if let Ok(v) = candidate.parse::<f64>() {
                 return Some((sign * v, sign_len + end));
             }
@@ -615,12 +665,17 @@ fn int_arg(l: L, i: c_int, min: i32, max: i32) -> Result<Option<i32>, String> {
         _ if l.is_number(i) => {
             let v = l.to_number(i) as i64;
             if v < min as i64 || v > max as i64 {
-                Err(format!("bad argument #{i} to '?' (expected integer between {min} and {max})"))
+                Err(format!(
+                    "bad argument #{i} to '?' (expected integer between {min} and {max})"
+                ))
             } else {
                 Ok(Some(v as i32))
             }
         }
-        _ => Err(format!("bad argument #{i} to '?' (number expected, got {})", crate::api::type_name(l, i))),
+        _ => Err(format!(
+            "bad argument #{i} to '?' (number expected, got {})",
+            crate::api::type_name(l, i)
+        )),
     }
 }
 

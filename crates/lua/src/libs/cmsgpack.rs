@@ -10,7 +10,16 @@ use std::ffi::c_int;
 const MAX_NESTING: usize = 16;
 
 pub fn open(l: L) {
-    super::register(l, "cmsgpack", &[("pack", pack), ("unpack", unpack), ("unpack_one", unpack_one), ("unpack_limit", unpack_limit)]);
+    super::register(
+        l,
+        "cmsgpack",
+        &[
+            ("pack", pack),
+            ("unpack", unpack),
+            ("unpack_one", unpack_one),
+            ("unpack_limit", unpack_limit),
+        ],
+    );
     l.raw_get_field(raw::GLOBALS, "cmsgpack");
     l.push_str("cmsgpack");
     l.raw_set_field(-2, "_NAME");
@@ -31,7 +40,10 @@ unsafe extern "C-unwind" fn pack(l: *mut raw::State) -> c_int {
     let l = L(l);
     let n = l.top();
     if n == 0 {
-        return raise(l, "bad argument #0 to 'pack' (MessagePack pack needs input.)".into());
+        return raise(
+            l,
+            "bad argument #0 to 'pack' (MessagePack pack needs input.)".into(),
+        );
     }
     let mut out = Vec::new();
     for i in 1..=n {
@@ -199,7 +211,10 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or(DecodeError::MissingBytes)?;
-        let s = self.data.get(self.pos..end).ok_or(DecodeError::MissingBytes)?;
+        let s = self
+            .data
+            .get(self.pos..end)
+            .ok_or(DecodeError::MissingBytes)?;
         self.pos = end;
         Ok(s)
     }
@@ -304,23 +319,35 @@ fn decode_map(l: L, c: &mut Cursor, n: usize) -> Result<(), DecodeError> {
 /// starting at `offset`; with a limit or offset, the next offset (-1 at the end) comes first.
 fn unpack_full(l: L, limit: i64, offset: i64) -> Result<c_int, String> {
     if l.kind(1) != raw::TSTRING && l.kind(1) != raw::TNUMBER {
-        return Err(format!("bad argument #1 to 'unpack' (string expected, got {})", crate::api::type_name(l, 1)));
+        return Err(format!(
+            "bad argument #1 to 'unpack' (string expected, got {})",
+            crate::api::type_name(l, 1)
+        ));
     }
     let data = l.to_bytes(1).unwrap_or_default();
     let len = data.len() as i64;
     if offset < 0 || limit < 0 {
-        return Err(format!("Invalid request to unpack with offset of {offset} and limit of {len}."));
+        return Err(format!(
+            "Invalid request to unpack with offset of {offset} and limit of {len}."
+        ));
     }
     if offset > len {
-        return Err(format!("Start offset {offset} greater than input length {len}."));
+        return Err(format!(
+            "Start offset {offset} greater than input length {len}."
+        ));
     }
     let all = limit == 0 && offset == 0;
     let limit = if all { i64::MAX } else { limit };
-    let mut cursor = Cursor { data, pos: offset as usize };
+    let mut cursor = Cursor {
+        data,
+        pos: offset as usize,
+    };
     let mut count: c_int = 0;
     while cursor.pos < data.len() && (count as i64) < limit {
         if !l.check_stack(2) {
-            return Err("too many return values at once; use unpack_one or unpack_limit instead.".into());
+            return Err(
+                "too many return values at once; use unpack_one or unpack_limit instead.".into(),
+            );
         }
         match decode(l, &mut cursor) {
             Ok(()) => count += 1,
@@ -329,7 +356,11 @@ fn unpack_full(l: L, limit: i64, offset: i64) -> Result<c_int, String> {
         }
     }
     if !all {
-        let next = if cursor.pos >= data.len() { -1 } else { cursor.pos as i64 };
+        let next = if cursor.pos >= data.len() {
+            -1
+        } else {
+            cursor.pos as i64
+        };
         l.push_number(next as f64);
         l.insert(2);
         count += 1;

@@ -12,7 +12,11 @@ const MAX_INT_SIZE: usize = 32;
 const MAX_ALIGN: usize = 8;
 
 pub fn open(l: L) {
-    super::register(l, "struct", &[("pack", pack), ("unpack", unpack), ("size", size)]);
+    super::register(
+        l,
+        "struct",
+        &[("pack", pack), ("unpack", unpack), ("size", size)],
+    );
 }
 
 #[derive(Clone, Copy)]
@@ -21,7 +25,10 @@ struct Header {
     align: usize,
 }
 
-const DEFAULT_HEADER: Header = Header { little: cfg!(target_endian = "little"), align: 1 };
+const DEFAULT_HEADER: Header = Header {
+    little: cfg!(target_endian = "little"),
+    align: 1,
+};
 
 struct Format<'a> {
     fmt: &'a [u8],
@@ -35,7 +42,11 @@ impl Format<'_> {
         }
         let mut n: usize = 0;
         while let Some(d) = self.fmt.get(self.pos).filter(|c| c.is_ascii_digit()) {
-            n = n.checked_mul(10).and_then(|n| n.checked_add((d - b'0') as usize)).filter(|&n| n <= i32::MAX as usize).ok_or("integral size overflow")?;
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add((d - b'0') as usize))
+                .filter(|&n| n <= i32::MAX as usize)
+                .ok_or("integral size overflow")?;
             self.pos += 1;
         }
         Ok(n)
@@ -53,7 +64,9 @@ impl Format<'_> {
             b'i' | b'I' => {
                 let n = self.number(4)?;
                 if n > MAX_INT_SIZE {
-                    return Err(format!("integral size {n} is larger than limit of {MAX_INT_SIZE}"));
+                    return Err(format!(
+                        "integral size {n} is larger than limit of {MAX_INT_SIZE}"
+                    ));
                 }
                 n
             }
@@ -74,7 +87,12 @@ impl Format<'_> {
                 }
                 h.align = a;
             }
-            _ => return Err(format!("bad argument #1 to '{fname}' (invalid format option '{}')", opt as char)),
+            _ => {
+                return Err(format!(
+                    "bad argument #1 to '{fname}' (invalid format option '{}')",
+                    opt as char
+                ))
+            }
         }
         Ok(())
     }
@@ -102,14 +120,20 @@ fn raise(l: L, msg: String) -> c_int {
 
 fn format_arg<'a>(l: L, fname: &str) -> Result<&'a [u8], String> {
     if !l.is_string_or_number(1) {
-        return Err(format!("bad argument #1 to '{fname}' (string expected, got {})", crate::api::type_name(l, 1)));
+        return Err(format!(
+            "bad argument #1 to '{fname}' (string expected, got {})",
+            crate::api::type_name(l, 1)
+        ));
     }
     Ok(l.to_bytes(1).unwrap_or_default())
 }
 
 fn number_arg(l: L, i: c_int) -> Result<f64, String> {
     if !l.is_number(i) {
-        return Err(format!("bad argument #{i} to 'pack' (number expected, got {})", crate::api::type_name(l, i)));
+        return Err(format!(
+            "bad argument #{i} to 'pack' (number expected, got {})",
+            crate::api::type_name(l, i)
+        ));
     }
     Ok(l.to_number(i))
 }
@@ -164,16 +188,27 @@ fn pack_impl(l: L) -> Result<Vec<u8>, String> {
             b'f' => {
                 let v = number_arg(l, arg)? as f32;
                 arg += 1;
-                out.extend_from_slice(&if h.little { v.to_le_bytes() } else { v.to_be_bytes() });
+                out.extend_from_slice(&if h.little {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                });
             }
             b'd' => {
                 let v = number_arg(l, arg)?;
                 arg += 1;
-                out.extend_from_slice(&if h.little { v.to_le_bytes() } else { v.to_be_bytes() });
+                out.extend_from_slice(&if h.little {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                });
             }
             b'c' | b's' => {
                 if !l.is_string_or_number(arg) {
-                    return Err(format!("bad argument #{arg} to 'pack' (string expected, got {})", crate::api::type_name(l, arg)));
+                    return Err(format!(
+                        "bad argument #{arg} to 'pack' (string expected, got {})",
+                        crate::api::type_name(l, arg)
+                    ));
                 }
                 let s = l.to_bytes(arg).unwrap_or_default();
                 arg += 1;
@@ -208,10 +243,17 @@ unsafe extern "C-unwind" fn pack(l: *mut raw::State) -> c_int {
 fn unpack_impl(l: L) -> Result<c_int, String> {
     let fmt = format_arg(l, "unpack")?;
     if !l.is_string_or_number(2) {
-        return Err(format!("bad argument #2 to 'unpack' (string expected, got {})", crate::api::type_name(l, 2)));
+        return Err(format!(
+            "bad argument #2 to 'unpack' (string expected, got {})",
+            crate::api::type_name(l, 2)
+        ));
     }
     let data = l.to_bytes(2).unwrap_or_default();
-    let start = if l.is_number(3) { l.to_number(3) as i64 } else { 1 };
+    let start = if l.is_number(3) {
+        l.to_number(3) as i64
+    } else {
+        1
+    };
     if start <= 0 {
         return Err("bad argument #3 to 'unpack' (offset must be 1 or greater)".into());
     }
@@ -233,18 +275,31 @@ fn unpack_impl(l: L) -> Result<c_int, String> {
         }
         match opt {
             b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
-                l.push_number(get_integer(&data[pos..pos + size], h.little, opt.is_ascii_lowercase(), size));
+                l.push_number(get_integer(
+                    &data[pos..pos + size],
+                    h.little,
+                    opt.is_ascii_lowercase(),
+                    size,
+                ));
                 n += 1;
             }
             b'x' => {}
             b'f' => {
                 let b: [u8; 4] = data[pos..pos + 4].try_into().map_err(|_| too_short())?;
-                l.push_number(if h.little { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) } as f64);
+                l.push_number(if h.little {
+                    f32::from_le_bytes(b)
+                } else {
+                    f32::from_be_bytes(b)
+                } as f64);
                 n += 1;
             }
             b'd' => {
                 let b: [u8; 8] = data[pos..pos + 8].try_into().map_err(|_| too_short())?;
-                l.push_number(if h.little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) });
+                l.push_number(if h.little {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                });
                 n += 1;
             }
             b'c' => {

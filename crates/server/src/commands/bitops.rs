@@ -8,18 +8,29 @@ use moonkv_keyspace::{StrView, Value};
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const fn bitmap_cmd(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), handler: super::Handler) -> CommandSpec {
+const fn bitmap_cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    handler: super::Handler,
+) -> CommandSpec {
     CommandSpec::new(name, arity, flags, keys, "bitmap", handler).group("bitmap")
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    bitmap_cmd("setbit", 4, WRITE | DENYOOM, (1, 1, 1), setbit).summary("Set or clear one bit", "2.2.0"),
+    bitmap_cmd("setbit", 4, WRITE | DENYOOM, (1, 1, 1), setbit)
+        .summary("Set or clear one bit", "2.2.0"),
     bitmap_cmd("getbit", 3, READONLY | FAST, (1, 1, 1), getbit).summary("Read one bit", "2.2.0"),
     bitmap_cmd("bitcount", -2, READONLY, (1, 1, 1), bitcount).summary("Count set bits", "2.6.0"),
-    bitmap_cmd("bitpos", -3, READONLY, (1, 1, 1), bitpos).summary("Find the first set or clear bit", "2.8.7"),
-    bitmap_cmd("bitop", -4, WRITE | DENYOOM, (2, -1, 1), bitop).summary("Bitwise operations between strings", "2.6.0"),
-    bitmap_cmd("bitfield", -2, WRITE | DENYOOM, (1, 1, 1), bitfield).summary("Integer fields inside a string", "3.2.0"),
-    bitmap_cmd("bitfield_ro", -2, READONLY | FAST, (1, 1, 1), bitfield_ro).summary("Read integer fields inside a string", "6.0.0"),
+    bitmap_cmd("bitpos", -3, READONLY, (1, 1, 1), bitpos)
+        .summary("Find the first set or clear bit", "2.8.7"),
+    bitmap_cmd("bitop", -4, WRITE | DENYOOM, (2, -1, 1), bitop)
+        .summary("Bitwise operations between strings", "2.6.0"),
+    bitmap_cmd("bitfield", -2, WRITE | DENYOOM, (1, 1, 1), bitfield)
+        .summary("Integer fields inside a string", "3.2.0"),
+    bitmap_cmd("bitfield_ro", -2, READONLY | FAST, (1, 1, 1), bitfield_ro)
+        .summary("Read integer fields inside a string", "6.0.0"),
 ];
 
 const BIT_OFFSET_ERR: &str = "ERR bit offset is not an integer or out of range";
@@ -27,7 +38,11 @@ const BIT_OFFSET_ERR: &str = "ERR bit offset is not an integer or out of range";
 /// Reads a string as bytes; Ok(None) when missing, Err(()) after replying WRONGTYPE.
 fn read_bytes(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<u8>>, ()> {
     let now = ctx.now_ms;
-    match ctx.db().get(key, now).map(|v| v.as_str().map(StrView::to_vec)) {
+    match ctx
+        .db()
+        .get(key, now)
+        .map(|v| v.as_str().map(StrView::to_vec))
+    {
         None => Ok(None),
         Some(Some(b)) => Ok(Some(b)),
         Some(None) => {
@@ -48,14 +63,23 @@ fn parse_bit_offset(ctx: &Ctx, arg: &[u8], width: Option<u64>) -> Option<u64> {
     if n < 0 {
         return None;
     }
-    let offset = if multiplied { (n as u64).checked_mul(width.unwrap_or(1))? } else { n as u64 };
+    let offset = if multiplied {
+        (n as u64).checked_mul(width.unwrap_or(1))?
+    } else {
+        n as u64
+    };
     let max_bits = (ctx.max_string_len() as u64).saturating_mul(8);
     (offset < max_bits).then_some(offset)
 }
 
 /// Makes sure `key` holds a raw string of at least `len` bytes and runs `edit` on it.
 /// Returns None after replying WRONGTYPE.
-fn edit_bytes<R>(ctx: &mut Ctx, key: &[u8], len: usize, edit: impl FnOnce(&mut Vec<u8>) -> R) -> Option<R> {
+fn edit_bytes<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    len: usize,
+    edit: impl FnOnce(&mut Vec<u8>) -> R,
+) -> Option<R> {
     let now = ctx.now_ms;
     match ctx.db().peek(key, now).map(Value::is_string) {
         Some(false) => {
@@ -74,7 +98,9 @@ fn edit_bytes<R>(ctx: &mut Ctx, key: &[u8], len: usize, edit: impl FnOnce(&mut V
 
 fn setbit(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(offset) = parse_bit_offset(ctx, &args[2], None) else { return ctx.error(BIT_OFFSET_ERR) };
+    let Some(offset) = parse_bit_offset(ctx, &args[2], None) else {
+        return ctx.error(BIT_OFFSET_ERR);
+    };
     let on = match &args[3][..] {
         b"1" => true,
         b"0" => false,
@@ -100,10 +126,17 @@ fn setbit(ctx: &mut Ctx) {
 
 fn getbit(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(offset) = parse_bit_offset(ctx, &args[2], None) else { return ctx.error(BIT_OFFSET_ERR) };
-    let Ok(value) = read_bytes(ctx, &args[1]) else { return };
+    let Some(offset) = parse_bit_offset(ctx, &args[2], None) else {
+        return ctx.error(BIT_OFFSET_ERR);
+    };
+    let Ok(value) = read_bytes(ctx, &args[1]) else {
+        return;
+    };
     let byte = (offset / 8) as usize;
-    let bit = value.as_deref().and_then(|v| v.get(byte)).map_or(0, |b| (b >> (7 - offset % 8)) & 1);
+    let bit = value
+        .as_deref()
+        .and_then(|v| v.get(byte))
+        .map_or(0, |b| (b >> (7 - offset % 8)) & 1);
     ctx.integer(bit as i64);
 }
 
@@ -154,12 +187,17 @@ fn bitcount(ctx: &mut Ctx) {
             None => return,
         },
     };
-    let Ok(value) = read_bytes(ctx, &args[1]) else { return };
+    let Ok(value) = read_bytes(ctx, &args[1]) else {
+        return;
+    };
     let value = value.unwrap_or_default();
     let count = match range {
         None => value.iter().map(|b| b.count_ones() as i64).sum(),
         Some((start, end, false)) => match resolve(start, end, value.len() as i64) {
-            Some((s, e)) => value[s as usize..=e as usize].iter().map(|b| b.count_ones() as i64).sum(),
+            Some((s, e)) => value[s as usize..=e as usize]
+                .iter()
+                .map(|b| b.count_ones() as i64)
+                .sum(),
             None => 0,
         },
         Some((start, end, true)) => match resolve(start, end, value.len() as i64 * 8) {
@@ -186,13 +224,17 @@ fn bitpos(ctx: &mut Ctx) {
         start = s;
     }
     if args.len() >= 5 {
-        let Some((s, e, b)) = parse_range(ctx, 3) else { return };
+        let Some((s, e, b)) = parse_range(ctx, 3) else {
+            return;
+        };
         start = s;
         end = e;
         in_bits = b;
         end_given = true;
     }
-    let Ok(value) = read_bytes(ctx, &args[1]) else { return };
+    let Ok(value) = read_bytes(ctx, &args[1]) else {
+        return;
+    };
     let Some(value) = value else {
         return ctx.integer(if want { -1 } else { 0 });
     };
@@ -271,8 +313,15 @@ fn parse_field_type(arg: &[u8]) -> Option<FieldType> {
         _ => return None,
     };
     let bits = parse_i64(&arg[1..])?;
-    let valid = if signed { (1..=64).contains(&bits) } else { (1..=63).contains(&bits) };
-    valid.then_some(FieldType { signed, bits: bits as u32 })
+    let valid = if signed {
+        (1..=64).contains(&bits)
+    } else {
+        (1..=63).contains(&bits)
+    };
+    valid.then_some(FieldType {
+        signed,
+        bits: bits as u32,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -300,7 +349,9 @@ fn read_field(bytes: &[u8], offset: u64, bits: u32) -> u64 {
     let mut v = 0u64;
     for i in 0..bits as u64 {
         let pos = offset + i;
-        let bit = bytes.get((pos / 8) as usize).map_or(0, |b| (b >> (7 - pos % 8)) & 1);
+        let bit = bytes
+            .get((pos / 8) as usize)
+            .map_or(0, |b| (b >> (7 - pos % 8)) & 1);
         v = (v << 1) | bit as u64;
     }
     v
@@ -347,7 +398,11 @@ fn fit(value: i128, ty: FieldType, overflow: Overflow) -> Option<i64> {
         Overflow::Fail => None,
         Overflow::Sat => Some(if value > max { max as i64 } else { min as i64 }),
         Overflow::Wrap => {
-            let mask: u128 = if ty.bits == 64 { u64::MAX as u128 } else { (1u128 << ty.bits) - 1 };
+            let mask: u128 = if ty.bits == 64 {
+                u64::MAX as u128
+            } else {
+                (1u128 << ty.bits) - 1
+            };
             Some(to_value((value as u128 & mask) as u64, ty))
         }
     }
@@ -409,7 +464,12 @@ fn parse_bitfield(ctx: &mut Ctx, read_only: bool) -> Option<Vec<FieldCommand>> {
                 }
             }
         };
-        commands.push(FieldCommand { ty, offset, op, overflow });
+        commands.push(FieldCommand {
+            ty,
+            offset,
+            op,
+            overflow,
+        });
         i += needs + 1;
     }
     Some(commands)
@@ -417,10 +477,14 @@ fn parse_bitfield(ctx: &mut Ctx, read_only: bool) -> Option<Vec<FieldCommand>> {
 
 fn run_bitfield(ctx: &mut Ctx, read_only: bool) {
     let args = ctx.args;
-    let Some(commands) = parse_bitfield(ctx, read_only) else { return };
+    let Some(commands) = parse_bitfield(ctx, read_only) else {
+        return;
+    };
     let key = &args[1];
     let writes = commands.iter().any(|c| !matches!(c.op, FieldOp::Get));
-    let Ok(current) = read_bytes(ctx, key) else { return };
+    let Ok(current) = read_bytes(ctx, key) else {
+        return;
+    };
     let mut bytes = current.clone().unwrap_or_default();
     let needed = commands
         .iter()
@@ -492,7 +556,13 @@ mod tests {
 
     #[test]
     fn field_types() {
-        assert_eq!(parse_field_type(b"i64"), Some(FieldType { signed: true, bits: 64 }));
+        assert_eq!(
+            parse_field_type(b"i64"),
+            Some(FieldType {
+                signed: true,
+                bits: 64
+            })
+        );
         assert_eq!(parse_field_type(b"u64"), None);
         assert_eq!(parse_field_type(b"u0"), None);
         assert_eq!(parse_field_type(b"x8"), None);
@@ -500,15 +570,27 @@ mod tests {
 
     #[test]
     fn overflow_policies() {
-        let u8t = FieldType { signed: false, bits: 8 };
-        let i8t = FieldType { signed: true, bits: 8 };
+        let u8t = FieldType {
+            signed: false,
+            bits: 8,
+        };
+        let i8t = FieldType {
+            signed: true,
+            bits: 8,
+        };
         assert_eq!(fit(256, u8t, Overflow::Wrap), Some(0));
         assert_eq!(fit(300, u8t, Overflow::Sat), Some(255));
         assert_eq!(fit(-1, u8t, Overflow::Sat), Some(0));
         assert_eq!(fit(128, i8t, Overflow::Wrap), Some(-128));
         assert_eq!(fit(128, i8t, Overflow::Fail), None);
-        let i64t = FieldType { signed: true, bits: 64 };
-        assert_eq!(fit(i64::MAX as i128 + 1, i64t, Overflow::Wrap), Some(i64::MIN));
+        let i64t = FieldType {
+            signed: true,
+            bits: 64,
+        };
+        assert_eq!(
+            fit(i64::MAX as i128 + 1, i64t, Overflow::Wrap),
+            Some(i64::MIN)
+        );
     }
 
     #[test]
@@ -517,7 +599,16 @@ mod tests {
         write_field(&mut bytes, 4, 8, 0xAB);
         assert_eq!(bytes, vec![0x0A, 0xB0]);
         assert_eq!(read_field(&bytes, 4, 8), 0xAB);
-        assert_eq!(to_value(0xFF, FieldType { signed: true, bits: 8 }), -1);
+        assert_eq!(
+            to_value(
+                0xFF,
+                FieldType {
+                    signed: true,
+                    bits: 8
+                }
+            ),
+            -1
+        );
     }
 
     #[test]

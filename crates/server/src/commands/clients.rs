@@ -7,24 +7,57 @@ use crate::client::{ClientEntry, Outbound, ReplyMode};
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const fn client_cmd(name: &'static str, arity: i32, flags: u32, handler: super::Handler) -> CommandSpec {
+const fn client_cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    handler: super::Handler,
+) -> CommandSpec {
     CommandSpec::new(name, arity, flags, (0, 0, 0), "connection", handler).group("connection")
 }
 
-pub static COMMANDS: &[CommandSpec] =
-    &[CommandSpec::new("client", -2, 0, (0, 0, 0), "", super::server_admin::container_help).group("connection").subcommands(SUBCOMMANDS)];
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
+    "client",
+    -2,
+    0,
+    (0, 0, 0),
+    "",
+    super::server_admin::container_help,
+)
+.group("connection")
+.subcommands(SUBCOMMANDS)];
 
 static SUBCOMMANDS: &[CommandSpec] = &[
-    client_cmd("client|id", 2, NOSCRIPT | LOADING | STALE, id).summary("The current connection's id", "5.0.0"),
-    client_cmd("client|setname", 3, NOSCRIPT | LOADING | STALE, setname).summary("Name the current connection", "2.6.9"),
-    client_cmd("client|getname", 2, NOSCRIPT | LOADING | STALE, getname).summary("The current connection's name", "2.6.9"),
-    client_cmd("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE, list).summary("Lists client connections", "2.4.0"),
-    client_cmd("client|info", 2, NOSCRIPT | LOADING | STALE, info).summary("The current connection's details", "6.2.0"),
-    client_cmd("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, kill).summary("Closes client connections", "2.4.0"),
-    client_cmd("client|reply", 3, NOSCRIPT | LOADING | STALE, reply).summary("Switches replies on or off", "3.2.0"),
-    client_cmd("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, no_evict).summary("Exempts the connection from client eviction", "7.0.0"),
-    client_cmd("client|unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, unblock).summary("Unblocks a client blocked by a blocking command", "5.0.0"),
-    client_cmd("client|getredir", 2, NOSCRIPT | LOADING | STALE, getredir).summary("Where tracking notifications go", "6.0.0"),
+    client_cmd("client|id", 2, NOSCRIPT | LOADING | STALE, id)
+        .summary("The current connection's id", "5.0.0"),
+    client_cmd("client|setname", 3, NOSCRIPT | LOADING | STALE, setname)
+        .summary("Name the current connection", "2.6.9"),
+    client_cmd("client|getname", 2, NOSCRIPT | LOADING | STALE, getname)
+        .summary("The current connection's name", "2.6.9"),
+    client_cmd("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE, list)
+        .summary("Lists client connections", "2.4.0"),
+    client_cmd("client|info", 2, NOSCRIPT | LOADING | STALE, info)
+        .summary("The current connection's details", "6.2.0"),
+    client_cmd("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, kill)
+        .summary("Closes client connections", "2.4.0"),
+    client_cmd("client|reply", 3, NOSCRIPT | LOADING | STALE, reply)
+        .summary("Switches replies on or off", "3.2.0"),
+    client_cmd(
+        "client|no-evict",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        no_evict,
+    )
+    .summary("Exempts the connection from client eviction", "7.0.0"),
+    client_cmd(
+        "client|unblock",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        unblock,
+    )
+    .summary("Unblocks a client blocked by a blocking command", "5.0.0"),
+    client_cmd("client|getredir", 2, NOSCRIPT | LOADING | STALE, getredir)
+        .summary("Where tracking notifications go", "6.0.0"),
     client_cmd("client|help", 2, LOADING | STALE, help).summary("Help for CLIENT", "5.0.0"),
 ];
 
@@ -69,7 +102,10 @@ fn list(ctx: &mut Ctx) {
         if ctx.arg_is(i, "type") && i + 1 < args.len() {
             let t = ctx.arg_lower(i + 1);
             if !valid_type(&t) {
-                let msg = format!("ERR Unknown client type '{}'", String::from_utf8_lossy(&args[i + 1]));
+                let msg = format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(&args[i + 1])
+                );
                 return ctx.error(&msg);
             }
             ty = Some(t);
@@ -132,7 +168,12 @@ fn kill(ctx: &mut Ctx) {
     // Old form: CLIENT KILL addr:port, answers OK or an error.
     if args.len() == 3 {
         let addr = String::from_utf8_lossy(&args[2]).into_owned();
-        let target = ctx.state.clients.values().find(|e| e.addr == addr).map(|e| e.id);
+        let target = ctx
+            .state
+            .clients
+            .values()
+            .find(|e| e.addr == addr)
+            .map(|e| e.id);
         return match target {
             Some(id) => {
                 close_client(ctx, id);
@@ -141,7 +182,10 @@ fn kill(ctx: &mut Ctx) {
             None => ctx.error("ERR No such client"),
         };
     }
-    let mut filter = KillFilter { skip_me: true, ..Default::default() };
+    let mut filter = KillFilter {
+        skip_me: true,
+        ..Default::default()
+    };
     let mut i = 2;
     while i < args.len() {
         if i + 1 >= args.len() {
@@ -190,7 +234,11 @@ fn kill(ctx: &mut Ctx) {
         .filter(|e| filter.addr.as_ref().map_or(true, |a| &e.addr == a))
         .filter(|e| filter.laddr.as_ref().map_or(true, |a| &e.laddr == a))
         .filter(|e| filter.ty.as_deref().map_or(true, |t| matches_type(e, t)))
-        .filter(|e| filter.max_age.map_or(true, |age| (now - e.created_ms) / 1000 >= age))
+        .filter(|e| {
+            filter
+                .max_age
+                .map_or(true, |age| (now - e.created_ms) / 1000 >= age)
+        })
         .filter(|e| !(filter.skip_me && e.id == me))
         .map(|e| e.id)
         .collect();

@@ -8,14 +8,51 @@ use moonkv_protocol::{Protocol, ReplySink};
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("ping", -1, FAST, (0, 0, 0), "connection", ping).group("connection"),
     CommandSpec::new("echo", 2, FAST, (0, 0, 0), "connection", echo).group("connection"),
-    CommandSpec::new("quit", -1, ALLOW_BUSY | NO_AUTH | LOADING | STALE | FAST, (0, 0, 0), "connection", quit).group("connection"),
-    CommandSpec::new("select", 2, LOADING | STALE | FAST, (0, 0, 0), "connection", select).group("connection"),
-    CommandSpec::new("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SKIP_MONITOR | ALLOW_BUSY, (0, 0, 0), "connection", auth)
-        .group("connection"),
-    CommandSpec::new("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), "connection", hello)
-        .group("connection"),
-    CommandSpec::new("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), "connection", reset)
-        .group("connection"),
+    CommandSpec::new(
+        "quit",
+        -1,
+        ALLOW_BUSY | NO_AUTH | LOADING | STALE | FAST,
+        (0, 0, 0),
+        "connection",
+        quit,
+    )
+    .group("connection"),
+    CommandSpec::new(
+        "select",
+        2,
+        LOADING | STALE | FAST,
+        (0, 0, 0),
+        "connection",
+        select,
+    )
+    .group("connection"),
+    CommandSpec::new(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SKIP_MONITOR | ALLOW_BUSY,
+        (0, 0, 0),
+        "connection",
+        auth,
+    )
+    .group("connection"),
+    CommandSpec::new(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        (0, 0, 0),
+        "connection",
+        hello,
+    )
+    .group("connection"),
+    CommandSpec::new(
+        "reset",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        (0, 0, 0),
+        "connection",
+        reset,
+    )
+    .group("connection"),
 ];
 
 fn ping(ctx: &mut Ctx) {
@@ -118,7 +155,10 @@ fn hello(ctx: &mut Ctx) {
             setname = Some(ctx.args[i + 1].clone());
             i += 2;
         } else {
-            let msg = format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&ctx.args[i]));
+            let msg = format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&ctx.args[i])
+            );
             return ctx.error(&msg);
         }
     }

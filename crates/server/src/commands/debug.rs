@@ -8,9 +8,16 @@ use moonkv_protocol::number::parse_f64;
 use moonkv_protocol::{Protocol, ReplySink};
 use std::hash::{BuildHasher, Hasher};
 
-pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", debug)
-    .group("server")
-    .summary("Debugging and testing helpers", "1.0.0")];
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
+    "debug",
+    -2,
+    ADMIN | NOSCRIPT | LOADING | STALE,
+    (0, 0, 0),
+    "",
+    debug,
+)
+.group("server")
+.summary("Debugging and testing helpers", "1.0.0")];
 
 const NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
@@ -34,7 +41,10 @@ fn debug(ctx: &mut Ctx) {
         "object" if ctx.args.len() == 3 => object(ctx),
         "protocol" if ctx.args.len() == 3 => protocol(ctx),
         "log" if ctx.args.len() == 3 => {
-            crate::log::warning(&format!("DEBUG LOG: {}", String::from_utf8_lossy(ctx.arg(2))));
+            crate::log::warning(&format!(
+                "DEBUG LOG: {}",
+                String::from_utf8_lossy(ctx.arg(2))
+            ));
             ctx.ok();
         }
         "digest" if ctx.args.len() == 2 => digest(ctx),
@@ -44,13 +54,21 @@ fn debug(ctx: &mut Ctx) {
         // Sets the element size above which Redis stores a list element in its own node.
         // moonkv's lists have no such nodes, so only the argument is checked.
         "quicklist-packed-threshold" if ctx.args.len() == 3 => {
-            match std::str::from_utf8(ctx.arg(2)).ok().and_then(crate::config::parse_memory) {
+            match std::str::from_utf8(ctx.arg(2))
+                .ok()
+                .and_then(crate::config::parse_memory)
+            {
                 Some(n) if (0..=(1 << 32) - (1 << 20)).contains(&n) => ctx.ok(),
-                _ => ctx.error("ERR argument must be a memory value bigger than 1 and smaller than 4gb"),
+                _ => ctx.error(
+                    "ERR argument must be a memory value bigger than 1 and smaller than 4gb",
+                ),
             }
         }
         _ => {
-            let msg = format!("ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.", String::from_utf8_lossy(ctx.arg(1)));
+            let msg = format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+                String::from_utf8_lossy(ctx.arg(1))
+            );
             ctx.error(&msg)
         }
     }
@@ -62,18 +80,24 @@ fn debug(ctx: &mut Ctx) {
 fn reload(ctx: &mut Ctx) {
     let now = ctx.now_ms;
     let image = moonkv_persistence::rdb::write_snapshot(&ctx.state.dbs, crate::REDIS_VERSION, now);
-    let keys = match moonkv_persistence::rdb::read_snapshot(&image, &ctx.state.settings.load_limits()) {
-        Ok(keys) => keys,
-        Err(e) => {
-            crate::log::warning(&format!("DEBUG RELOAD could not read back its own snapshot: {:?}", e));
-            return ctx.error("ERR Error trying to load the RDB dump");
-        }
-    };
+    let keys =
+        match moonkv_persistence::rdb::read_snapshot(&image, &ctx.state.settings.load_limits()) {
+            Ok(keys) => keys,
+            Err(e) => {
+                crate::log::warning(&format!(
+                    "DEBUG RELOAD could not read back its own snapshot: {:?}",
+                    e
+                ));
+                return ctx.error("ERR Error trying to load the RDB dump");
+            }
+        };
     for db in ctx.state.dbs.iter_mut() {
         drop(db.flush(now));
     }
     for loaded in keys {
-        let Some(db) = ctx.state.dbs.get_mut(loaded.db) else { continue };
+        let Some(db) = ctx.state.dbs.get_mut(loaded.db) else {
+            continue;
+        };
         db.set(&loaded.key, loaded.value, false);
         if let Some(at) = loaded.expire_at {
             db.set_expire(&loaded.key, at, now);
@@ -114,7 +138,9 @@ fn help(ctx: &mut Ctx) {
 /// runtime thread is handed over first (`block_in_place`), so connections keep being accepted
 /// and replies already computed keep being written while this command runs.
 fn sleep(ctx: &mut Ctx) {
-    let Some(secs) = parse_f64(ctx.arg(2)) else { return ctx.error(errors::NOT_FLOAT) };
+    let Some(secs) = parse_f64(ctx.arg(2)) else {
+        return ctx.error(errors::NOT_FLOAT);
+    };
     if secs > 0.0 {
         let duration = std::time::Duration::from_secs_f64(secs.min(3600.0));
         match tokio::runtime::Handle::try_current() {
@@ -128,7 +154,9 @@ fn sleep(ctx: &mut Ctx) {
 fn object(ctx: &mut Ctx) {
     let args = ctx.args;
     let now = ctx.now_ms;
-    let Some(value) = ctx.db().peek(&args[2], now) else { return ctx.error(errors::NO_SUCH_KEY) };
+    let Some(value) = ctx.db().peek(&args[2], now) else {
+        return ctx.error(errors::NO_SUCH_KEY);
+    };
     // The value's address identifies it (it stays put while the key exists), which is what
     // tests read this field for.
     let address = value as *const Value as usize;

@@ -10,7 +10,8 @@ use moonkv_persistence::rdb::{dump_functions, restore_functions, FunctionsRestor
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const FCALL_FLAGS: u32 = NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | PROPAGATES_INNER;
+const FCALL_FLAGS: u32 =
+    NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | PROPAGATES_INNER;
 const FCALL_RO_FLAGS: u32 = NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY;
 
 fn fcall_keys(args: &[bytes::Bytes]) -> Result<Vec<usize>, String> {
@@ -18,21 +19,133 @@ fn fcall_keys(args: &[bytes::Bytes]) -> Result<Vec<usize>, String> {
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("function", -2, 0, (0, 0, 0), "", super::server_admin::container_help).group("scripting").subcommands(SUBCOMMANDS),
-    CommandSpec::new("fcall", -3, FCALL_FLAGS, (0, 0, 0), "scripting", fcall).key_finder(fcall_keys).group("scripting").summary("Invoke a function", "7.0.0"),
-    CommandSpec::new("fcall_ro", -3, FCALL_RO_FLAGS, (0, 0, 0), "scripting", fcall_ro).key_finder(fcall_keys).group("scripting").summary("Invoke a read-only function", "7.0.0"),
+    CommandSpec::new(
+        "function",
+        -2,
+        0,
+        (0, 0, 0),
+        "",
+        super::server_admin::container_help,
+    )
+    .group("scripting")
+    .subcommands(SUBCOMMANDS),
+    CommandSpec::new("fcall", -3, FCALL_FLAGS, (0, 0, 0), "scripting", fcall)
+        .key_finder(fcall_keys)
+        .group("scripting")
+        .summary("Invoke a function", "7.0.0"),
+    CommandSpec::new(
+        "fcall_ro",
+        -3,
+        FCALL_RO_FLAGS,
+        (0, 0, 0),
+        "scripting",
+        fcall_ro,
+    )
+    .key_finder(fcall_keys)
+    .group("scripting")
+    .summary("Invoke a read-only function", "7.0.0"),
 ];
 
 static SUBCOMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("function|load", -3, WRITE | DENYOOM | NOSCRIPT, (0, 0, 0), "scripting", function_load).group("scripting").summary("Create a function with the given arguments (name, code, description)", "7.0.0"),
-    CommandSpec::new("function|delete", 3, WRITE | NOSCRIPT, (0, 0, 0), "scripting", function_delete).group("scripting").summary("Delete a function by name", "7.0.0"),
-    CommandSpec::new("function|flush", -2, WRITE | NOSCRIPT, (0, 0, 0), "scripting", function_flush).group("scripting").summary("Deletes all functions", "7.0.0"),
-    CommandSpec::new("function|list", -2, NOSCRIPT, (0, 0, 0), "scripting", function_list).group("scripting").summary("List information about all the functions", "7.0.0"),
-    CommandSpec::new("function|dump", 2, NOSCRIPT, (0, 0, 0), "scripting", function_dump).group("scripting").summary("Dump all functions into a serialized binary payload", "7.0.0"),
-    CommandSpec::new("function|restore", -3, WRITE | DENYOOM | NOSCRIPT, (0, 0, 0), "scripting", function_restore).group("scripting").summary("Restore all the functions on the given payload", "7.0.0"),
-    CommandSpec::new("function|stats", 2, NOSCRIPT | ALLOW_BUSY, (0, 0, 0), "scripting", function_stats).group("scripting").summary("Return information about the function currently running (name, description, duration)", "7.0.0"),
-    CommandSpec::new("function|kill", 2, NOSCRIPT | ALLOW_BUSY, (0, 0, 0), "scripting", function_kill).group("scripting").summary("Kill the function currently in execution.", "7.0.0"),
-    CommandSpec::new("function|help", 2, LOADING | STALE, (0, 0, 0), "scripting", function_help).group("scripting").summary("Show helpful text about the different subcommands", "7.0.0"),
+    CommandSpec::new(
+        "function|load",
+        -3,
+        WRITE | DENYOOM | NOSCRIPT,
+        (0, 0, 0),
+        "scripting",
+        function_load,
+    )
+    .group("scripting")
+    .summary(
+        "Create a function with the given arguments (name, code, description)",
+        "7.0.0",
+    ),
+    CommandSpec::new(
+        "function|delete",
+        3,
+        WRITE | NOSCRIPT,
+        (0, 0, 0),
+        "scripting",
+        function_delete,
+    )
+    .group("scripting")
+    .summary("Delete a function by name", "7.0.0"),
+    CommandSpec::new(
+        "function|flush",
+        -2,
+        WRITE | NOSCRIPT,
+        (0, 0, 0),
+        "scripting",
+        function_flush,
+    )
+    .group("scripting")
+    .summary("Deletes all functions", "7.0.0"),
+    CommandSpec::new(
+        "function|list",
+        -2,
+        NOSCRIPT,
+        (0, 0, 0),
+        "scripting",
+        function_list,
+    )
+    .group("scripting")
+    .summary("List information about all the functions", "7.0.0"),
+    CommandSpec::new(
+        "function|dump",
+        2,
+        NOSCRIPT,
+        (0, 0, 0),
+        "scripting",
+        function_dump,
+    )
+    .group("scripting")
+    .summary(
+        "Dump all functions into a serialized binary payload",
+        "7.0.0",
+    ),
+    CommandSpec::new(
+        "function|restore",
+        -3,
+        WRITE | DENYOOM | NOSCRIPT,
+        (0, 0, 0),
+        "scripting",
+        function_restore,
+    )
+    .group("scripting")
+    .summary("Restore all the functions on the given payload", "7.0.0"),
+    CommandSpec::new(
+        "function|stats",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        (0, 0, 0),
+        "scripting",
+        function_stats,
+    )
+    .group("scripting")
+    .summary(
+        "Return information about the function currently running (name, description, duration)",
+        "7.0.0",
+    ),
+    CommandSpec::new(
+        "function|kill",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        (0, 0, 0),
+        "scripting",
+        function_kill,
+    )
+    .group("scripting")
+    .summary("Kill the function currently in execution.", "7.0.0"),
+    CommandSpec::new(
+        "function|help",
+        2,
+        LOADING | STALE,
+        (0, 0, 0),
+        "scripting",
+        function_help,
+    )
+    .group("scripting")
+    .summary("Show helpful text about the different subcommands", "7.0.0"),
 ];
 
 fn fcall_generic(ctx: &mut Ctx, read_only: bool) {
@@ -46,12 +159,25 @@ fn fcall_generic(ctx: &mut Ctx, read_only: bool) {
     let (compiled, flags) = (f.callback, f.flags);
     let numkeys = match parse_i64(&ctx.args[2]) {
         None => return ctx.error("ERR Bad number of keys provided"),
-        Some(n) if n > ctx.args.len() as i64 - 3 => return ctx.error("ERR Number of keys can't be greater than number of args"),
+        Some(n) if n > ctx.args.len() as i64 - 3 => {
+            return ctx.error("ERR Number of keys can't be greater than number of args")
+        }
         Some(n) if n < 0 => return ctx.error("ERR Number of keys can't be negative"),
         Some(n) => n as usize,
     };
     let args = ctx.args;
-    run(ctx, Invocation { vm: VmKind::Functions, compiled, name: &name, flags, read_only_command: read_only, keys: &args[3..3 + numkeys], args: &args[3 + numkeys..] });
+    run(
+        ctx,
+        Invocation {
+            vm: VmKind::Functions,
+            compiled,
+            name: &name,
+            flags,
+            read_only_command: read_only,
+            keys: &args[3..3 + numkeys],
+            args: &args[3 + numkeys..],
+        },
+    );
 }
 
 fn fcall(ctx: &mut Ctx) {
@@ -70,7 +196,10 @@ fn function_load(ctx: &mut Ctx) {
             replace = true;
             at += 1;
         } else {
-            let msg = format!("ERR Unknown option given: {}", String::from_utf8_lossy(&ctx.args[at]));
+            let msg = format!(
+                "ERR Unknown option given: {}",
+                String::from_utf8_lossy(&ctx.args[at])
+            );
             return ctx.error(&msg);
         }
     }
@@ -131,13 +260,26 @@ fn function_list(ctx: &mut Ctx) {
             pattern = Some(ctx.args[i + 1].to_vec());
             i += 1;
         } else {
-            let msg = format!("ERR Unknown argument {}", String::from_utf8_lossy(&ctx.args[i]));
+            let msg = format!(
+                "ERR Unknown argument {}",
+                String::from_utf8_lossy(&ctx.args[i])
+            );
             return ctx.error(&msg);
         }
         i += 1;
     }
     let (state, _, out) = ctx.parts();
-    let libraries: Vec<_> = state.scripting.libraries.libraries.values().filter(|l| pattern.as_ref().is_none_or(|p| glob_match(p, l.name.as_bytes(), false))).collect();
+    let libraries: Vec<_> = state
+        .scripting
+        .libraries
+        .libraries
+        .values()
+        .filter(|l| {
+            pattern
+                .as_ref()
+                .is_none_or(|p| glob_match(p, l.name.as_bytes(), false))
+        })
+        .collect();
     out.array(libraries.len());
     for library in libraries {
         out.map(if with_code { 4 } else { 3 });
@@ -168,7 +310,14 @@ fn function_list(ctx: &mut Ctx) {
 }
 
 fn function_dump(ctx: &mut Ctx) {
-    let payload = dump_functions(ctx.state.scripting.libraries.libraries.values().map(|l| &l.code[..]));
+    let payload = dump_functions(
+        ctx.state
+            .scripting
+            .libraries
+            .libraries
+            .values()
+            .map(|l| &l.code[..]),
+    );
     ctx.bulk(&payload);
 }
 
@@ -179,18 +328,25 @@ fn function_restore(ctx: &mut Ctx) {
         Append,
         Replace,
     }
-    let policy = match ctx.args.len() {
-        3 => Policy::Append,
-        4 if ctx.arg_is(3, "flush") => Policy::Flush,
-        4 if ctx.arg_is(3, "append") => Policy::Append,
-        4 if ctx.arg_is(3, "replace") => Policy::Replace,
-        4 => return ctx.error("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."),
-        _ => return super::server_admin::subcommand_syntax_error(ctx),
-    };
+    let policy =
+        match ctx.args.len() {
+            3 => Policy::Append,
+            4 if ctx.arg_is(3, "flush") => Policy::Flush,
+            4 if ctx.arg_is(3, "append") => Policy::Append,
+            4 if ctx.arg_is(3, "replace") => Policy::Replace,
+            4 => return ctx.error(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ),
+            _ => return super::server_admin::subcommand_syntax_error(ctx),
+        };
     let codes = match restore_functions(&ctx.args[2]) {
         Ok(codes) => codes,
-        Err(FunctionsRestoreError::VersionOrChecksum) => return ctx.error("ERR DUMP payload version or checksum are wrong"),
-        Err(FunctionsRestoreError::NotAFunction) => return ctx.error("ERR given type is not a function"),
+        Err(FunctionsRestoreError::VersionOrChecksum) => {
+            return ctx.error("ERR DUMP payload version or checksum are wrong")
+        }
+        Err(FunctionsRestoreError::NotAFunction) => {
+            return ctx.error("ERR given type is not a function")
+        }
         Err(FunctionsRestoreError::Unreadable) => return ctx.error("ERR can not read data type"),
     };
     // Load into a fresh registry first, so a failure leaves the current libraries untouched.
@@ -224,7 +380,11 @@ fn function_restore(ctx: &mut Ctx) {
         }
     }
     for library in staged.libraries.values() {
-        if let Err(msg) = scripting.libraries.load(live_vm, library.code.clone(), policy == Policy::Replace) {
+        if let Err(msg) =
+            scripting
+                .libraries
+                .load(live_vm, library.code.clone(), policy == Policy::Replace)
+        {
             return ctx.error(&msg);
         }
     }

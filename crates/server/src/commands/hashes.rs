@@ -2,20 +2,29 @@
 
 use super::longdouble::{self, IncrFloatError, Parsed};
 use super::spec::flags::*;
-use super::{edit_collection, errors, parse_scan, read_collection, CollectionKind, CommandSpec, Ctx};
+use super::{
+    edit_collection, errors, parse_scan, read_collection, CollectionKind, CommandSpec, Ctx,
+};
 use crate::notify::class;
 use moonkv_keyspace::{glob_match, Hash, HashLimits, Value};
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const fn hash_cmd(name: &'static str, arity: i32, flags: u32, handler: super::Handler) -> CommandSpec {
+const fn hash_cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    handler: super::Handler,
+) -> CommandSpec {
     CommandSpec::new(name, arity, flags, (1, 1, 1), "hash", handler).group("hash")
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
     hash_cmd("hset", -4, WRITE | DENYOOM | FAST, hset).summary("Set fields", "2.0.0"),
-    hash_cmd("hmset", -4, WRITE | DENYOOM | FAST, hmset).summary("Set fields (old form of HSET)", "2.0.0"),
-    hash_cmd("hsetnx", 4, WRITE | DENYOOM | FAST, hsetnx).summary("Set a field if it is absent", "2.0.0"),
+    hash_cmd("hmset", -4, WRITE | DENYOOM | FAST, hmset)
+        .summary("Set fields (old form of HSET)", "2.0.0"),
+    hash_cmd("hsetnx", 4, WRITE | DENYOOM | FAST, hsetnx)
+        .summary("Set a field if it is absent", "2.0.0"),
     hash_cmd("hget", 3, READONLY | FAST, hget).summary("A field's value", "2.0.0"),
     hash_cmd("hmget", -3, READONLY | FAST, hmget).summary("Several fields' values", "2.0.0"),
     hash_cmd("hgetall", 2, READONLY, hgetall).summary("All fields and values", "2.0.0"),
@@ -24,8 +33,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     hash_cmd("hexists", 3, READONLY | FAST, hexists).summary("Does a field exist", "2.0.0"),
     hash_cmd("hkeys", 2, READONLY, hkeys).summary("All field names", "2.0.0"),
     hash_cmd("hvals", 2, READONLY, hvals).summary("All values", "2.0.0"),
-    hash_cmd("hincrby", 4, WRITE | DENYOOM | FAST, hincrby).summary("Increment an integer field", "2.0.0"),
-    hash_cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, hincrbyfloat).summary("Increment a float field", "2.6.0"),
+    hash_cmd("hincrby", 4, WRITE | DENYOOM | FAST, hincrby)
+        .summary("Increment an integer field", "2.0.0"),
+    hash_cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, hincrbyfloat)
+        .summary("Increment a float field", "2.6.0"),
     hash_cmd("hstrlen", 3, READONLY | FAST, hstrlen).summary("Length of a field's value", "3.2.0"),
     hash_cmd("hrandfield", -2, READONLY | RANDOM, hrandfield).summary("Random fields", "6.2.0"),
     hash_cmd("hscan", -3, READONLY | RANDOM, hscan).summary("Iterate over fields", "2.8.0"),
@@ -46,7 +57,12 @@ fn read_hash<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c Hash>, ()> {
     read_collection(ctx, key, Value::as_hash)
 }
 
-fn edit_hash<R>(ctx: &mut Ctx, key: &[u8], create: bool, edit: impl FnOnce(&mut Hash) -> R) -> Option<Result<R, ()>> {
+fn edit_hash<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    create: bool,
+    edit: impl FnOnce(&mut Hash) -> R,
+) -> Option<Result<R, ()>> {
     edit_collection(ctx, key, &HASH, create, edit)
 }
 
@@ -57,7 +73,12 @@ fn set_fields(ctx: &mut Ctx) -> Option<usize> {
         return None;
     }
     let limits = limits(ctx);
-    let added = match edit_hash(ctx, &args[1], true, |h| args[2..].chunks(2).filter(|fv| h.set(&fv[0], &fv[1], limits)).count()) {
+    let added = match edit_hash(ctx, &args[1], true, |h| {
+        args[2..]
+            .chunks(2)
+            .filter(|fv| h.set(&fv[0], &fv[1], limits))
+            .count()
+    }) {
         Some(Ok(n)) => n,
         _ => return None,
     };
@@ -158,7 +179,9 @@ fn hvals(ctx: &mut Ctx) {
 
 fn hdel(ctx: &mut Ctx) {
     let args = ctx.args;
-    let removed = match edit_hash(ctx, &args[1], false, |h| args[2..].iter().filter(|f| h.remove(f)).count()) {
+    let removed = match edit_hash(ctx, &args[1], false, |h| {
+        args[2..].iter().filter(|f| h.remove(f)).count()
+    }) {
         None => 0,
         Some(Err(())) => return,
         Some(Ok(n)) => n,
@@ -211,9 +234,13 @@ fn hincrby(ctx: &mut Ctx) {
             None => return ctx.error("ERR hash value is not an integer"),
         },
     };
-    let Some(result) = current.checked_add(delta) else { return ctx.error(errors::OVERFLOW) };
+    let Some(result) = current.checked_add(delta) else {
+        return ctx.error(errors::OVERFLOW);
+    };
     let limits = limits(ctx);
-    edit_hash(ctx, &args[1], true, |h| h.set(&args[2], result.to_string().as_bytes(), limits));
+    edit_hash(ctx, &args[1], true, |h| {
+        h.set(&args[2], result.to_string().as_bytes(), limits)
+    });
     ctx.notify(class::HASH, "hincrby", &args[1]);
     ctx.integer(result);
 }
@@ -237,10 +264,14 @@ fn hincrbyfloat(ctx: &mut Ctx) {
     let text = match longdouble::incr_by_float(current, &args[3]) {
         Ok(t) => t,
         Err(IncrFloatError::NotAFloat) => return ctx.error(errors::NOT_FLOAT),
-        Err(IncrFloatError::NanOrInfinity) => return ctx.error("ERR increment would produce NaN or Infinity"),
+        Err(IncrFloatError::NanOrInfinity) => {
+            return ctx.error("ERR increment would produce NaN or Infinity")
+        }
     };
     let limits = limits(ctx);
-    edit_hash(ctx, &args[1], true, |h| h.set(&args[2], text.as_bytes(), limits));
+    edit_hash(ctx, &args[1], true, |h| {
+        h.set(&args[2], text.as_bytes(), limits)
+    });
     ctx.notify(class::HASH, "hincrbyfloat", &args[1]);
     // Replicas get the resulting value so float rounding cannot drift between them.
     ctx.propagate_parts(&[b"HSET", &args[1], &args[2], text.as_bytes()]);
@@ -320,9 +351,13 @@ fn hrandfield(ctx: &mut Ctx) {
 
 fn hscan(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(options) = parse_scan(ctx, 2, false) else { return };
+    let Some(options) = parse_scan(ctx, 2, false) else {
+        return;
+    };
     let (mut cursor, pattern, count) = (options.cursor, options.pattern, options.count);
-    let Ok(hash) = read_hash(ctx, &args[1]) else { return };
+    let Ok(hash) = read_hash(ctx, &args[1]) else {
+        return;
+    };
     let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     match hash {
         None => cursor = 0,

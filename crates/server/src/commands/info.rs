@@ -8,9 +8,16 @@ use moonkv_protocol::ReplySink;
 use std::fmt::Write;
 use std::sync::OnceLock;
 
-pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("info", -1, LOADING | STALE | RANDOM, (0, 0, 0), "dangerous", info)
-    .group("server")
-    .summary("Information and statistics about the server", "1.0.0")];
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
+    "info",
+    -1,
+    LOADING | STALE | RANDOM,
+    (0, 0, 0),
+    "dangerous",
+    info,
+)
+.group("server")
+.summary("Information and statistics about the server", "1.0.0")];
 
 /// Sections in the order INFO prints them, and whether `INFO`/`INFO default` includes them.
 const SECTIONS: &[(&str, bool)] = &[
@@ -30,7 +37,10 @@ const SECTIONS: &[(&str, bool)] = &[
 
 fn info(ctx: &mut Ctx) {
     let mut wanted: Vec<&str> = Vec::new();
-    let args: Vec<String> = ctx.args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let args: Vec<String> = ctx.args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
     if args.is_empty() {
         wanted.extend(SECTIONS.iter().filter(|s| s.1).map(|s| s.0));
     }
@@ -62,7 +72,11 @@ fn info(ctx: &mut Ctx) {
 fn process_id_hex(which: usize) -> &'static str {
     static IDS: OnceLock<[String; 2]> = OnceLock::new();
     let ids = IDS.get_or_init(|| {
-        let make = || (0..40).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect::<String>();
+        let make = || {
+            (0..40)
+                .map(|_| format!("{:x}", rand::random::<u8>() & 0xf))
+                .collect::<String>()
+        };
         [make(), make()]
     });
     &ids[which]
@@ -75,7 +89,12 @@ pub fn replication_id() -> &'static str {
 
 /// Bytes as Redis prints them in `*_human` fields: `1.50M`, `912.00K`, `12B`.
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [(&str, f64); 4] = [("P", 1125899906842624.0), ("T", 1099511627776.0), ("G", 1073741824.0), ("M", 1048576.0)];
+    const UNITS: [(&str, f64); 4] = [
+        ("P", 1125899906842624.0),
+        ("T", 1099511627776.0),
+        ("G", 1073741824.0),
+        ("M", 1048576.0),
+    ];
     let f = n as f64;
     for (unit, size) in UNITS {
         if f >= size {
@@ -97,18 +116,30 @@ fn memory_usage() -> (u64, u64) {
     };
     let rss = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096);
     (allocated, rss)
 }
 
 /// CPU seconds (user, system) of this process, from /proc/self/stat.
 fn cpu_seconds() -> (f64, f64) {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return (0.0, 0.0) };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return (0.0, 0.0);
+    };
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
     (ticks(11), ticks(12))
 }
 
@@ -155,13 +186,20 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("uptime_in_days:{}", uptime / 86400);
             line!("hz:{}", state.settings.hz);
             line!("configured_hz:{}", state.settings.hz);
-            line!("lru_clock:{}", (crate::time::unix_ms() / 1000) & ((1 << 24) - 1));
+            line!(
+                "lru_clock:{}",
+                (crate::time::unix_ms() / 1000) & ((1 << 24) - 1)
+            );
             line!("executable:{}", state.executable);
             line!("config_file:{}", state.config_file.as_deref().unwrap_or(""));
             line!("io_threads_active:0");
         }
         "clients" => {
-            let pubsub = state.clients.values().filter(|c| c.sub + c.psub > 0).count();
+            let pubsub = state
+                .clients
+                .values()
+                .filter(|c| c.sub + c.psub > 0)
+                .count();
             line!("# Clients");
             line!("connected_clients:{}", state.clients.len());
             line!("cluster_connections:0");
@@ -185,7 +223,14 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("used_memory_rss_human:{}", human_bytes(rss));
             line!("used_memory_peak:{}", peak);
             line!("used_memory_peak_human:{}", human_bytes(peak));
-            line!("used_memory_peak_perc:{:.2}%", if peak > 0 { used as f64 * 100.0 / peak as f64 } else { 100.0 });
+            line!(
+                "used_memory_peak_perc:{:.2}%",
+                if peak > 0 {
+                    used as f64 * 100.0 / peak as f64
+                } else {
+                    100.0
+                }
+            );
             let scripting = &state.scripting;
             let vm_eval = scripting.eval_vm_memory();
             let vm_functions = scripting.functions_vm_memory();
@@ -196,18 +241,37 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("used_memory_lua_human:{}", human_bytes(vm_eval as u64));
             line!("used_memory_scripts_eval:{}", scripts_eval);
             line!("number_of_cached_scripts:{}", scripting.scripts.len());
-            line!("number_of_functions:{}", scripting.libraries.function_count());
-            line!("number_of_libraries:{}", scripting.libraries.libraries.len());
+            line!(
+                "number_of_functions:{}",
+                scripting.libraries.function_count()
+            );
+            line!(
+                "number_of_libraries:{}",
+                scripting.libraries.libraries.len()
+            );
             line!("used_memory_vm_functions:{}", vm_functions);
             line!("used_memory_vm_total:{}", vm_eval + vm_functions);
-            line!("used_memory_vm_total_human:{}", human_bytes((vm_eval + vm_functions) as u64));
+            line!(
+                "used_memory_vm_total_human:{}",
+                human_bytes((vm_eval + vm_functions) as u64)
+            );
             line!("used_memory_functions:{}", functions_mem);
             line!("used_memory_scripts:{}", scripts_eval + functions_mem);
-            line!("used_memory_scripts_human:{}", human_bytes((scripts_eval + functions_mem) as u64));
+            line!(
+                "used_memory_scripts_human:{}",
+                human_bytes((scripts_eval + functions_mem) as u64)
+            );
             line!("maxmemory:{}", maxmemory);
             line!("maxmemory_human:{}", human_bytes(maxmemory));
             line!("maxmemory_policy:{}", state.config.get("maxmemory-policy"));
-            line!("mem_fragmentation_ratio:{:.2}", if used > 0 { rss as f64 / used as f64 } else { 0.0 });
+            line!(
+                "mem_fragmentation_ratio:{:.2}",
+                if used > 0 {
+                    rss as f64 / used as f64
+                } else {
+                    0.0
+                }
+            );
             line!("mem_allocator:jemalloc-5.3.0");
             line!("lazyfree_pending_objects:{}", state.lazyfree.pending());
             line!("lazyfreed_objects:{}", state.lazyfree.freed());
@@ -244,7 +308,10 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             let misses: u64 = state.dbs.iter().map(|d| d.stats.keyspace_misses).sum();
             let s = &state.stats;
             line!("# Stats");
-            line!("total_connections_received:{}", s.total_connections_received);
+            line!(
+                "total_connections_received:{}",
+                s.total_connections_received
+            );
             line!("total_commands_processed:{}", s.total_commands_processed);
             line!("instantaneous_ops_per_sec:{}", instantaneous_ops(state));
             line!("total_net_input_bytes:{}", s.total_net_input_bytes);
@@ -280,8 +347,14 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("unexpected_error_replies:0");
             line!("total_error_replies:{}", state.stats.total_error_replies);
             line!("dump_payload_sanitizations:0");
-            line!("total_reads_processed:{}", state.stats.total_commands_processed);
-            line!("total_writes_processed:{}", state.stats.total_commands_processed);
+            line!(
+                "total_reads_processed:{}",
+                state.stats.total_commands_processed
+            );
+            line!(
+                "total_writes_processed:{}",
+                state.stats.total_commands_processed
+            );
             line!("io_threaded_reads_processed:0");
             line!("io_threaded_writes_processed:0");
         }
@@ -297,8 +370,14 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
                     line!("master_sync_in_progress:0");
                     line!("slave_read_repl_offset:0");
                     line!("slave_repl_offset:0");
-                    line!("slave_priority:{}", state.config.get_i64("replica-priority"));
-                    line!("slave_read_only:{}", state.config.get_bool("replica-read-only") as u8);
+                    line!(
+                        "slave_priority:{}",
+                        state.config.get_i64("replica-priority")
+                    );
+                    line!(
+                        "slave_read_only:{}",
+                        state.config.get_bool("replica-read-only") as u8
+                    );
                     line!("replica_announced:1");
                 }
                 None => line!("role:master"),
@@ -310,7 +389,10 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("master_repl_offset:{}", state.replication.offset);
             line!("second_repl_offset:-1");
             line!("repl_backlog_active:0");
-            line!("repl_backlog_size:{}", state.config.get_i64("repl-backlog-size"));
+            line!(
+                "repl_backlog_size:{}",
+                state.config.get_i64("repl-backlog-size")
+            );
             line!("repl_backlog_first_byte_offset:0");
             line!("repl_backlog_histlen:0");
         }
@@ -328,11 +410,17 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
         "commandstats" => {
             line!("# Commandstats");
             for (i, spec) in table().specs.iter().enumerate() {
-                let Some(s) = state.stats.commands.get(i) else { continue };
+                let Some(s) = state.stats.commands.get(i) else {
+                    continue;
+                };
                 if s.calls == 0 && s.rejected_calls == 0 && s.failed_calls == 0 {
                     continue;
                 }
-                let per_call = if s.calls > 0 { s.usec as f64 / s.calls as f64 } else { 0.0 };
+                let per_call = if s.calls > 0 {
+                    s.usec as f64 / s.calls as f64
+                } else {
+                    0.0
+                };
                 line!(
                     "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}",
                     spec.name,
@@ -358,7 +446,12 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("# Keyspace");
             for (i, db) in state.dbs.iter().enumerate() {
                 if !db.is_empty() {
-                    line!("db{}:keys={},expires={},avg_ttl=0", i, db.len(), db.expires_len());
+                    line!(
+                        "db{}:keys={},expires={},avg_ttl=0",
+                        i,
+                        db.len(),
+                        db.expires_len()
+                    );
                 }
             }
         }

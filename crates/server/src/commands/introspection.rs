@@ -6,7 +6,15 @@ use moonkv_keyspace::glob_match;
 use moonkv_protocol::ReplySink;
 
 const fn command_cmd(name: &'static str, arity: i32, handler: super::Handler) -> CommandSpec {
-    CommandSpec::new(name, arity, LOADING | STALE, (0, 0, 0), "connection", handler).group("server")
+    CommandSpec::new(
+        name,
+        arity,
+        LOADING | STALE,
+        (0, 0, 0),
+        "connection",
+        handler,
+    )
+    .group("server")
 }
 
 pub static COMMANDS: &[CommandSpec] = &[command_cmd("command", -1, command)
@@ -17,8 +25,10 @@ static SUBCOMMANDS: &[CommandSpec] = &[
     command_cmd("command|count", 2, count).summary("Number of commands", "2.8.13"),
     command_cmd("command|info", -2, info).summary("Details about the given commands", "2.8.13"),
     command_cmd("command|list", -2, list).summary("Command names, optionally filtered", "7.0.0"),
-    command_cmd("command|getkeys", -3, getkeys).summary("Key positions of a full command line", "2.8.13"),
-    command_cmd("command|getkeysandflags", -3, getkeys_and_flags).summary("Keys of a command line and how they are used", "7.0.0"),
+    command_cmd("command|getkeys", -3, getkeys)
+        .summary("Key positions of a full command line", "2.8.13"),
+    command_cmd("command|getkeysandflags", -3, getkeys_and_flags)
+        .summary("Keys of a command line and how they are used", "7.0.0"),
     command_cmd("command|docs", -2, docs).summary("Documentation of commands", "7.0.0"),
     command_cmd("command|help", 2, help).summary("Help for COMMAND", "5.0.0"),
 ];
@@ -28,7 +38,11 @@ fn write_info(ctx: &mut Ctx, spec: &CommandSpec) {
     ctx.array(10);
     ctx.bulk(spec.name.as_bytes());
     ctx.integer(spec.arity as i64);
-    let flag_names: Vec<&str> = NAMES.iter().filter(|(bit, _)| spec.has(*bit)).map(|(_, n)| *n).collect();
+    let flag_names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(bit, _)| spec.has(*bit))
+        .map(|(_, n)| *n)
+        .collect();
     ctx.set(flag_names.len());
     for n in flag_names {
         ctx.simple(n);
@@ -41,7 +55,11 @@ fn write_info(ctx: &mut Ctx, spec: &CommandSpec) {
     for c in cats {
         ctx.simple(&format!("@{}", c));
     }
-    let tips: Vec<&str> = if spec.has(RANDOM) { vec!["nondeterministic_output"] } else { vec![] };
+    let tips: Vec<&str> = if spec.has(RANDOM) {
+        vec!["nondeterministic_output"]
+    } else {
+        vec![]
+    };
     ctx.array(tips.len());
     for t in tips {
         ctx.simple(t);
@@ -99,7 +117,10 @@ fn list(ctx: &mut Ctx) {
             None => true,
             Some((kind, value)) => match kind.as_str() {
                 "pattern" => glob_match(value, spec.name.as_bytes(), true),
-                "aclcat" => spec.acl_categories().iter().any(|c| c.as_bytes().eq_ignore_ascii_case(value)),
+                "aclcat" => spec
+                    .acl_categories()
+                    .iter()
+                    .any(|c| c.as_bytes().eq_ignore_ascii_case(value)),
                 // No modules exist.
                 _ => false,
             },
@@ -160,8 +181,14 @@ fn getkeys(ctx: &mut Ctx) {
 
 fn getkeys_and_flags(ctx: &mut Ctx) {
     let Some(keys) = key_list(ctx) else { return };
-    let Some((_, spec)) = table().lookup(&ctx.args[2]) else { return };
-    let access = if spec.has(WRITE) { ["RW", "UPDATE"] } else { ["RO", "ACCESS"] };
+    let Some((_, spec)) = table().lookup(&ctx.args[2]) else {
+        return;
+    };
+    let access = if spec.has(WRITE) {
+        ["RW", "UPDATE"]
+    } else {
+        ["RO", "ACCESS"]
+    };
     ctx.array(keys.len());
     for k in keys {
         let key = ctx.args[k].clone();
@@ -197,7 +224,10 @@ fn docs(ctx: &mut Ctx) {
     let specs: Vec<&CommandSpec> = if args.len() == 2 {
         table().top_level.clone()
     } else {
-        args[2..].iter().filter_map(|n| table().lookup(n).map(|(_, s)| s)).collect()
+        args[2..]
+            .iter()
+            .filter_map(|n| table().lookup(n).map(|(_, s)| s))
+            .collect()
     };
     ctx.map(specs.len());
     for spec in specs {

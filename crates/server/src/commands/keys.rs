@@ -8,48 +8,88 @@ use moonkv_keyspace::{glob_match, Value};
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const fn key_cmd(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), handler: super::Handler) -> CommandSpec {
+const fn key_cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    handler: super::Handler,
+) -> CommandSpec {
     CommandSpec::new(name, arity, flags, keys, "keyspace", handler).group("generic")
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
     key_cmd("del", -2, WRITE, (1, -1, 1), del).summary("Delete keys", "1.0.0"),
-    key_cmd("unlink", -2, WRITE | FAST, (1, -1, 1), del).summary("Delete keys, freeing memory in the background", "4.0.0"),
-    key_cmd("exists", -2, READONLY | FAST, (1, -1, 1), exists).summary("Count how many of the keys exist", "1.0.0"),
-    key_cmd("type", 2, READONLY | FAST, (1, 1, 1), type_cmd).summary("The type of a key's value", "1.0.0"),
+    key_cmd("unlink", -2, WRITE | FAST, (1, -1, 1), del)
+        .summary("Delete keys, freeing memory in the background", "4.0.0"),
+    key_cmd("exists", -2, READONLY | FAST, (1, -1, 1), exists)
+        .summary("Count how many of the keys exist", "1.0.0"),
+    key_cmd("type", 2, READONLY | FAST, (1, 1, 1), type_cmd)
+        .summary("The type of a key's value", "1.0.0"),
     CommandSpec::new("keys", 2, READONLY, (0, 0, 0), "keyspace dangerous", keys)
         .group("generic")
         .summary("All keys matching a pattern", "1.0.0"),
-    key_cmd("scan", -2, READONLY, (0, 0, 0), scan).summary("Iterate over keys incrementally", "2.8.0"),
+    key_cmd("scan", -2, READONLY, (0, 0, 0), scan)
+        .summary("Iterate over keys incrementally", "2.8.0"),
     key_cmd("randomkey", 1, READONLY, (0, 0, 0), randomkey).summary("A random key", "1.0.0"),
     key_cmd("rename", 3, WRITE, (1, 2, 1), rename).summary("Rename a key", "1.0.0"),
-    key_cmd("renamenx", 3, WRITE | FAST, (1, 2, 1), renamenx).summary("Rename a key if the new name is free", "1.0.0"),
+    key_cmd("renamenx", 3, WRITE | FAST, (1, 2, 1), renamenx)
+        .summary("Rename a key if the new name is free", "1.0.0"),
     key_cmd("copy", -3, WRITE | DENYOOM, (1, 2, 1), copy).summary("Copy a key's value", "6.2.0"),
-    key_cmd("move", 3, WRITE | FAST, (1, 1, 1), move_cmd).summary("Move a key to another database", "1.0.0"),
-    CommandSpec::new("swapdb", 3, WRITE | FAST, (0, 0, 0), "keyspace dangerous", swapdb)
-        .group("server")
-        .summary("Swap two databases", "4.0.0"),
-    key_cmd("touch", -2, READONLY | FAST, (1, -1, 1), exists).summary("Count existing keys, marking them accessed", "3.2.1"),
-    key_cmd("expire", -3, WRITE | FAST, (1, 1, 1), expire).summary("Set a time to live in seconds", "1.0.0"),
-    key_cmd("pexpire", -3, WRITE | FAST, (1, 1, 1), pexpire).summary("Set a time to live in milliseconds", "2.6.0"),
-    key_cmd("expireat", -3, WRITE | FAST, (1, 1, 1), expireat).summary("Set an expiry Unix time in seconds", "1.2.0"),
-    key_cmd("pexpireat", -3, WRITE | FAST, (1, 1, 1), pexpireat).summary("Set an expiry Unix time in milliseconds", "2.6.0"),
-    key_cmd("ttl", 2, READONLY | FAST | RANDOM, (1, 1, 1), ttl).summary("Time to live in seconds", "1.0.0"),
-    key_cmd("pttl", 2, READONLY | FAST | RANDOM, (1, 1, 1), pttl).summary("Time to live in milliseconds", "2.6.0"),
-    key_cmd("expiretime", 2, READONLY | FAST, (1, 1, 1), expiretime).summary("Expiry Unix time in seconds", "7.0.0"),
-    key_cmd("pexpiretime", 2, READONLY | FAST, (1, 1, 1), pexpiretime).summary("Expiry Unix time in milliseconds", "7.0.0"),
-    key_cmd("persist", 2, WRITE | FAST, (1, 1, 1), persist).summary("Remove a key's expiry", "2.2.0"),
+    key_cmd("move", 3, WRITE | FAST, (1, 1, 1), move_cmd)
+        .summary("Move a key to another database", "1.0.0"),
+    CommandSpec::new(
+        "swapdb",
+        3,
+        WRITE | FAST,
+        (0, 0, 0),
+        "keyspace dangerous",
+        swapdb,
+    )
+    .group("server")
+    .summary("Swap two databases", "4.0.0"),
+    key_cmd("touch", -2, READONLY | FAST, (1, -1, 1), exists)
+        .summary("Count existing keys, marking them accessed", "3.2.1"),
+    key_cmd("expire", -3, WRITE | FAST, (1, 1, 1), expire)
+        .summary("Set a time to live in seconds", "1.0.0"),
+    key_cmd("pexpire", -3, WRITE | FAST, (1, 1, 1), pexpire)
+        .summary("Set a time to live in milliseconds", "2.6.0"),
+    key_cmd("expireat", -3, WRITE | FAST, (1, 1, 1), expireat)
+        .summary("Set an expiry Unix time in seconds", "1.2.0"),
+    key_cmd("pexpireat", -3, WRITE | FAST, (1, 1, 1), pexpireat)
+        .summary("Set an expiry Unix time in milliseconds", "2.6.0"),
+    key_cmd("ttl", 2, READONLY | FAST | RANDOM, (1, 1, 1), ttl)
+        .summary("Time to live in seconds", "1.0.0"),
+    key_cmd("pttl", 2, READONLY | FAST | RANDOM, (1, 1, 1), pttl)
+        .summary("Time to live in milliseconds", "2.6.0"),
+    key_cmd("expiretime", 2, READONLY | FAST, (1, 1, 1), expiretime)
+        .summary("Expiry Unix time in seconds", "7.0.0"),
+    key_cmd("pexpiretime", 2, READONLY | FAST, (1, 1, 1), pexpiretime)
+        .summary("Expiry Unix time in milliseconds", "7.0.0"),
+    key_cmd("persist", 2, WRITE | FAST, (1, 1, 1), persist)
+        .summary("Remove a key's expiry", "2.2.0"),
     key_cmd("dump", 2, READONLY, (1, 1, 1), dump).summary("Serialize a key's value", "2.6.0"),
-    key_cmd("restore", -4, WRITE | DENYOOM, (1, 1, 1), restore).summary("Create a key from a DUMP payload", "2.6.0"),
-    CommandSpec::new("object", -2, 0, (0, 0, 0), "", super::server_admin::container_help)
-        .group("generic")
-        .subcommands(OBJECT_SUBCOMMANDS),
+    key_cmd("restore", -4, WRITE | DENYOOM, (1, 1, 1), restore)
+        .summary("Create a key from a DUMP payload", "2.6.0"),
+    CommandSpec::new(
+        "object",
+        -2,
+        0,
+        (0, 0, 0),
+        "",
+        super::server_admin::container_help,
+    )
+    .group("generic")
+    .subcommands(OBJECT_SUBCOMMANDS),
 ];
 
 static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
-    key_cmd("object|encoding", 3, READONLY, (2, 2, 1), object_encoding).summary("Internal encoding of a value", "2.2.3"),
-    key_cmd("object|refcount", 3, READONLY, (2, 2, 1), object_refcount).summary("Reference count of a value", "2.2.3"),
-    key_cmd("object|help", 2, LOADING | STALE, (0, 0, 0), object_help).summary("Help for OBJECT", "6.2.0"),
+    key_cmd("object|encoding", 3, READONLY, (2, 2, 1), object_encoding)
+        .summary("Internal encoding of a value", "2.2.3"),
+    key_cmd("object|refcount", 3, READONLY, (2, 2, 1), object_refcount)
+        .summary("Reference count of a value", "2.2.3"),
+    key_cmd("object|help", 2, LOADING | STALE, (0, 0, 0), object_help)
+        .summary("Help for OBJECT", "6.2.0"),
 ];
 
 /// DEL and UNLINK: UNLINK (or DEL with lazyfree-lazy-user-del) frees big values in the
@@ -80,7 +120,10 @@ fn exists(ctx: &mut Ctx) {
 fn type_cmd(ctx: &mut Ctx) {
     let args = ctx.args;
     let now = ctx.now_ms;
-    let name = ctx.db().peek(&args[1], now).map_or("none", Value::type_name);
+    let name = ctx
+        .db()
+        .peek(&args[1], now)
+        .map_or("none", Value::type_name);
     ctx.simple(name);
 }
 
@@ -95,7 +138,10 @@ fn keys(ctx: &mut Ctx) {
         .filter(|(k, _)| match_all || glob_match(pattern, k, false))
         .map(|(k, _)| k.as_slice().to_vec())
         .collect();
-    let found: Vec<Vec<u8>> = found.into_iter().filter(|k| !db.is_logically_expired(k, now)).collect();
+    let found: Vec<Vec<u8>> = found
+        .into_iter()
+        .filter(|k| !db.is_logically_expired(k, now))
+        .collect();
     ctx.array(found.len());
     for k in found {
         ctx.bulk(&k);
@@ -108,8 +154,15 @@ pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
 }
 
 fn scan(ctx: &mut Ctx) {
-    let Some(options) = super::parse_scan(ctx, 1, true) else { return };
-    let ScanOptions { mut cursor, pattern, count, type_filter } = options;
+    let Some(options) = super::parse_scan(ctx, 1, true) else {
+        return;
+    };
+    let ScanOptions {
+        mut cursor,
+        pattern,
+        count,
+        type_filter,
+    } = options;
     let now = ctx.now_ms;
     let db = ctx.db();
     let mut batch: Vec<Vec<u8>> = Vec::new();
@@ -166,7 +219,9 @@ fn rename_generic(ctx: &mut Ctx, only_if_free: bool) -> Result<bool, ()> {
         return Ok(false);
     }
     let ttl = ctx.db().expire_time(src);
-    let Some(value) = ctx.db().remove(src, now) else { return Ok(false) };
+    let Some(value) = ctx.db().remove(src, now) else {
+        return Ok(false);
+    };
     ctx.db().set(dst, value, false);
     if let Some(at) = ttl {
         ctx.db().set_expire(dst, at, now);
@@ -209,7 +264,9 @@ fn copy(ctx: &mut Ctx) {
         if ctx.arg_is(i, "replace") {
             replace = true;
         } else if ctx.arg_is(i, "db") && i + 1 < args.len() {
-            let Some(n) = parse_db_index(ctx, i + 1) else { return };
+            let Some(n) = parse_db_index(ctx, i + 1) else {
+                return;
+            };
             dst_db = n;
             i += 1;
         } else {
@@ -221,7 +278,9 @@ fn copy(ctx: &mut Ctx) {
         return ctx.error("ERR source and destination objects are the same");
     }
     let now = ctx.now_ms;
-    let Some(value) = ctx.state.dbs[src_db].peek(src, now).cloned() else { return ctx.integer(0) };
+    let Some(value) = ctx.state.dbs[src_db].peek(src, now).cloned() else {
+        return ctx.integer(0);
+    };
     let ttl = ctx.state.dbs[src_db].expire_time(src);
     let target = &mut ctx.state.dbs[dst_db];
     if target.exists(dst, now) {
@@ -242,7 +301,9 @@ fn move_cmd(ctx: &mut Ctx) {
     let args = ctx.args;
     let key = &args[1];
     let src_db = ctx.client.db;
-    let Some(dst_db) = parse_db_index(ctx, 2) else { return };
+    let Some(dst_db) = parse_db_index(ctx, 2) else {
+        return;
+    };
     if src_db == dst_db {
         return ctx.error("ERR source and destination objects are the same");
     }
@@ -251,7 +312,9 @@ fn move_cmd(ctx: &mut Ctx) {
         return ctx.integer(0);
     }
     let ttl = ctx.state.dbs[src_db].expire_time(key);
-    let Some(value) = ctx.state.dbs[src_db].remove(key, now) else { return ctx.integer(0) };
+    let Some(value) = ctx.state.dbs[src_db].remove(key, now) else {
+        return ctx.integer(0);
+    };
     let target = &mut ctx.state.dbs[dst_db];
     target.set(key, value, false);
     if let Some(at) = ttl {
@@ -264,8 +327,12 @@ fn move_cmd(ctx: &mut Ctx) {
 
 fn swapdb(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(a) = parse_i64(&args[1]) else { return ctx.error("ERR invalid first DB index") };
-    let Some(b) = parse_i64(&args[2]) else { return ctx.error("ERR invalid second DB index") };
+    let Some(a) = parse_i64(&args[1]) else {
+        return ctx.error("ERR invalid first DB index");
+    };
+    let Some(b) = parse_i64(&args[2]) else {
+        return ctx.error("ERR invalid second DB index");
+    };
     let count = ctx.state.dbs.len() as i64;
     if a < 0 || a >= count || b < 0 || b >= count {
         return ctx.error(errors::DB_INDEX);
@@ -307,7 +374,10 @@ fn parse_expire_condition(ctx: &mut Ctx) -> Option<ExpireCondition> {
             "gt" => c.gt = true,
             "lt" => c.lt = true,
             _ => {
-                let msg = format!("ERR Unsupported option {}", String::from_utf8_lossy(&args[i]));
+                let msg = format!(
+                    "ERR Unsupported option {}",
+                    String::from_utf8_lossy(&args[i])
+                );
                 ctx.error(&msg);
                 return None;
             }
@@ -330,10 +400,15 @@ fn expire_generic(ctx: &mut Ctx, unit_ms: i64, relative: bool) {
     let args = ctx.args;
     let key = &args[1];
     let Some(when) = ctx.arg_i64(2) else { return };
-    let Some(condition) = parse_expire_condition(ctx) else { return };
+    let Some(condition) = parse_expire_condition(ctx) else {
+        return;
+    };
     let now = ctx.now_ms;
     let base = if relative { now } else { 0 };
-    let Some(at) = when.checked_mul(unit_ms).and_then(|ms| ms.checked_add(base)) else {
+    let Some(at) = when
+        .checked_mul(unit_ms)
+        .and_then(|ms| ms.checked_add(base))
+    else {
         let msg = format!("ERR invalid expire time in '{}' command", ctx.spec.name);
         return ctx.error(&msg);
     };
@@ -427,7 +502,11 @@ fn persist(ctx: &mut Ctx) {
 fn dump(ctx: &mut Ctx) {
     let args = ctx.args;
     let now = ctx.now_ms;
-    match ctx.db().get(&args[1], now).map(moonkv_persistence::rdb::dump_value) {
+    match ctx
+        .db()
+        .get(&args[1], now)
+        .map(moonkv_persistence::rdb::dump_value)
+    {
         Some(payload) => ctx.bulk(&payload),
         None => ctx.null(),
     }
@@ -468,11 +547,16 @@ fn restore(ctx: &mut Ctx) {
     if !replace && ctx.db().exists(key, now) {
         return ctx.error("BUSYKEY Target key name already exists.");
     }
-    let value = match moonkv_persistence::rdb::restore_value(&args[3], &ctx.state.settings.load_limits()) {
-        Ok(v) => v,
-        Err(moonkv_persistence::rdb::RestoreError::VersionOrChecksum) => return ctx.error("ERR DUMP payload version or checksum are wrong"),
-        Err(moonkv_persistence::rdb::RestoreError::BadFormat) => return ctx.error("ERR Bad data format"),
-    };
+    let value =
+        match moonkv_persistence::rdb::restore_value(&args[3], &ctx.state.settings.load_limits()) {
+            Ok(v) => v,
+            Err(moonkv_persistence::rdb::RestoreError::VersionOrChecksum) => {
+                return ctx.error("ERR DUMP payload version or checksum are wrong")
+            }
+            Err(moonkv_persistence::rdb::RestoreError::BadFormat) => {
+                return ctx.error("ERR Bad data format")
+            }
+        };
     let expire_at = match ttl {
         0 => None,
         t if absolute => Some(t),
@@ -531,7 +615,12 @@ fn object_help(ctx: &mut Ctx) {
     super::server_admin::reply_help(
         ctx,
         "OBJECT",
-        &["ENCODING <key>", "    The internal representation of the value stored at <key>.", "REFCOUNT <key>", "    How many references the value at <key> has."],
+        &[
+            "ENCODING <key>",
+            "    The internal representation of the value stored at <key>.",
+            "REFCOUNT <key>",
+            "    How many references the value at <key> has.",
+        ],
     );
 }
 

@@ -2,15 +2,23 @@
 //! pops (BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH), which wait through `crate::blocking`.
 
 use super::spec::flags::*;
-use super::{edit_collection, errors, parse_multi_pop, read_collection, CollectionKind, CommandSpec, Ctx};
+use super::{
+    edit_collection, errors, parse_multi_pop, read_collection, CollectionKind, CommandSpec, Ctx,
+};
 use crate::blocking::Awaits;
-use bytes::Bytes;
 use crate::notify::class;
+use bytes::Bytes;
 use moonkv_keyspace::{End, List, Value};
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const fn list_cmd(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), handler: super::Handler) -> CommandSpec {
+const fn list_cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    handler: super::Handler,
+) -> CommandSpec {
     CommandSpec::new(name, arity, flags, keys, "list", handler).group("list")
 }
 
@@ -67,7 +75,11 @@ fn read_list<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c List>, ()> {
 /// True if the key holds a list or nothing; otherwise replies WRONGTYPE.
 fn is_list_or_missing(ctx: &mut Ctx, key: &[u8]) -> bool {
     let now = ctx.now_ms;
-    if ctx.db().peek(key, now).is_some_and(|v| v.as_list().is_none()) {
+    if ctx
+        .db()
+        .peek(key, now)
+        .is_some_and(|v| v.as_list().is_none())
+    {
         ctx.wrong_type();
         return false;
     }
@@ -94,7 +106,11 @@ fn push_generic(ctx: &mut Ctx, end: End, only_existing: bool) {
         Some(Err(())) => return,
         Some(Ok(len)) => len,
     };
-    ctx.notify(class::LIST, if end == End::Head { "lpush" } else { "rpush" }, key);
+    ctx.notify(
+        class::LIST,
+        if end == End::Head { "lpush" } else { "rpush" },
+        key,
+    );
     ctx.integer(len as i64);
 }
 
@@ -115,7 +131,11 @@ fn rpushx(ctx: &mut Ctx) {
 }
 
 fn notify_pop(ctx: &mut Ctx, end: End, key: &[u8]) {
-    ctx.notify(class::LIST, if end == End::Head { "lpop" } else { "rpop" }, key);
+    ctx.notify(
+        class::LIST,
+        if end == End::Head { "lpop" } else { "rpop" },
+        key,
+    );
     let now = ctx.now_ms;
     if !ctx.db().exists(key, now) {
         ctx.notify(class::GENERIC, "del", key);
@@ -138,12 +158,19 @@ fn pop_generic(ctx: &mut Ctx, end: End) {
     match read_list(ctx, key) {
         Err(()) => return,
         Ok(None) => {
-            return if count.is_some() { ctx.null_array() } else { ctx.null() };
+            return if count.is_some() {
+                ctx.null_array()
+            } else {
+                ctx.null()
+            };
         }
         Ok(Some(_)) => {}
     }
     let wanted = count.unwrap_or(1);
-    let popped = edit_list(ctx, key, |l| (0..wanted).map_while(|_| l.pop(end)).collect::<Vec<_>>()).unwrap_or_default();
+    let popped = edit_list(ctx, key, |l| {
+        (0..wanted).map_while(|_| l.pop(end)).collect::<Vec<_>>()
+    })
+    .unwrap_or_default();
     if wanted > 0 {
         notify_pop(ctx, end, key);
     }
@@ -177,8 +204,12 @@ fn llen(ctx: &mut Ctx) {
 fn lindex(ctx: &mut Ctx) {
     let args = ctx.args;
     let Some(index) = ctx.arg_i64(2) else { return };
-    let Ok(list) = read_list(ctx, &args[1]) else { return };
-    let item = list.and_then(|l| l.position(index).and_then(|p| l.get(p))).map(<[u8]>::to_vec);
+    let Ok(list) = read_list(ctx, &args[1]) else {
+        return;
+    };
+    let item = list
+        .and_then(|l| l.position(index).and_then(|p| l.get(p)))
+        .map(<[u8]>::to_vec);
     ctx.bulk_opt(item.as_deref());
 }
 
@@ -213,7 +244,10 @@ fn lset(ctx: &mut Ctx) {
         Ok(None) => return ctx.error(errors::NO_SUCH_KEY),
         Ok(Some(_)) => {}
     }
-    let done = edit_list(ctx, key, |l| l.position(index).is_some_and(|p| l.set(p, &args[3]))).unwrap_or(false);
+    let done = edit_list(ctx, key, |l| {
+        l.position(index).is_some_and(|p| l.set(p, &args[3]))
+    })
+    .unwrap_or(false);
     if !done {
         return ctx.error("ERR index out of range");
     }
@@ -333,7 +367,9 @@ fn lpos(ctx: &mut Ctx) {
         }
         i += 2;
     }
-    let Ok(list) = read_list(ctx, &args[1]) else { return };
+    let Ok(list) = read_list(ctx, &args[1]) else {
+        return;
+    };
     let mut found = Vec::new();
     if let Some(list) = list {
         let wanted = match count {
@@ -401,10 +437,16 @@ fn move_generic(ctx: &mut Ctx, from: End, to: End) {
     if !is_list_or_missing(ctx, dst) {
         return;
     }
-    let Some(Some(item)) = edit_list(ctx, src, |l| l.pop(from)) else { return ctx.null() };
+    let Some(Some(item)) = edit_list(ctx, src, |l| l.pop(from)) else {
+        return ctx.null();
+    };
     notify_pop(ctx, from, src);
     edit_collection(ctx, dst, &LIST, true, |l| l.push(to, &item));
-    ctx.notify(class::LIST, if to == End::Head { "lpush" } else { "rpush" }, dst);
+    ctx.notify(
+        class::LIST,
+        if to == End::Head { "lpush" } else { "rpush" },
+        dst,
+    );
     ctx.bulk(&item);
 }
 
@@ -413,7 +455,9 @@ fn rpoplpush(ctx: &mut Ctx) {
 }
 
 fn lmove(ctx: &mut Ctx) {
-    let Some(from) = parse_end(ctx, 3) else { return };
+    let Some(from) = parse_end(ctx, 3) else {
+        return;
+    };
     let Some(to) = parse_end(ctx, 4) else { return };
     move_generic(ctx, from, to);
 }
@@ -436,7 +480,10 @@ fn pop_command(end: End) -> &'static [u8] {
 
 /// Pops up to `count` elements from the list at `key`, which the caller saw holding a list.
 fn pop_elements(ctx: &mut Ctx, key: &[u8], end: End, count: usize) -> Vec<Vec<u8>> {
-    let popped = edit_list(ctx, key, |l| (0..count).map_while(|_| l.pop(end)).collect::<Vec<_>>()).unwrap_or_default();
+    let popped = edit_list(ctx, key, |l| {
+        (0..count).map_while(|_| l.pop(end)).collect::<Vec<_>>()
+    })
+    .unwrap_or_default();
     if !popped.is_empty() {
         notify_pop(ctx, end, key);
     }
@@ -456,10 +503,16 @@ fn first_nonempty_list(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Option<Bytes>, (
 /// LMPOP and BLMPOP (with a timeout before numkeys).
 fn multi_pop(ctx: &mut Ctx, blocking: bool) {
     let args = ctx.args;
-    let Some(spec) = parse_multi_pop(ctx, blocking) else { return };
-    let Some(end) = parse_end(ctx, spec.side) else { return };
+    let Some(spec) = parse_multi_pop(ctx, blocking) else {
+        return;
+    };
+    let Some(end) = parse_end(ctx, spec.side) else {
+        return;
+    };
     let keys = &args[spec.keys];
-    let Ok(found) = first_nonempty_list(ctx, keys) else { return };
+    let Ok(found) = first_nonempty_list(ctx, keys) else {
+        return;
+    };
     let Some(key) = found else {
         if blocking && ctx.may_block() {
             return ctx.block(keys, spec.timeout, Awaits::List);
@@ -488,9 +541,13 @@ fn blmpop(ctx: &mut Ctx) {
 /// BLPOP and BRPOP: `keys... timeout`.
 fn blocking_pop(ctx: &mut Ctx, end: End) {
     let args = ctx.args;
-    let Some(timeout) = ctx.arg_timeout(args.len() - 1) else { return };
+    let Some(timeout) = ctx.arg_timeout(args.len() - 1) else {
+        return;
+    };
     let keys = &args[1..args.len() - 1];
-    let Ok(found) = first_nonempty_list(ctx, keys) else { return };
+    let Ok(found) = first_nonempty_list(ctx, keys) else {
+        return;
+    };
     let Some(key) = found else {
         if ctx.may_block() {
             return ctx.block(keys, timeout, Awaits::List);
@@ -515,7 +572,9 @@ fn brpop(ctx: &mut Ctx) {
 /// BLMOVE and BRPOPLPUSH: LMOVE once the source has an element.
 fn blocking_move(ctx: &mut Ctx, from: End, to: End, timeout_at: usize) {
     let args = ctx.args;
-    let Some(timeout) = ctx.arg_timeout(timeout_at) else { return };
+    let Some(timeout) = ctx.arg_timeout(timeout_at) else {
+        return;
+    };
     let src = &args[1];
     match read_list(ctx, src) {
         Err(()) => return,
@@ -537,7 +596,9 @@ fn brpoplpush(ctx: &mut Ctx) {
 }
 
 fn blmove(ctx: &mut Ctx) {
-    let Some(from) = parse_end(ctx, 3) else { return };
+    let Some(from) = parse_end(ctx, 3) else {
+        return;
+    };
     let Some(to) = parse_end(ctx, 4) else { return };
     blocking_move(ctx, from, to, 5);
 }

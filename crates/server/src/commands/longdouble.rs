@@ -48,15 +48,20 @@ pub fn incr_by_float(current: Option<Parsed>, incr: &[u8]) -> Result<String, Inc
     let current = current.unwrap_or(Parsed::Finite(LongDouble::ZERO));
     let incr = parse(incr).ok_or(IncrFloatError::NotAFloat)?;
     match (current, incr) {
-        (Parsed::Finite(a), Parsed::Finite(b)) => {
-            a.add(b).map(|sum| sum.format_human()).ok_or(IncrFloatError::NanOrInfinity)
-        }
+        (Parsed::Finite(a), Parsed::Finite(b)) => a
+            .add(b)
+            .map(|sum| sum.format_human())
+            .ok_or(IncrFloatError::NanOrInfinity),
         _ => Err(IncrFloatError::NanOrInfinity),
     }
 }
 
 impl LongDouble {
-    pub const ZERO: LongDouble = LongDouble { neg: false, mant: 0, exp: 0 };
+    pub const ZERO: LongDouble = LongDouble {
+        neg: false,
+        mant: 0,
+        exp: 0,
+    };
 
     /// Exact conversion: every i64 fits in a 64-bit mantissa.
     pub fn from_i64(v: i64) -> LongDouble {
@@ -69,7 +74,11 @@ impl LongDouble {
     /// it pass at least 66 significant bits in `m`. Returns None on overflow.
     fn round(neg: bool, m: u128, exp: i64, sticky: bool) -> Option<LongDouble> {
         if m == 0 {
-            return Some(LongDouble { neg, mant: 0, exp: 0 });
+            return Some(LongDouble {
+                neg,
+                mant: 0,
+                exp: 0,
+            });
         }
         let width = 128 - i64::from(m.leading_zeros());
         let mut shift = width - 64;
@@ -97,19 +106,30 @@ impl LongDouble {
             exp += 1;
         }
         if mant == 0 {
-            return Some(LongDouble { neg, mant: 0, exp: 0 });
+            return Some(LongDouble {
+                neg,
+                mant: 0,
+                exp: 0,
+            });
         }
         if exp > MAX_EXP {
             return None;
         }
-        Some(LongDouble { neg, mant: mant as u64, exp })
+        Some(LongDouble {
+            neg,
+            mant: mant as u64,
+            exp,
+        })
     }
 
     /// Rounded sum, or None if it overflows to infinity.
     pub fn add(self, other: LongDouble) -> Option<LongDouble> {
         if self.mant == 0 && other.mant == 0 {
             // IEEE: -0 + -0 = -0, any other pair of zeros gives +0.
-            return Some(LongDouble { neg: self.neg && other.neg, ..LongDouble::ZERO });
+            return Some(LongDouble {
+                neg: self.neg && other.neg,
+                ..LongDouble::ZERO
+            });
         }
         if self.mant == 0 {
             return Some(other);
@@ -117,7 +137,11 @@ impl LongDouble {
         if other.mant == 0 {
             return Some(self);
         }
-        let (hi, lo) = if self.exp >= other.exp { (self, other) } else { (other, self) };
+        let (hi, lo) = if self.exp >= other.exp {
+            (self, other)
+        } else {
+            (other, self)
+        };
         let diff = hi.exp - lo.exp;
         // Line both mantissas up at a common exponent. When they are far apart the smaller
         // one only contributes a few low bits plus a sticky bit, far below the rounding point.
@@ -171,7 +195,10 @@ impl LongDouble {
     fn split_decimal(self) -> (BigUint, u64) {
         const SCALE: u64 = 100_000_000_000_000_000; // 10^17
         if self.exp >= 0 {
-            return (BigUint::from_u128(self.mant as u128).shl(self.exp as u64), 0);
+            return (
+                BigUint::from_u128(self.mant as u128).shl(self.exp as u64),
+                0,
+            );
         }
         let s = (-self.exp) as u64;
         if s > 200 {
@@ -179,7 +206,11 @@ impl LongDouble {
             return (BigUint::zero(), 0);
         }
         let int_part = if s >= 64 { 0 } else { self.mant >> s };
-        let frac_bits = if s >= 64 { self.mant } else { self.mant & ((1u64 << s) - 1) };
+        let frac_bits = if s >= 64 {
+            self.mant
+        } else {
+            self.mant & ((1u64 << s) - 1)
+        };
         let mut scaled = BigUint::from_u128(frac_bits as u128);
         scaled.mul_u64(SCALE);
         let mut q = scaled.shr(s).to_u64();
@@ -272,7 +303,10 @@ fn parse_decimal(neg: bool, s: &[u8]) -> Option<LongDouble> {
         }
     }
     if mantissa.is_zero() {
-        return Some(LongDouble { neg, ..LongDouble::ZERO });
+        return Some(LongDouble {
+            neg,
+            ..LongDouble::ZERO
+        });
     }
     let exp10 = exp10 - frac_digits.len() as i64;
     // The value lies in [10^(ndigits+exp10-1), 10^(ndigits+exp10)).
@@ -315,7 +349,10 @@ fn parse_hex(neg: bool, s: &[u8]) -> Option<LongDouble> {
         mantissa.add_small(u64::from(v));
     }
     if mantissa.is_zero() {
-        return Some(LongDouble { neg, ..LongDouble::ZERO });
+        return Some(LongDouble {
+            neg,
+            ..LongDouble::ZERO
+        });
     }
     let (top, exp, sticky) = mantissa.top_bits();
     let value = LongDouble::round(neg, top, exp + exp2 - 4 * frac_digits.len() as i64, sticky)?;
@@ -364,7 +401,9 @@ impl BigUint {
     }
 
     fn bit(&self, i: u64) -> bool {
-        self.limbs.get((i / 32) as usize).is_some_and(|l| (l >> (i % 32)) & 1 == 1)
+        self.limbs
+            .get((i / 32) as usize)
+            .is_some_and(|l| (l >> (i % 32)) & 1 == 1)
     }
 
     /// True if any bit below position `i` is set.
@@ -374,7 +413,11 @@ impl BigUint {
             return true;
         }
         let part = (i % 32) as u32;
-        part > 0 && self.limbs.get(whole).is_some_and(|l| l & ((1u32 << part) - 1) != 0)
+        part > 0
+            && self
+                .limbs
+                .get(whole)
+                .is_some_and(|l| l & ((1u32 << part) - 1) != 0)
     }
 
     fn mul_u64(&mut self, m: u64) {
@@ -476,7 +519,11 @@ impl BigUint {
         let mut limbs = Vec::with_capacity(src.len());
         for (i, &l) in src.iter().enumerate() {
             let next = src.get(i + 1).copied().unwrap_or(0);
-            limbs.push(if part == 0 { l } else { (l >> part) | (next << (32 - part)) });
+            limbs.push(if part == 0 {
+                l
+            } else {
+                (l >> part) | (next << (32 - part))
+            });
         }
         let mut r = BigUint { limbs };
         r.trim();
@@ -484,7 +531,11 @@ impl BigUint {
     }
 
     fn to_u64(&self) -> u64 {
-        self.limbs.iter().take(2).rev().fold(0u64, |acc, &l| (acc << 32) | u64::from(l))
+        self.limbs
+            .iter()
+            .take(2)
+            .rev()
+            .fold(0u64, |acc, &l| (acc << 32) | u64::from(l))
     }
 
     /// The top (up to) 128 bits as an integer, the exponent of its last bit, and whether any
@@ -492,12 +543,20 @@ impl BigUint {
     fn top_bits(&self) -> (u128, i64, bool) {
         let len = self.bit_len();
         if len <= 128 {
-            let v = self.limbs.iter().rev().fold(0u128, |acc, &l| (acc << 32) | u128::from(l));
+            let v = self
+                .limbs
+                .iter()
+                .rev()
+                .fold(0u128, |acc, &l| (acc << 32) | u128::from(l));
             return (v, 0, false);
         }
         let drop = len - 128;
         let top = self.shr(drop);
-        let v = top.limbs.iter().rev().fold(0u128, |acc, &l| (acc << 32) | u128::from(l));
+        let v = top
+            .limbs
+            .iter()
+            .rev()
+            .fold(0u128, |acc, &l| (acc << 32) | u128::from(l));
         (v, drop as i64, self.any_below(drop))
     }
 
@@ -517,7 +576,10 @@ impl BigUint {
     }
 
     fn cmp_big(&self, other: &BigUint) -> Ordering {
-        self.limbs.len().cmp(&other.limbs.len()).then_with(|| self.limbs.iter().rev().cmp(other.limbs.iter().rev()))
+        self.limbs
+            .len()
+            .cmp(&other.limbs.len())
+            .then_with(|| self.limbs.iter().rev().cmp(other.limbs.iter().rev()))
     }
 
     /// Quotient, and whether the remainder is nonzero. Binary long division: the quotients
@@ -573,7 +635,11 @@ mod tests {
     use super::*;
 
     fn incr(a: &str, b: &str) -> Result<String, IncrFloatError> {
-        let current = if a.is_empty() { None } else { Some(parse(a.as_bytes()).ok_or(IncrFloatError::NotAFloat)?) };
+        let current = if a.is_empty() {
+            None
+        } else {
+            Some(parse(a.as_bytes()).ok_or(IncrFloatError::NotAFloat)?)
+        };
         incr_by_float(current, b.as_bytes())
     }
 
@@ -583,11 +649,17 @@ mod tests {
         assert_eq!(incr("10.5", "0.1").unwrap(), "10.6");
         assert_eq!(incr("0.1", "0.2").unwrap(), "0.3");
         assert_eq!(incr("1.1", "2.2").unwrap(), "3.3");
-        assert_eq!(incr("17179869184", "0.1").unwrap(), "17179869184.09999999962747097");
+        assert_eq!(
+            incr("17179869184", "0.1").unwrap(),
+            "17179869184.09999999962747097"
+        );
         assert_eq!(incr("17179869184", "1.5").unwrap(), "17179869185.5");
         assert_eq!(incr("17179869184", "17179869184").unwrap(), "34359738368");
         assert_eq!(incr("5", "1e17").unwrap(), "100000000000000005");
-        assert_eq!(incr("100000000000000005", "0.1").unwrap(), "100000000000000005.1015625");
+        assert_eq!(
+            incr("100000000000000005", "0.1").unwrap(),
+            "100000000000000005.1015625"
+        );
         assert_eq!(incr("1.5e3", "1").unwrap(), "1501");
         assert_eq!(incr("0x10", "1").unwrap(), "17");
         assert_eq!(incr("3", "5.0e3").unwrap(), "5003");
@@ -616,12 +688,14 @@ mod tests {
     #[test]
     fn rejects_like_string2ld() {
         for bad in [
-            "", " 1", "1 ", "abc", "1e", "1e+", "0x", ".", "nan", "NaN", "1\u{0}2", "1e99999", "1e-99999", "--1",
-            "1.2.3", "0x1p", "infinit",
+            "", " 1", "1 ", "abc", "1e", "1e+", "0x", ".", "nan", "NaN", "1\u{0}2", "1e99999",
+            "1e-99999", "--1", "1.2.3", "0x1p", "infinit",
         ] {
             assert!(parse(bad.as_bytes()).is_none(), "{bad:?}");
         }
-        for good in ["1.", ".5", "+1", "-inf", "Infinity", "0e-99999", "1e-4950", "0X1.8p1", "00001", "1E5"] {
+        for good in [
+            "1.", ".5", "+1", "-inf", "Infinity", "0e-99999", "1e-4950", "0X1.8p1", "00001", "1E5",
+        ] {
             assert!(parse(good.as_bytes()).is_some(), "{good:?}");
         }
         assert_eq!(parse(b"+inf"), Some(Parsed::Infinite));
@@ -642,8 +716,14 @@ mod tests {
         assert_eq!(p("-2.25").format_human(), "-2.25");
         assert_eq!(p("123456789012345678").format_human(), "123456789012345678");
         // 2^-18 has 18 decimals; the 18th is an exact tie and rounds to even.
-        assert_eq!(p("0.000003814697265625").format_human(), "0.00000381469726562");
-        assert_eq!(LongDouble::from_i64(i64::MIN).format_human(), "-9223372036854775808");
+        assert_eq!(
+            p("0.000003814697265625").format_human(),
+            "0.00000381469726562"
+        );
+        assert_eq!(
+            LongDouble::from_i64(i64::MIN).format_human(),
+            "-9223372036854775808"
+        );
         // Subnormals parse and print as zero at 17 decimals.
         assert_eq!(p("3.7e-4951").format_human(), "0");
     }

@@ -18,8 +18,8 @@ mod pubsub;
 mod replication;
 mod scripting;
 mod server_admin;
-mod sort;
 mod sets;
+mod sort;
 pub mod spec;
 mod strings;
 mod transactions;
@@ -100,7 +100,11 @@ impl CommandTable {
                 }
             }
         }
-        CommandTable { specs, by_name, top_level }
+        CommandTable {
+            specs,
+            by_name,
+            top_level,
+        }
     }
 
     /// Case-insensitive look-up of a command or `parent|sub` name.
@@ -140,7 +144,11 @@ pub struct BatchClock {
 impl BatchClock {
     pub fn now() -> Self {
         let base = Instant::now();
-        BatchClock { base_unix_ms: crate::time::unix_ms(), base, last: base }
+        BatchClock {
+            base_unix_ms: crate::time::unix_ms(),
+            base,
+            last: base,
+        }
     }
 
     /// Wall-clock ms at `last`, derived without another clock read (commands earlier in the
@@ -184,7 +192,17 @@ impl<'a> Ctx<'a> {
         sink: &'a mut dyn ReplySink,
         now_ms: i64,
     ) -> Self {
-        Ctx { state, client, args, spec, now_ms, sink, errors: 0, propagation: Propagation::AsCalled, nested: false }
+        Ctx {
+            state,
+            client,
+            args,
+            spec,
+            now_ms,
+            sink,
+            errors: 0,
+            propagation: Propagation::AsCalled,
+            nested: false,
+        }
     }
 
     /// Whether a blocking command may wait: not inside a transaction or a script, where it
@@ -195,8 +213,17 @@ impl<'a> Ctx<'a> {
 
     /// Leaves the reply to later: the connection parks the client until one of `keys` holds
     /// what it `awaits`, then runs this command again (see `crate::blocking`).
-    pub fn block(&mut self, keys: &[Bytes], timeout: Option<std::time::Duration>, awaits: crate::blocking::Awaits) {
-        self.client.block_request = Some(crate::blocking::BlockRequest { keys: keys.to_vec(), timeout, awaits });
+    pub fn block(
+        &mut self,
+        keys: &[Bytes],
+        timeout: Option<std::time::Duration>,
+        awaits: crate::blocking::Awaits,
+    ) {
+        self.client.block_request = Some(crate::blocking::BlockRequest {
+            keys: keys.to_vec(),
+            timeout,
+            awaits,
+        });
     }
 
     /// Parses a blocking command's timeout in seconds (fractions allowed) as Redis 7.0 does.
@@ -247,7 +274,9 @@ impl<'a> Ctx<'a> {
 
     /// True if argument `i` equals `word`, ignoring ASCII case.
     pub fn arg_is(&self, i: usize, word: &str) -> bool {
-        self.args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(word.as_bytes()))
+        self.args
+            .get(i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(word.as_bytes()))
     }
 
     /// Parses an integer argument; on failure replies `ERR value is not an integer or out of
@@ -279,7 +308,10 @@ impl<'a> Ctx<'a> {
 
     /// `ERR wrong number of arguments for '<cmd>' command`.
     pub fn arity_error(&mut self) {
-        let msg = format!("ERR wrong number of arguments for '{}' command", self.spec.name);
+        let msg = format!(
+            "ERR wrong number of arguments for '{}' command",
+            self.spec.name
+        );
         self.error(&msg);
     }
 
@@ -506,22 +538,45 @@ fn unknown_command_error(args: &[Bytes]) -> String {
         tail.push_str("' ");
     }
     let name = String::from_utf8_lossy(&args[0][..args[0].len().min(128)]).into_owned();
-    format!("ERR unknown command '{}', with args beginning with: {}", name, tail)
+    format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        name, tail
+    )
 }
 
 /// Commands allowed while a RESP2 client has subscriptions.
 fn allowed_in_pubsub_context(name: &str) -> bool {
-    matches!(name, "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ssubscribe" | "sunsubscribe" | "ping" | "quit" | "reset")
+    matches!(
+        name,
+        "subscribe"
+            | "unsubscribe"
+            | "psubscribe"
+            | "punsubscribe"
+            | "ssubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
 }
 
 /// Commands that run immediately inside MULTI instead of being queued.
 fn runs_inside_multi(name: &str) -> bool {
-    matches!(name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+    matches!(
+        name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
 }
 
 /// Takes one request from a client through every check and runs it, appending the reply to
 /// `out` (unless the client turned replies off).
-pub fn process_request(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], out: &mut Vec<u8>, clock: &mut BatchClock) {
+pub fn process_request(
+    state: &mut ServerState,
+    client: &mut ClientState,
+    args: &[Bytes],
+    out: &mut Vec<u8>,
+    clock: &mut BatchClock,
+) {
     let mut scratch = Vec::new();
     let skipping = match client.reply_mode {
         ReplyMode::Off => true,
@@ -544,18 +599,29 @@ pub fn process_request(state: &mut ServerState, client: &mut ClientState, args: 
     }
 }
 
-fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], sink: &mut dyn ReplySink, clock: &mut BatchClock) {
+fn dispatch(
+    state: &mut ServerState,
+    client: &mut ClientState,
+    args: &[Bytes],
+    sink: &mut dyn ReplySink,
+    clock: &mut BatchClock,
+) {
     let table = table();
     let now_ms = clock.unix_ms();
-    let reject = |state: &mut ServerState, client: &mut ClientState, sink: &mut dyn ReplySink, msg: &str| {
-        state.stats.record_error(msg);
-        if let Some(m) = client.multi.as_mut() {
-            m.aborted = true;
-        }
-        sink.error(msg);
-    };
+    let reject =
+        |state: &mut ServerState, client: &mut ClientState, sink: &mut dyn ReplySink, msg: &str| {
+            state.stats.record_error(msg);
+            if let Some(m) = client.multi.as_mut() {
+                m.aborted = true;
+            }
+            sink.error(msg);
+        };
     // Clients mostly repeat the same command: one remembered name skips the table look-up.
-    let cached = client.last_lookup.as_ref().filter(|(name, _)| name.as_slice() == &args[0][..]).map(|&(_, i)| (i, table.specs[i]));
+    let cached = client
+        .last_lookup
+        .as_ref()
+        .filter(|(name, _)| name.as_slice() == &args[0][..])
+        .map(|&(_, i)| (i, table.specs[i]));
     let found = cached.or_else(|| {
         let found = table.lookup(&args[0]);
         if let Some((i, _)) = found {
@@ -597,13 +663,26 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
         }
         client.authenticated = true;
     }
-    if spec.has(flags::WRITE) && state.replication.primary.is_some() && state.config.get_bool("replica-read-only") {
+    if spec.has(flags::WRITE)
+        && state.replication.primary.is_some()
+        && state.config.get_bool("replica-read-only")
+    {
         record_rejection(state, index);
-        return reject(state, client, sink, "READONLY You can't write against a read only replica.");
+        return reject(
+            state,
+            client,
+            sink,
+            "READONLY You can't write against a read only replica.",
+        );
     }
     if spec.has(flags::DENYOOM) && over_maxmemory(state) {
         record_rejection(state, index);
-        return reject(state, client, sink, "OOM command not allowed when used memory > 'maxmemory'.");
+        return reject(
+            state,
+            client,
+            sink,
+            "OOM command not allowed when used memory > 'maxmemory'.",
+        );
     }
     let base_name = || spec.name.split('|').next().unwrap_or(spec.name);
     if client.in_pubsub_context() && !allowed_in_pubsub_context(base_name()) {
@@ -621,7 +700,11 @@ fn dispatch(state: &mut ServerState, client: &mut ClientState, args: &[Bytes], s
             return reject(state, client, sink, &msg);
         }
         if let Some(m) = client.multi.as_mut() {
-            m.queued.push(crate::client::QueuedCommand { index, spec, args: args.to_vec() });
+            m.queued.push(crate::client::QueuedCommand {
+                index,
+                spec,
+                args: args.to_vec(),
+            });
         }
         sink.simple("QUEUED");
         return;
@@ -656,7 +739,11 @@ pub fn forget_client(state: &mut ServerState, client: &mut ClientState) {
 
 /// Reads the collection of one type stored at `key` (`view` picks the type, e.g.
 /// `Value::as_set`): Ok(None) when the key is missing, Err(()) after replying WRONGTYPE.
-pub fn read_collection<'c, T>(ctx: &'c mut Ctx, key: &[u8], view: fn(&Value) -> Option<&T>) -> Result<Option<&'c T>, ()> {
+pub fn read_collection<'c, T>(
+    ctx: &'c mut Ctx,
+    key: &[u8],
+    view: fn(&Value) -> Option<&T>,
+) -> Result<Option<&'c T>, ()> {
     let now = ctx.now_ms;
     match ctx.db().get(key, now).map(|v| view(v).is_some()) {
         None => Ok(None),
@@ -679,7 +766,13 @@ pub struct CollectionKind<T> {
 /// Runs `edit` on the collection at `key`, creating an empty one first when `create` is set;
 /// deletes the key if the collection ends up empty, and records the modification. None when
 /// the key is missing and not created; Some(Err) after replying WRONGTYPE.
-pub fn edit_collection<T, R>(ctx: &mut Ctx, key: &[u8], kind: &CollectionKind<T>, create: bool, edit: impl FnOnce(&mut T) -> R) -> Option<Result<R, ()>> {
+pub fn edit_collection<T, R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    kind: &CollectionKind<T>,
+    create: bool,
+    edit: impl FnOnce(&mut T) -> R,
+) -> Option<Result<R, ()>> {
     let now = ctx.now_ms;
     match ctx.db().peek(key, now).map(|v| (kind.view)(v).is_some()) {
         Some(false) => {
@@ -717,7 +810,12 @@ pub fn parse_scan<'a>(ctx: &mut Ctx<'a>, at: usize, allow_type: bool) -> Option<
         ctx.error("ERR invalid cursor");
         return None;
     };
-    let mut options = ScanOptions { cursor, pattern: None, count: 10, type_filter: None };
+    let mut options = ScanOptions {
+        cursor,
+        pattern: None,
+        count: 10,
+        type_filter: None,
+    };
     let mut i = at + 1;
     while i < args.len() {
         if i + 1 >= args.len() {
@@ -789,7 +887,9 @@ pub fn parse_intercard(ctx: &mut Ctx, flavor: IntercardFlavor) -> Option<(usize,
     };
     if numkeys > args.len() - 2 {
         match flavor {
-            IntercardFlavor::Set => ctx.error("ERR Number of keys can't be greater than number of args"),
+            IntercardFlavor::Set => {
+                ctx.error("ERR Number of keys can't be greater than number of args")
+            }
             IntercardFlavor::SortedSet => ctx.syntax_error(),
         }
         return None;
@@ -862,11 +962,19 @@ pub fn parse_multi_pop(ctx: &mut Ctx, blocking: bool) -> Option<MultiPop> {
             return None;
         }
     }
-    Some(MultiPop { keys: numkeys_at + 1..side, side, count: count.unwrap_or(1), timeout })
+    Some(MultiPop {
+        keys: numkeys_at + 1..side,
+        side,
+        count: count.unwrap_or(1),
+        timeout,
+    })
 }
 
 pub fn keys_after_numkeys(args: &[Bytes], at: usize) -> Result<Vec<usize>, String> {
-    let n = args.get(at).and_then(|a| parse_i64(a)).ok_or("ERR value is not an integer or out of range")?;
+    let n = args
+        .get(at)
+        .and_then(|a| parse_i64(a))
+        .ok_or("ERR value is not an integer or out of range")?;
     if n < 0 || at as i64 + 1 + n > args.len() as i64 {
         return Err("ERR Number of keys can't be greater than number of args".into());
     }

@@ -12,21 +12,118 @@ use moonkv_keyspace::glob_match;
 use moonkv_protocol::{Protocol, ReplySink, RespWriter};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", subscribe).group("pubsub"),
-    CommandSpec::new("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", unsubscribe).group("pubsub"),
-    CommandSpec::new("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", psubscribe).group("pubsub"),
-    CommandSpec::new("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", punsubscribe).group("pubsub"),
-    CommandSpec::new("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, (0, 0, 0), "", publish).group("pubsub"),
-    CommandSpec::new("pubsub", -2, 0, (0, 0, 0), "", super::server_admin::container_help).group("pubsub").subcommands(PUBSUB_SUBCOMMANDS),
+    CommandSpec::new(
+        "subscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        subscribe,
+    )
+    .group("pubsub"),
+    CommandSpec::new(
+        "unsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        unsubscribe,
+    )
+    .group("pubsub"),
+    CommandSpec::new(
+        "psubscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        psubscribe,
+    )
+    .group("pubsub"),
+    CommandSpec::new(
+        "punsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        punsubscribe,
+    )
+    .group("pubsub"),
+    CommandSpec::new(
+        "publish",
+        3,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
+        (0, 0, 0),
+        "",
+        publish,
+    )
+    .group("pubsub"),
+    CommandSpec::new(
+        "pubsub",
+        -2,
+        0,
+        (0, 0, 0),
+        "",
+        super::server_admin::container_help,
+    )
+    .group("pubsub")
+    .subcommands(PUBSUB_SUBCOMMANDS),
 ];
 
 static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("pubsub|channels", -2, PUBSUB | LOADING | STALE, (0, 0, 0), "", pubsub_channels).group("pubsub"),
-    CommandSpec::new("pubsub|numsub", -2, PUBSUB | LOADING | STALE, (0, 0, 0), "", pubsub_numsub).group("pubsub"),
-    CommandSpec::new("pubsub|numpat", 2, PUBSUB | LOADING | STALE, (0, 0, 0), "", pubsub_numpat).group("pubsub"),
-    CommandSpec::new("pubsub|shardchannels", -2, PUBSUB | LOADING | STALE, (0, 0, 0), "", pubsub_shardchannels).group("pubsub"),
-    CommandSpec::new("pubsub|shardnumsub", -2, PUBSUB | LOADING | STALE, (0, 0, 0), "", pubsub_numsub_empty).group("pubsub"),
-    CommandSpec::new("pubsub|help", 2, LOADING | STALE, (0, 0, 0), "", pubsub_help).group("pubsub"),
+    CommandSpec::new(
+        "pubsub|channels",
+        -2,
+        PUBSUB | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        pubsub_channels,
+    )
+    .group("pubsub"),
+    CommandSpec::new(
+        "pubsub|numsub",
+        -2,
+        PUBSUB | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        pubsub_numsub,
+    )
+    .group("pubsub"),
+    CommandSpec::new(
+        "pubsub|numpat",
+        2,
+        PUBSUB | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        pubsub_numpat,
+    )
+    .group("pubsub"),
+    CommandSpec::new(
+        "pubsub|shardchannels",
+        -2,
+        PUBSUB | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        pubsub_shardchannels,
+    )
+    .group("pubsub"),
+    CommandSpec::new(
+        "pubsub|shardnumsub",
+        -2,
+        PUBSUB | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        pubsub_numsub_empty,
+    )
+    .group("pubsub"),
+    CommandSpec::new(
+        "pubsub|help",
+        2,
+        LOADING | STALE,
+        (0, 0, 0),
+        "",
+        pubsub_help,
+    )
+    .group("pubsub"),
 ];
 
 /// Which registry a (un)subscription works on.
@@ -43,7 +140,10 @@ fn client_set(client: &mut ClientState, kind: Kind) -> &mut std::collections::Ha
     }
 }
 
-fn server_map(state: &mut ServerState, kind: Kind) -> &mut std::collections::HashMap<Bytes, std::collections::HashSet<u64>> {
+fn server_map(
+    state: &mut ServerState,
+    kind: Kind,
+) -> &mut std::collections::HashMap<Bytes, std::collections::HashSet<u64>> {
     match kind {
         Kind::Channel => &mut state.pubsub.channels,
         Kind::Pattern => &mut state.pubsub.patterns,
@@ -73,7 +173,10 @@ fn confirm(ctx: &mut Ctx, verb: &[u8], name: Option<&[u8]>, count: usize) {
 fn add_subscriptions(ctx: &mut Ctx, kind: Kind, verb: &[u8]) {
     for name in ctx.args[1..].to_vec() {
         if client_set(ctx.client, kind).insert(name.clone()) {
-            server_map(ctx.state, kind).entry(name.clone()).or_default().insert(ctx.client.id);
+            server_map(ctx.state, kind)
+                .entry(name.clone())
+                .or_default()
+                .insert(ctx.client.id);
         }
         let count = ctx.client.subscription_count();
         confirm(ctx, verb, Some(&name), count);
@@ -95,7 +198,11 @@ fn remove_one(state: &mut ServerState, client: &mut ClientState, kind: Kind, nam
 }
 
 fn remove_subscriptions(ctx: &mut Ctx, kind: Kind, verb: &[u8]) {
-    let names: Vec<Bytes> = if ctx.args.len() > 1 { ctx.args[1..].to_vec() } else { client_set(ctx.client, kind).iter().cloned().collect() };
+    let names: Vec<Bytes> = if ctx.args.len() > 1 {
+        ctx.args[1..].to_vec()
+    } else {
+        client_set(ctx.client, kind).iter().cloned().collect()
+    };
     if names.is_empty() {
         let count = ctx.client.subscription_count();
         return confirm(ctx, verb, None, count);
@@ -152,7 +259,8 @@ pub fn publish_message(state: &mut ServerState, channel: &[u8], message: &[u8]) 
         for &id in ids {
             let protocol = state.client_protocol(id);
             let slot = &mut frames[(protocol == Protocol::Resp3) as usize];
-            let frame = slot.get_or_insert_with(|| encode(protocol, &[b"message", channel, message]));
+            let frame =
+                slot.get_or_insert_with(|| encode(protocol, &[b"message", channel, message]));
             if state.send_to(id, frame.clone()) {
                 receivers += 1;
             }
@@ -163,7 +271,10 @@ pub fn publish_message(state: &mut ServerState, channel: &[u8], message: &[u8]) 
             continue;
         }
         for &id in ids {
-            let frame = encode(state.client_protocol(id), &[b"pmessage", pattern, channel, message]);
+            let frame = encode(
+                state.client_protocol(id),
+                &[b"pmessage", pattern, channel, message],
+            );
             if state.send_to(id, frame) {
                 receivers += 1;
             }

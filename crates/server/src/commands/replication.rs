@@ -7,21 +7,59 @@ use super::{CommandSpec, Ctx};
 use moonkv_protocol::ReplySink;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("sync", 1, ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING, (0, 0, 0), "", sync)
-        .group("server")
-        .summary("Full resynchronisation for replicas", "1.0.0"),
-    CommandSpec::new("psync", -3, ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING, (0, 0, 0), "", psync)
-        .group("server")
-        .summary("Resynchronisation for replicas", "2.8.0"),
-    CommandSpec::new("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, (0, 0, 0), "", replicaof)
-        .group("server")
-        .summary("Make this server a replica of another, or a primary again", "5.0.0"),
-    CommandSpec::new("slaveof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, (0, 0, 0), "", replicaof)
-        .group("server")
-        .summary("Old name of REPLICAOF", "1.0.0"),
-    CommandSpec::new("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), "", replconf)
-        .group("server")
-        .summary("Replication handshake settings", "3.0.0"),
+    CommandSpec::new(
+        "sync",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING,
+        (0, 0, 0),
+        "",
+        sync,
+    )
+    .group("server")
+    .summary("Full resynchronisation for replicas", "1.0.0"),
+    CommandSpec::new(
+        "psync",
+        -3,
+        ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING,
+        (0, 0, 0),
+        "",
+        psync,
+    )
+    .group("server")
+    .summary("Resynchronisation for replicas", "2.8.0"),
+    CommandSpec::new(
+        "replicaof",
+        3,
+        ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
+        (0, 0, 0),
+        "",
+        replicaof,
+    )
+    .group("server")
+    .summary(
+        "Make this server a replica of another, or a primary again",
+        "5.0.0",
+    ),
+    CommandSpec::new(
+        "slaveof",
+        3,
+        ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
+        (0, 0, 0),
+        "",
+        replicaof,
+    )
+    .group("server")
+    .summary("Old name of REPLICAOF", "1.0.0"),
+    CommandSpec::new(
+        "replconf",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
+        (0, 0, 0),
+        "",
+        replconf,
+    )
+    .group("server")
+    .summary("Replication handshake settings", "3.0.0"),
 ];
 
 /// Redis's NO_ASYNC_LOADING flag has no effect here: there is no asynchronous loading.
@@ -33,7 +71,8 @@ fn attach(ctx: &mut Ctx, preamble: Option<String>) {
     if ctx.state.replication.replicas.contains(&ctx.client.id) {
         return;
     }
-    let snapshot = moonkv_persistence::rdb::write_snapshot(&ctx.state.dbs, crate::REDIS_VERSION, ctx.now_ms);
+    let snapshot =
+        moonkv_persistence::rdb::write_snapshot(&ctx.state.dbs, crate::REDIS_VERSION, ctx.now_ms);
     let mut bytes = preamble.map(String::into_bytes).unwrap_or_default();
     bytes.extend_from_slice(format!("${}\r\n", snapshot.len()).as_bytes());
     bytes.extend_from_slice(&snapshot);
@@ -44,7 +83,10 @@ fn attach(ctx: &mut Ctx, preamble: Option<String>) {
     ctx.state.replication.replicas.push(id);
     ctx.state.replication.selected_db = None;
     crate::notify::apply_to_dbs(ctx.state);
-    crate::log::notice(&format!("Replica {} asks for synchronization", ctx.client.addr));
+    crate::log::notice(&format!(
+        "Replica {} asks for synchronization",
+        ctx.client.addr
+    ));
 }
 
 fn sync(ctx: &mut Ctx) {
@@ -52,7 +94,11 @@ fn sync(ctx: &mut Ctx) {
 }
 
 fn psync(ctx: &mut Ctx) {
-    let line = format!("+FULLRESYNC {} {}\r\n", super::info::replication_id(), ctx.state.replication.offset);
+    let line = format!(
+        "+FULLRESYNC {} {}\r\n",
+        super::info::replication_id(),
+        ctx.state.replication.offset
+    );
     attach(ctx, Some(line));
 }
 
@@ -82,10 +128,19 @@ fn replicaof(ctx: &mut Ctx) {
         _ => return ctx.error("ERR Invalid master port"),
     };
     let host = String::from_utf8_lossy(ctx.arg(1)).into_owned();
-    if ctx.state.replication.primary.as_ref().is_some_and(|(h, p)| h.eq_ignore_ascii_case(&host) && *p == port) {
+    if ctx
+        .state
+        .replication
+        .primary
+        .as_ref()
+        .is_some_and(|(h, p)| h.eq_ignore_ascii_case(&host) && *p == port)
+    {
         return ctx.simple("OK Already connected to specified master");
     }
-    crate::log::notice(&format!("REPLICAOF {}:{} enabled (user request from '{}')", host, port, ctx.client.addr));
+    crate::log::notice(&format!(
+        "REPLICAOF {}:{} enabled (user request from '{}')",
+        host, port, ctx.client.addr
+    ));
     ctx.state.replication.primary = Some((host, port));
     // Effects of the command that made us a replica (and of the rest of its transaction) are
     // not ours to propagate any more.

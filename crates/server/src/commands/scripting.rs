@@ -4,14 +4,15 @@
 use super::spec::flags::*;
 use super::{CommandSpec, Ctx};
 use crate::scripting::cache::{parse_sha, sha1_of, CachedScript, Sha};
-use crate::scripting::run::{run, Invocation};
 use crate::scripting::parse_eval_shebang;
+use crate::scripting::run::{run, Invocation};
 use bytes::Bytes;
 use moonkv_lua::VmKind;
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const EVAL_FLAGS: u32 = NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | PROPAGATES_INNER;
+const EVAL_FLAGS: u32 =
+    NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | PROPAGATES_INNER;
 const EVAL_RO_FLAGS: u32 = NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY;
 
 fn script_keys(args: &[Bytes]) -> Result<Vec<usize>, String> {
@@ -19,23 +20,112 @@ fn script_keys(args: &[Bytes]) -> Result<Vec<usize>, String> {
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("eval", -3, EVAL_FLAGS, (0, 0, 0), "scripting", eval).key_finder(script_keys).group("scripting").summary("Execute a Lua script server side", "2.6.0"),
-    CommandSpec::new("evalsha", -3, EVAL_FLAGS, (0, 0, 0), "scripting", evalsha).key_finder(script_keys).group("scripting").summary("Execute a Lua script server side", "2.6.0"),
-    CommandSpec::new("eval_ro", -3, EVAL_RO_FLAGS, (0, 0, 0), "scripting", eval_ro).key_finder(script_keys).group("scripting").summary("Execute a read-only Lua script server side", "7.0.0"),
-    CommandSpec::new("evalsha_ro", -3, EVAL_RO_FLAGS, (0, 0, 0), "scripting", evalsha_ro)
+    CommandSpec::new("eval", -3, EVAL_FLAGS, (0, 0, 0), "scripting", eval)
         .key_finder(script_keys)
         .group("scripting")
-        .summary("Execute a read-only Lua script server side", "7.0.0"),
-    CommandSpec::new("script", -2, 0, (0, 0, 0), "", super::server_admin::container_help).group("scripting").subcommands(SCRIPT_SUBCOMMANDS),
+        .summary("Execute a Lua script server side", "2.6.0"),
+    CommandSpec::new("evalsha", -3, EVAL_FLAGS, (0, 0, 0), "scripting", evalsha)
+        .key_finder(script_keys)
+        .group("scripting")
+        .summary("Execute a Lua script server side", "2.6.0"),
+    CommandSpec::new(
+        "eval_ro",
+        -3,
+        EVAL_RO_FLAGS,
+        (0, 0, 0),
+        "scripting",
+        eval_ro,
+    )
+    .key_finder(script_keys)
+    .group("scripting")
+    .summary("Execute a read-only Lua script server side", "7.0.0"),
+    CommandSpec::new(
+        "evalsha_ro",
+        -3,
+        EVAL_RO_FLAGS,
+        (0, 0, 0),
+        "scripting",
+        evalsha_ro,
+    )
+    .key_finder(script_keys)
+    .group("scripting")
+    .summary("Execute a read-only Lua script server side", "7.0.0"),
+    CommandSpec::new(
+        "script",
+        -2,
+        0,
+        (0, 0, 0),
+        "",
+        super::server_admin::container_help,
+    )
+    .group("scripting")
+    .subcommands(SCRIPT_SUBCOMMANDS),
 ];
 
 static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("script|load", 3, NOSCRIPT | STALE, (0, 0, 0), "scripting", script_load).group("scripting").summary("Load the specified Lua script into the script cache.", "2.6.0"),
-    CommandSpec::new("script|exists", -3, NOSCRIPT | STALE, (0, 0, 0), "scripting", script_exists).group("scripting").summary("Check existence of scripts in the script cache.", "2.6.0"),
-    CommandSpec::new("script|flush", -2, NOSCRIPT | STALE, (0, 0, 0), "scripting", script_flush).group("scripting").summary("Remove all the scripts from the script cache.", "2.6.0"),
-    CommandSpec::new("script|kill", 2, NOSCRIPT | ALLOW_BUSY, (0, 0, 0), "scripting", script_kill).group("scripting").summary("Kill the script currently in execution.", "2.6.0"),
-    CommandSpec::new("script|debug", 3, NOSCRIPT, (0, 0, 0), "scripting", script_debug).group("scripting").summary("Set the debug mode for executed scripts.", "3.2.0"),
-    CommandSpec::new("script|help", 2, LOADING | STALE, (0, 0, 0), "scripting", script_help).group("scripting").summary("Show helpful text about the different subcommands", "5.0.0"),
+    CommandSpec::new(
+        "script|load",
+        3,
+        NOSCRIPT | STALE,
+        (0, 0, 0),
+        "scripting",
+        script_load,
+    )
+    .group("scripting")
+    .summary(
+        "Load the specified Lua script into the script cache.",
+        "2.6.0",
+    ),
+    CommandSpec::new(
+        "script|exists",
+        -3,
+        NOSCRIPT | STALE,
+        (0, 0, 0),
+        "scripting",
+        script_exists,
+    )
+    .group("scripting")
+    .summary("Check existence of scripts in the script cache.", "2.6.0"),
+    CommandSpec::new(
+        "script|flush",
+        -2,
+        NOSCRIPT | STALE,
+        (0, 0, 0),
+        "scripting",
+        script_flush,
+    )
+    .group("scripting")
+    .summary("Remove all the scripts from the script cache.", "2.6.0"),
+    CommandSpec::new(
+        "script|kill",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        (0, 0, 0),
+        "scripting",
+        script_kill,
+    )
+    .group("scripting")
+    .summary("Kill the script currently in execution.", "2.6.0"),
+    CommandSpec::new(
+        "script|debug",
+        3,
+        NOSCRIPT,
+        (0, 0, 0),
+        "scripting",
+        script_debug,
+    )
+    .group("scripting")
+    .summary("Set the debug mode for executed scripts.", "3.2.0"),
+    CommandSpec::new(
+        "script|help",
+        2,
+        LOADING | STALE,
+        (0, 0, 0),
+        "scripting",
+        script_help,
+    )
+    .group("scripting")
+    .summary("Show helpful text about the different subcommands", "5.0.0"),
 ];
 
 /// Reads EVAL-style `numkeys`: Some(n) with n keys available, or replies Redis's error.
@@ -74,7 +164,14 @@ fn cache_script(ctx: &mut Ctx, body: &Bytes) -> Option<Sha> {
     };
     match vm.compile(&body[code_at..]) {
         Ok(compiled) => {
-            ctx.state.scripting.scripts.insert(sha, CachedScript { body: body.clone(), flags, compiled });
+            ctx.state.scripting.scripts.insert(
+                sha,
+                CachedScript {
+                    body: body.clone(),
+                    flags,
+                    compiled,
+                },
+            );
             Some(sha)
         }
         Err(msg) => {
@@ -93,9 +190,11 @@ fn feed_monitors(ctx: &mut Ctx) {
 
 fn eval_generic(ctx: &mut Ctx, by_sha: bool, read_only: bool) {
     feed_monitors(ctx);
-    let Some(numkeys) = parse_numkeys(ctx, super::errors::NOT_INTEGER) else { return };
+    let Some(numkeys) = parse_numkeys(ctx, super::errors::NOT_INTEGER) else {
+        return;
+    };
     let sha = if by_sha {
-        match parse_sha(&ctx.args[1]).filter(|sha| ctx.state.scripting.scripts.contains(sha)) {
+        match parse_sha(&ctx.args[1]) {
             Some(sha) => sha,
             None => return ctx.error("NOSCRIPT No matching script. Please use EVAL."),
         }
@@ -106,11 +205,24 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, read_only: bool) {
             None => return,
         }
     };
-    let Some(script) = ctx.state.scripting.scripts.get(&sha) else { return };
+    let Some(script) = ctx.state.scripting.scripts.get(&sha) else {
+        return ctx.error("NOSCRIPT No matching script. Please use EVAL.");
+    };
     let (compiled, flags) = (script.compiled, script.flags);
     let args = ctx.args;
     let name = std::str::from_utf8(&sha).unwrap_or_default();
-    run(ctx, Invocation { vm: VmKind::Eval, compiled, name, flags, read_only_command: read_only, keys: &args[3..3 + numkeys], args: &args[3 + numkeys..] });
+    run(
+        ctx,
+        Invocation {
+            vm: VmKind::Eval,
+            compiled,
+            name,
+            flags,
+            read_only_command: read_only,
+            keys: &args[3..3 + numkeys],
+            args: &args[3 + numkeys..],
+        },
+    );
 }
 
 fn eval(ctx: &mut Ctx) {
@@ -140,7 +252,8 @@ fn script_exists(ctx: &mut Ctx) {
     let n = ctx.args.len() - 2;
     ctx.array(n);
     for i in 2..ctx.args.len() {
-        let known = parse_sha(&ctx.args[i]).is_some_and(|sha| ctx.state.scripting.scripts.contains(&sha));
+        let known =
+            parse_sha(&ctx.args[i]).is_some_and(|sha| ctx.state.scripting.scripts.contains(&sha));
         ctx.integer(known as i64);
     }
 }

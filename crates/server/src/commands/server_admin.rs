@@ -9,43 +9,147 @@ use bytes::Bytes;
 use moonkv_protocol::ReplySink;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("config", -2, 0, (0, 0, 0), "", container_help).group("server").subcommands(CONFIG_SUBCOMMANDS),
+    CommandSpec::new("config", -2, 0, (0, 0, 0), "", container_help)
+        .group("server")
+        .subcommands(CONFIG_SUBCOMMANDS),
     CommandSpec::new("dbsize", 1, READONLY | FAST, (0, 0, 0), "keyspace", dbsize).group("server"),
-    CommandSpec::new("flushdb", -1, WRITE, (0, 0, 0), "keyspace dangerous", flushdb).group("server"),
-    CommandSpec::new("flushall", -1, WRITE, (0, 0, 0), "keyspace dangerous", flushall).group("server"),
-    CommandSpec::new("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, (0, 0, 0), "", shutdown).group("server"),
-    CommandSpec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", monitor).group("server"),
-    CommandSpec::new("time", 1, LOADING | STALE | FAST | RANDOM, (0, 0, 0), "", time).group("server"),
-    CommandSpec::new("lastsave", 1, LOADING | STALE | FAST | RANDOM, (0, 0, 0), "admin dangerous", lastsave).group("server"),
+    CommandSpec::new(
+        "flushdb",
+        -1,
+        WRITE,
+        (0, 0, 0),
+        "keyspace dangerous",
+        flushdb,
+    )
+    .group("server"),
+    CommandSpec::new(
+        "flushall",
+        -1,
+        WRITE,
+        (0, 0, 0),
+        "keyspace dangerous",
+        flushall,
+    )
+    .group("server"),
+    CommandSpec::new(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+        (0, 0, 0),
+        "",
+        shutdown,
+    )
+    .group("server"),
+    CommandSpec::new(
+        "monitor",
+        1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        monitor,
+    )
+    .group("server"),
+    CommandSpec::new(
+        "time",
+        1,
+        LOADING | STALE | FAST | RANDOM,
+        (0, 0, 0),
+        "",
+        time,
+    )
+    .group("server"),
+    CommandSpec::new(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST | RANDOM,
+        (0, 0, 0),
+        "admin dangerous",
+        lastsave,
+    )
+    .group("server"),
 ];
 
 static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("config|get", -3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", config_get).group("server"),
-    CommandSpec::new("config|set", -4, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", config_set).group("server"),
-    CommandSpec::new("config|resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", config_resetstat).group("server"),
-    CommandSpec::new("config|rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "", config_rewrite).group("server"),
-    CommandSpec::new("config|help", 2, LOADING | STALE, (0, 0, 0), "", config_help).group("server"),
+    CommandSpec::new(
+        "config|get",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        config_get,
+    )
+    .group("server"),
+    CommandSpec::new(
+        "config|set",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        config_set,
+    )
+    .group("server"),
+    CommandSpec::new(
+        "config|resetstat",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        config_resetstat,
+    )
+    .group("server"),
+    CommandSpec::new(
+        "config|rewrite",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "",
+        config_rewrite,
+    )
+    .group("server"),
+    CommandSpec::new(
+        "config|help",
+        2,
+        LOADING | STALE,
+        (0, 0, 0),
+        "",
+        config_help,
+    )
+    .group("server"),
 ];
 
 /// Handler of container commands (CONFIG, CLIENT, ...): only reached if a subcommand was not
 /// resolved, which the dispatcher already reports, so this is a safety net.
 pub fn container_help(ctx: &mut Ctx) {
-    let msg = format!("ERR unknown subcommand or wrong number of arguments for '{}'", ctx.spec.name);
+    let msg = format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'",
+        ctx.spec.name
+    );
     ctx.error(&msg);
 }
 
 /// Redis's reply to a subcommand given the wrong arguments, naming it as the client sent it.
 pub fn subcommand_syntax_error(ctx: &mut Ctx) {
-    let parent = ctx.spec.name.split('|').next().unwrap_or(ctx.spec.name).to_ascii_uppercase();
+    let parent = ctx
+        .spec
+        .name
+        .split('|')
+        .next()
+        .unwrap_or(ctx.spec.name)
+        .to_ascii_uppercase();
     let sub = String::from_utf8_lossy(&ctx.args[1][..ctx.args[1].len().min(128)]).into_owned();
-    let msg = format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {parent} HELP.");
+    let msg = format!(
+        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {parent} HELP."
+    );
     ctx.error(&msg);
 }
 
 /// Replies to `<CMD> HELP` in Redis's shape: a title line, the given lines, and HELP itself.
 pub fn reply_help(ctx: &mut Ctx, command: &str, lines: &[&str]) {
     ctx.array(lines.len() + 3);
-    ctx.simple(&format!("{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", command));
+    ctx.simple(&format!(
+        "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        command
+    ));
     for line in lines {
         ctx.simple(line);
     }
@@ -65,7 +169,13 @@ pub fn validate_client_name(name: &Bytes) -> Result<(), &'static str> {
 /// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`.
 pub fn feed_monitors(state: &mut ServerState, client: &ClientState, args: &[Bytes]) {
     let us = crate::time::unix_us();
-    let mut line = format!("+{}.{:06} [{} {}]", us / 1_000_000, us % 1_000_000, client.db, client.addr);
+    let mut line = format!(
+        "+{}.{:06} [{} {}]",
+        us / 1_000_000,
+        us % 1_000_000,
+        client.db,
+        client.addr
+    );
     for a in args {
         line.push_str(" \"");
         for &b in a.iter() {
@@ -110,17 +220,26 @@ fn config_set(ctx: &mut Ctx) {
     for pair in ctx.args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).into_owned();
         let Some(dir) = crate::config::find_directive(&name) else {
-            return ctx.error(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{}'", name));
+            return ctx.error(&format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                name
+            ));
         };
         if directives.iter().any(|(d, _)| d.name == dir.name) {
-            return ctx.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - duplicate parameter", dir.name));
+            return ctx.error(&format!(
+                "ERR CONFIG SET failed (possibly related to argument '{}') - duplicate parameter",
+                dir.name
+            ));
         }
         directives.push((dir, String::from_utf8_lossy(&pair[1]).into_owned()));
     }
     let mut updated = ctx.state.config.clone();
     for (dir, value) in &directives {
         if let Err(reason) = updated.set(dir.name, value, false) {
-            return ctx.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {}", dir.name, reason));
+            return ctx.error(&format!(
+                "ERR CONFIG SET failed (possibly related to argument '{}') - {}",
+                dir.name, reason
+            ));
         }
     }
     ctx.state.config = updated;
@@ -188,7 +307,9 @@ fn dispose<T: Send + 'static>(ctx: &mut Ctx, contents: T, lazily: bool) {
 }
 
 fn flushdb(ctx: &mut Ctx) {
-    let Some(lazily) = flush_mode(ctx) else { return };
+    let Some(lazily) = flush_mode(ctx) else {
+        return;
+    };
     let now = ctx.now_ms;
     let contents = ctx.db().flush(now);
     dispose(ctx, contents, lazily);
@@ -196,7 +317,9 @@ fn flushdb(ctx: &mut Ctx) {
 }
 
 fn flushall(ctx: &mut Ctx) {
-    let Some(lazily) = flush_mode(ctx) else { return };
+    let Some(lazily) = flush_mode(ctx) else {
+        return;
+    };
     let now = ctx.now_ms;
     let contents: Vec<_> = ctx.state.dbs.iter_mut().map(|db| db.flush(now)).collect();
     dispose(ctx, contents, lazily);

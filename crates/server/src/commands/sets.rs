@@ -2,14 +2,22 @@
 //! forms), SSCAN.
 
 use super::spec::flags::*;
-use super::{edit_collection, errors, parse_scan, read_collection, CollectionKind, CommandSpec, Ctx};
+use super::{
+    edit_collection, errors, parse_scan, read_collection, CollectionKind, CommandSpec, Ctx,
+};
 use crate::notify::class;
 use bytes::Bytes;
 use moonkv_keyspace::{glob_match, Set, Value};
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const fn set_cmd(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), handler: super::Handler) -> CommandSpec {
+const fn set_cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    handler: super::Handler,
+) -> CommandSpec {
     CommandSpec::new(name, arity, flags, keys, "set", handler).group("set")
 }
 
@@ -17,22 +25,31 @@ pub static COMMANDS: &[CommandSpec] = &[
     set_cmd("sadd", -3, WRITE | DENYOOM | FAST, (1, 1, 1), sadd).summary("Add members", "1.0.0"),
     set_cmd("srem", -3, WRITE | FAST, (1, 1, 1), srem).summary("Remove members", "1.0.0"),
     set_cmd("smembers", 2, READONLY, (1, 1, 1), smembers).summary("All members", "1.0.0"),
-    set_cmd("sismember", 3, READONLY | FAST, (1, 1, 1), sismember).summary("Is a value a member", "1.0.0"),
-    set_cmd("smismember", -3, READONLY | FAST, (1, 1, 1), smismember).summary("Are values members", "6.2.0"),
+    set_cmd("sismember", 3, READONLY | FAST, (1, 1, 1), sismember)
+        .summary("Is a value a member", "1.0.0"),
+    set_cmd("smismember", -3, READONLY | FAST, (1, 1, 1), smismember)
+        .summary("Are values members", "6.2.0"),
     set_cmd("scard", 2, READONLY | FAST, (1, 1, 1), scard).summary("Number of members", "1.0.0"),
-    set_cmd("spop", -2, WRITE | FAST | RANDOM, (1, 1, 1), spop).summary("Remove and return random members", "1.0.0"),
-    set_cmd("srandmember", -2, READONLY | RANDOM, (1, 1, 1), srandmember).summary("Random members", "1.0.0"),
-    set_cmd("smove", 4, WRITE | FAST, (1, 2, 1), smove).summary("Move a member between sets", "1.0.0"),
+    set_cmd("spop", -2, WRITE | FAST | RANDOM, (1, 1, 1), spop)
+        .summary("Remove and return random members", "1.0.0"),
+    set_cmd("srandmember", -2, READONLY | RANDOM, (1, 1, 1), srandmember)
+        .summary("Random members", "1.0.0"),
+    set_cmd("smove", 4, WRITE | FAST, (1, 2, 1), smove)
+        .summary("Move a member between sets", "1.0.0"),
     set_cmd("sinter", -2, READONLY, (1, -1, 1), sinter).summary("Intersection", "1.0.0"),
     set_cmd("sintercard", -3, READONLY, (0, 0, 0), sintercard)
         .key_finder(|args| super::keys_after_numkeys(args, 1))
         .summary("Size of the intersection", "7.0.0"),
-    set_cmd("sinterstore", -3, WRITE | DENYOOM, (1, -1, 1), sinterstore).summary("Store an intersection", "1.0.0"),
+    set_cmd("sinterstore", -3, WRITE | DENYOOM, (1, -1, 1), sinterstore)
+        .summary("Store an intersection", "1.0.0"),
     set_cmd("sunion", -2, READONLY, (1, -1, 1), sunion).summary("Union", "1.0.0"),
-    set_cmd("sunionstore", -3, WRITE | DENYOOM, (1, -1, 1), sunionstore).summary("Store a union", "1.0.0"),
+    set_cmd("sunionstore", -3, WRITE | DENYOOM, (1, -1, 1), sunionstore)
+        .summary("Store a union", "1.0.0"),
     set_cmd("sdiff", -2, READONLY, (1, -1, 1), sdiff).summary("Difference", "1.0.0"),
-    set_cmd("sdiffstore", -3, WRITE | DENYOOM, (1, -1, 1), sdiffstore).summary("Store a difference", "1.0.0"),
-    set_cmd("sscan", -3, READONLY | RANDOM, (1, 1, 1), sscan).summary("Iterate over members", "2.8.0"),
+    set_cmd("sdiffstore", -3, WRITE | DENYOOM, (1, -1, 1), sdiffstore)
+        .summary("Store a difference", "1.0.0"),
+    set_cmd("sscan", -3, READONLY | RANDOM, (1, 1, 1), sscan)
+        .summary("Iterate over members", "2.8.0"),
 ];
 
 fn intset_limit(ctx: &Ctx) -> usize {
@@ -50,14 +67,23 @@ fn read_set<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c Set>, ()> {
     read_collection(ctx, key, Value::as_set)
 }
 
-fn edit_set<R>(ctx: &mut Ctx, key: &[u8], create: bool, edit: impl FnOnce(&mut Set) -> R) -> Option<Result<R, ()>> {
+fn edit_set<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    create: bool,
+    edit: impl FnOnce(&mut Set) -> R,
+) -> Option<Result<R, ()>> {
     edit_collection(ctx, key, &SET, create, edit)
 }
 
 fn sadd(ctx: &mut Ctx) {
     let args = ctx.args;
     let limit = intset_limit(ctx);
-    let Some(Ok(added)) = edit_set(ctx, &args[1], true, |s| args[2..].iter().filter(|m| s.insert(m, limit)).count()) else { return };
+    let Some(Ok(added)) = edit_set(ctx, &args[1], true, |s| {
+        args[2..].iter().filter(|m| s.insert(m, limit)).count()
+    }) else {
+        return;
+    };
     if added > 0 {
         ctx.notify(class::SET, "sadd", &args[1]);
     }
@@ -66,7 +92,9 @@ fn sadd(ctx: &mut Ctx) {
 
 fn srem(ctx: &mut Ctx) {
     let args = ctx.args;
-    let removed = match edit_set(ctx, &args[1], false, |s| args[2..].iter().filter(|m| s.remove(m)).count()) {
+    let removed = match edit_set(ctx, &args[1], false, |s| {
+        args[2..].iter().filter(|m| s.remove(m)).count()
+    }) {
         None => 0,
         Some(Err(())) => return,
         Some(Ok(n)) => n,
@@ -118,8 +146,13 @@ fn sismember(ctx: &mut Ctx) {
 
 fn smismember(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Ok(set) = read_set(ctx, &args[1]) else { return };
-    let flags: Vec<bool> = args[2..].iter().map(|m| set.is_some_and(|s| s.contains(m))).collect();
+    let Ok(set) = read_set(ctx, &args[1]) else {
+        return;
+    };
+    let flags: Vec<bool> = args[2..]
+        .iter()
+        .map(|m| set.is_some_and(|s| s.contains(m)))
+        .collect();
     ctx.array(flags.len());
     for f in flags {
         ctx.integer(f as i64);
@@ -163,11 +196,19 @@ fn spop(ctx: &mut Ctx) {
     let wanted = count.unwrap_or(1) as usize;
     match read_set(ctx, key) {
         Err(()) => return,
-        Ok(None) => return if count.is_some() { ctx.set(0) } else { ctx.null() },
+        Ok(None) => {
+            return if count.is_some() {
+                ctx.set(0)
+            } else {
+                ctx.null()
+            }
+        }
         Ok(Some(_)) => {}
     }
     let mut rng = ctx.state.rng.clone();
-    let chosen = edit_set(ctx, key, false, |s| s.pop_random(wanted, &mut rng)).and_then(Result::ok).unwrap_or_default();
+    let chosen = edit_set(ctx, key, false, |s| s.pop_random(wanted, &mut rng))
+        .and_then(Result::ok)
+        .unwrap_or_default();
     ctx.state.rng = rng;
     if !chosen.is_empty() {
         ctx.notify(class::SET, "spop", key);
@@ -175,7 +216,8 @@ fn spop(ctx: &mut Ctx) {
     }
     // Replicas remove exactly the members chosen here, not random ones of their own.
     if !chosen.is_empty() && ctx.propagating() {
-        let mut replica_args: Vec<Bytes> = vec![Bytes::from_static(b"SREM"), Bytes::copy_from_slice(key)];
+        let mut replica_args: Vec<Bytes> =
+            vec![Bytes::from_static(b"SREM"), Bytes::copy_from_slice(key)];
         replica_args.extend(chosen.iter().map(|m| Bytes::copy_from_slice(m)));
         ctx.propagate_as(replica_args);
     }
@@ -198,9 +240,15 @@ fn srandmember(ctx: &mut Ctx) {
         match db.get(&args[1], now) {
             None => None,
             Some(Value::Set(set)) => Some(match count {
-                None => set.random_member(&mut state.rng).map(|m| vec![m.into_owned()]).unwrap_or_default(),
+                None => set
+                    .random_member(&mut state.rng)
+                    .map(|m| vec![m.into_owned()])
+                    .unwrap_or_default(),
                 Some(n) if n < 0 => (0..n.unsigned_abs())
-                    .filter_map(|_| set.random_member(&mut state.rng).map(std::borrow::Cow::into_owned))
+                    .filter_map(|_| {
+                        set.random_member(&mut state.rng)
+                            .map(std::borrow::Cow::into_owned)
+                    })
                     .collect(),
                 Some(n) => set.random_distinct(n as usize, &mut state.rng),
             }),
@@ -231,7 +279,9 @@ fn smove(ctx: &mut Ctx) {
         Err(()) => return,
         Ok(set) => set.is_some_and(|s| s.contains(member)),
     };
-    let Some(true) = src_has else { return ctx.integer(0) };
+    let Some(true) = src_has else {
+        return ctx.integer(0);
+    };
     if src == dst {
         return ctx.integer(1);
     }
@@ -258,7 +308,8 @@ enum Algebra {
 fn compute(ctx: &mut Ctx, keys: &[Bytes], op: Algebra) -> Result<Vec<Vec<u8>>, ()> {
     let mut sets: Vec<Option<Vec<Vec<u8>>>> = Vec::with_capacity(keys.len());
     for key in keys {
-        let members = read_set(ctx, key)?.map(|s| s.iter().map(std::borrow::Cow::into_owned).collect());
+        let members =
+            read_set(ctx, key)?.map(|s| s.iter().map(std::borrow::Cow::into_owned).collect());
         sets.push(members);
     }
     let result: Vec<Vec<u8>> = match op {
@@ -268,18 +319,31 @@ fn compute(ctx: &mut Ctx, keys: &[Bytes], op: Algebra) -> Result<Vec<Vec<u8>>, (
             }
             let mut sets: Vec<Vec<Vec<u8>>> = sets.into_iter().flatten().collect();
             sets.sort_by_key(Vec::len);
-            let lookup: Vec<std::collections::HashSet<&Vec<u8>>> = sets[1..].iter().map(|s| s.iter().collect()).collect();
-            sets[0].iter().filter(|m| lookup.iter().all(|s| s.contains(m))).cloned().collect()
+            let lookup: Vec<std::collections::HashSet<&Vec<u8>>> =
+                sets[1..].iter().map(|s| s.iter().collect()).collect();
+            sets[0]
+                .iter()
+                .filter(|m| lookup.iter().all(|s| s.contains(m)))
+                .cloned()
+                .collect()
         }
         Algebra::Union => {
             let mut seen = std::collections::HashSet::new();
-            sets.into_iter().flatten().flatten().filter(|m| seen.insert(m.clone())).collect()
+            sets.into_iter()
+                .flatten()
+                .flatten()
+                .filter(|m| seen.insert(m.clone()))
+                .collect()
         }
         Algebra::Diff => {
             let mut iter = sets.into_iter();
             let first = iter.next().flatten().unwrap_or_default();
-            let others: Vec<std::collections::HashSet<Vec<u8>>> = iter.flatten().map(|s| s.into_iter().collect()).collect();
-            first.into_iter().filter(|m| !others.iter().any(|o| o.contains(m))).collect()
+            let others: Vec<std::collections::HashSet<Vec<u8>>> =
+                iter.flatten().map(|s| s.into_iter().collect()).collect();
+            first
+                .into_iter()
+                .filter(|m| !others.iter().any(|o| o.contains(m)))
+                .collect()
         }
     };
     Ok(result)
@@ -295,7 +359,9 @@ fn algebra_reply(ctx: &mut Ctx, op: Algebra) {
 fn algebra_store(ctx: &mut Ctx, op: Algebra) {
     let args = ctx.args;
     let dst = &args[1];
-    let Ok(members) = compute(ctx, &args[2..], op) else { return };
+    let Ok(members) = compute(ctx, &args[2..], op) else {
+        return;
+    };
     let now = ctx.now_ms;
     let limit = intset_limit(ctx);
     if members.is_empty() {
@@ -344,17 +410,29 @@ fn sdiffstore(ctx: &mut Ctx) {
 
 fn sintercard(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some((numkeys, limit)) = super::parse_intercard(ctx, super::IntercardFlavor::Set) else { return };
-    let Ok(members) = compute(ctx, &args[2..2 + numkeys], Algebra::Inter) else { return };
-    let n = if limit > 0 { members.len().min(limit) } else { members.len() };
+    let Some((numkeys, limit)) = super::parse_intercard(ctx, super::IntercardFlavor::Set) else {
+        return;
+    };
+    let Ok(members) = compute(ctx, &args[2..2 + numkeys], Algebra::Inter) else {
+        return;
+    };
+    let n = if limit > 0 {
+        members.len().min(limit)
+    } else {
+        members.len()
+    };
     ctx.integer(n as i64);
 }
 
 fn sscan(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(options) = parse_scan(ctx, 2, false) else { return };
+    let Some(options) = parse_scan(ctx, 2, false) else {
+        return;
+    };
     let (mut cursor, pattern, count) = (options.cursor, options.pattern, options.count);
-    let Ok(set) = read_set(ctx, &args[1]) else { return };
+    let Ok(set) = read_set(ctx, &args[1]) else {
+        return;
+    };
     let mut found: Vec<Vec<u8>> = Vec::new();
     if let Some(set) = set {
         cursor = super::scan_loop(cursor, count, |c| {

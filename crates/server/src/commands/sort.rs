@@ -12,13 +12,27 @@ use moonkv_protocol::ReplySink;
 use std::cmp::Ordering;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("sort", -2, WRITE | DENYOOM, (1, 1, 1), "set sortedset list dangerous", sort)
-        .group("generic")
-        .key_finder(sort_keys)
-        .summary("Sort the elements of a list or set", "1.0.0"),
-    CommandSpec::new("sort_ro", -2, READONLY, (1, 1, 1), "set sortedset list dangerous", sort_ro)
-        .group("generic")
-        .summary("Sort the elements of a list or set, read-only", "7.0.0"),
+    CommandSpec::new(
+        "sort",
+        -2,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        "set sortedset list dangerous",
+        sort,
+    )
+    .group("generic")
+    .key_finder(sort_keys)
+    .summary("Sort the elements of a list or set", "1.0.0"),
+    CommandSpec::new(
+        "sort_ro",
+        -2,
+        READONLY,
+        (1, 1, 1),
+        "set sortedset list dangerous",
+        sort_ro,
+    )
+    .group("generic")
+    .summary("Sort the elements of a list or set, read-only", "7.0.0"),
 ];
 
 /// SORT's keys: the sorted key, and the STORE destination if any (the last STORE wins, as
@@ -54,7 +68,14 @@ struct SortOptions {
 
 fn parse_options(ctx: &mut Ctx, read_only: bool) -> Option<SortOptions> {
     let args = ctx.args;
-    let mut o = SortOptions { by: None, gets: Vec::new(), limit: None, desc: false, alpha: false, store: None };
+    let mut o = SortOptions {
+        by: None,
+        gets: Vec::new(),
+        limit: None,
+        desc: false,
+        alpha: false,
+        store: None,
+    };
     let mut i = 2;
     while i < args.len() {
         let left = args.len() - i - 1;
@@ -98,7 +119,10 @@ fn lookup(db: &mut Db, pattern: &[u8], element: &[u8], now: i64) -> Option<Vec<u
         return Some(element.to_vec());
     }
     let star = pattern.iter().position(|&b| b == b'*')?;
-    let arrow = pattern.windows(2).rposition(|w| w == b"->").filter(|&a| a > star && a + 2 < pattern.len());
+    let arrow = pattern
+        .windows(2)
+        .rposition(|w| w == b"->")
+        .filter(|&a| a > star && a + 2 < pattern.len());
     let key_pattern = match arrow {
         Some(a) => &pattern[..a],
         None => pattern,
@@ -124,7 +148,9 @@ fn sort_ro(ctx: &mut Ctx) {
 
 fn sort_generic(ctx: &mut Ctx, read_only: bool) {
     let args = ctx.args;
-    let Some(mut opts) = parse_options(ctx, read_only) else { return };
+    let Some(mut opts) = parse_options(ctx, read_only) else {
+        return;
+    };
     let now = ctx.now_ms;
     // BY without a `*` means "do not sort" (unless it is a hash field lookup of `#`).
     let mut dont_sort = opts.by.as_ref().is_some_and(|b| !b.contains(&b'*'));
@@ -170,12 +196,19 @@ fn sort_generic(ctx: &mut Ctx, read_only: bool) {
         let mut scores: Vec<f64> = Vec::with_capacity(items.len());
         if !opts.alpha {
             for (e, w) in &items {
-                let source = if by_given { w.as_deref() } else { Some(e.as_slice()) };
+                let source = if by_given {
+                    w.as_deref()
+                } else {
+                    Some(e.as_slice())
+                };
                 match source {
                     None => scores.push(0.0),
                     Some(s) => match parse_f64(s) {
                         Some(f) => scores.push(f),
-                        None => return ctx.error("ERR One or more scores can't be converted into double"),
+                        None => {
+                            return ctx
+                                .error("ERR One or more scores can't be converted into double")
+                        }
                     },
                 }
             }
@@ -183,7 +216,11 @@ fn sort_generic(ctx: &mut Ctx, read_only: bool) {
         let mut order: Vec<usize> = (0..items.len()).collect();
         order.sort_by(|&a, &b| {
             let primary = if opts.alpha {
-                let (ka, kb) = if by_given { (items[a].1.as_deref(), items[b].1.as_deref()) } else { (Some(&items[a].0[..]), Some(&items[b].0[..])) };
+                let (ka, kb) = if by_given {
+                    (items[a].1.as_deref(), items[b].1.as_deref())
+                } else {
+                    (Some(&items[a].0[..]), Some(&items[b].0[..]))
+                };
                 ka.cmp(&kb)
             } else {
                 scores[a].partial_cmp(&scores[b]).unwrap_or(Ordering::Equal)
@@ -196,14 +233,19 @@ fn sort_generic(ctx: &mut Ctx, read_only: bool) {
                 ordering
             }
         });
-        let mut sorted: Vec<Option<(Vec<u8>, Option<Vec<u8>>)>> = items.into_iter().map(Some).collect();
+        let mut sorted: Vec<Option<(Vec<u8>, Option<Vec<u8>>)>> =
+            items.into_iter().map(Some).collect();
         items = order.into_iter().filter_map(|i| sorted[i].take()).collect();
     }
     let (start, count) = match opts.limit {
         None => (0, items.len()),
         Some((offset, count)) => {
             let start = offset.clamp(0, items.len() as i64) as usize;
-            let count = if count < 0 { items.len() } else { count as usize };
+            let count = if count < 0 {
+                items.len()
+            } else {
+                count as usize
+            };
             (start, count.min(items.len() - start))
         }
     };
@@ -252,9 +294,15 @@ mod tests {
 
     #[test]
     fn store_destination_is_a_key() {
-        let args: Vec<Bytes> = ["SORT", "src", "BY", "w_*", "STORE", "dst"].iter().map(|s| Bytes::from(*s)).collect();
+        let args: Vec<Bytes> = ["SORT", "src", "BY", "w_*", "STORE", "dst"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
         assert_eq!(sort_keys(&args).unwrap(), vec![1, 5]);
-        let args: Vec<Bytes> = ["SORT", "abc", "STORE", "invalid", "STORE", "def"].iter().map(|s| Bytes::from(*s)).collect();
+        let args: Vec<Bytes> = ["SORT", "abc", "STORE", "invalid", "STORE", "def"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
         assert_eq!(sort_keys(&args).unwrap(), vec![1, 5]);
     }
 

@@ -82,7 +82,14 @@ pub struct CommandSpec {
 
 impl CommandSpec {
     /// A command with the common defaults; fill the rest with struct update syntax.
-    pub const fn new(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), categories: &'static str, handler: Handler) -> Self {
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        keys: (i32, i32, i32),
+        categories: &'static str,
+        handler: Handler,
+    ) -> Self {
         CommandSpec {
             name,
             arity,
@@ -138,13 +145,35 @@ impl CommandSpec {
     /// order Redis lists categories in.
     pub fn acl_categories(&self) -> Vec<String> {
         const ORDER: &[&str] = &[
-            "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap", "hyperloglog", "geo", "stream",
-            "pubsub", "admin", "fast", "slow", "blocking", "dangerous", "connection", "transaction", "scripting",
+            "keyspace",
+            "read",
+            "write",
+            "set",
+            "sortedset",
+            "list",
+            "hash",
+            "string",
+            "bitmap",
+            "hyperloglog",
+            "geo",
+            "stream",
+            "pubsub",
+            "admin",
+            "fast",
+            "slow",
+            "blocking",
+            "dangerous",
+            "connection",
+            "transaction",
+            "scripting",
         ];
         let mut cats: Vec<&str> = self.categories.split_whitespace().collect();
         let derived = [
             (self.has(flags::WRITE), "write"),
-            (self.has(flags::READONLY) && !self.categories.contains("scripting"), "read"),
+            (
+                self.has(flags::READONLY) && !self.categories.contains("scripting"),
+                "read",
+            ),
             (self.has(flags::ADMIN), "admin"),
             (self.has(flags::ADMIN), "dangerous"),
             (self.has(flags::PUBSUB), "pubsub"),

@@ -1,49 +1,85 @@
 //! String commands: GET/SET and their variants, counters, ranges, MGET/MSET, LCS.
 //! Bit-level string commands live in `bitops.rs`.
 
+use super::longdouble::{self, IncrFloatError, LongDouble, Parsed};
 use super::spec::flags::*;
 use super::{errors, CommandSpec, Ctx};
 use crate::notify::class;
 use compact_bytes::CompactBytes;
 use moonkv_keyspace::{StrView, Value};
-use super::longdouble::{self, IncrFloatError, LongDouble, Parsed};
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const fn string_cmd(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), handler: super::Handler) -> CommandSpec {
+const fn string_cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    handler: super::Handler,
+) -> CommandSpec {
     CommandSpec::new(name, arity, flags, keys, "string", handler).group("string")
 }
 
 pub static COMMANDS: &[CommandSpec] = &[
-    string_cmd("get", 2, READONLY | FAST, (1, 1, 1), get).summary("Get the value of a key", "1.0.0"),
-    string_cmd("set", -3, WRITE | DENYOOM, (1, 1, 1), set).summary("Set the string value of a key", "1.0.0"),
-    string_cmd("setnx", 3, WRITE | DENYOOM | FAST, (1, 1, 1), setnx).summary("Set a key only if it does not exist", "1.0.0"),
-    string_cmd("setex", 4, WRITE | DENYOOM, (1, 1, 1), setex).summary("Set a key with a time to live in seconds", "2.0.0"),
-    string_cmd("psetex", 4, WRITE | DENYOOM, (1, 1, 1), psetex).summary("Set a key with a time to live in milliseconds", "2.6.0"),
-    string_cmd("getset", 3, WRITE | DENYOOM | FAST, (1, 1, 1), getset).summary("Set a key and return its old value", "1.0.0"),
-    string_cmd("getdel", 2, WRITE | FAST, (1, 1, 1), getdel).summary("Get a key's value and delete it", "6.2.0"),
-    string_cmd("getex", -2, WRITE | FAST, (1, 1, 1), getex).summary("Get a key's value and change its expiry", "6.2.0"),
-    string_cmd("mget", -2, READONLY | FAST, (1, -1, 1), mget).summary("Get the values of several keys", "1.0.0"),
+    string_cmd("get", 2, READONLY | FAST, (1, 1, 1), get)
+        .summary("Get the value of a key", "1.0.0"),
+    string_cmd("set", -3, WRITE | DENYOOM, (1, 1, 1), set)
+        .summary("Set the string value of a key", "1.0.0"),
+    string_cmd("setnx", 3, WRITE | DENYOOM | FAST, (1, 1, 1), setnx)
+        .summary("Set a key only if it does not exist", "1.0.0"),
+    string_cmd("setex", 4, WRITE | DENYOOM, (1, 1, 1), setex)
+        .summary("Set a key with a time to live in seconds", "2.0.0"),
+    string_cmd("psetex", 4, WRITE | DENYOOM, (1, 1, 1), psetex)
+        .summary("Set a key with a time to live in milliseconds", "2.6.0"),
+    string_cmd("getset", 3, WRITE | DENYOOM | FAST, (1, 1, 1), getset)
+        .summary("Set a key and return its old value", "1.0.0"),
+    string_cmd("getdel", 2, WRITE | FAST, (1, 1, 1), getdel)
+        .summary("Get a key's value and delete it", "6.2.0"),
+    string_cmd("getex", -2, WRITE | FAST, (1, 1, 1), getex)
+        .summary("Get a key's value and change its expiry", "6.2.0"),
+    string_cmd("mget", -2, READONLY | FAST, (1, -1, 1), mget)
+        .summary("Get the values of several keys", "1.0.0"),
     string_cmd("mset", -3, WRITE | DENYOOM, (1, -1, 2), mset).summary("Set several keys", "1.0.1"),
-    string_cmd("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), msetnx).summary("Set several keys only if none exists", "1.0.1"),
-    string_cmd("append", 3, WRITE | DENYOOM | FAST, (1, 1, 1), append).summary("Append to a string", "2.0.0"),
-    string_cmd("strlen", 2, READONLY | FAST, (1, 1, 1), strlen).summary("Length of a string", "2.2.0"),
-    string_cmd("incr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), incr).summary("Increment an integer by one", "1.0.0"),
-    string_cmd("decr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), decr).summary("Decrement an integer by one", "1.0.0"),
-    string_cmd("incrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), incrby).summary("Increment an integer", "1.0.0"),
-    string_cmd("decrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), decrby).summary("Decrement an integer", "1.0.0"),
-    string_cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, (1, 1, 1), incrbyfloat).summary("Increment a float", "2.6.0"),
+    string_cmd("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), msetnx)
+        .summary("Set several keys only if none exists", "1.0.1"),
+    string_cmd("append", 3, WRITE | DENYOOM | FAST, (1, 1, 1), append)
+        .summary("Append to a string", "2.0.0"),
+    string_cmd("strlen", 2, READONLY | FAST, (1, 1, 1), strlen)
+        .summary("Length of a string", "2.2.0"),
+    string_cmd("incr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), incr)
+        .summary("Increment an integer by one", "1.0.0"),
+    string_cmd("decr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), decr)
+        .summary("Decrement an integer by one", "1.0.0"),
+    string_cmd("incrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), incrby)
+        .summary("Increment an integer", "1.0.0"),
+    string_cmd("decrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), decrby)
+        .summary("Decrement an integer", "1.0.0"),
+    string_cmd(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        incrbyfloat,
+    )
+    .summary("Increment a float", "2.6.0"),
     string_cmd("getrange", 4, READONLY, (1, 1, 1), getrange).summary("Get a substring", "2.4.0"),
-    string_cmd("substr", 4, READONLY, (1, 1, 1), getrange).summary("Get a substring (old name of GETRANGE)", "1.0.0"),
-    string_cmd("setrange", 4, WRITE | DENYOOM, (1, 1, 1), setrange).summary("Overwrite part of a string", "2.2.0"),
-    string_cmd("lcs", -3, READONLY, (1, 2, 1), lcs).summary("Longest common subsequence of two strings", "7.0.0"),
+    string_cmd("substr", 4, READONLY, (1, 1, 1), getrange)
+        .summary("Get a substring (old name of GETRANGE)", "1.0.0"),
+    string_cmd("setrange", 4, WRITE | DENYOOM, (1, 1, 1), setrange)
+        .summary("Overwrite part of a string", "2.2.0"),
+    string_cmd("lcs", -3, READONLY, (1, 2, 1), lcs)
+        .summary("Longest common subsequence of two strings", "7.0.0"),
 ];
 
 /// Reads a string value as owned bytes, or None if missing. Err(()) means wrong type (already
 /// replied).
 fn read_string(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<u8>>, ()> {
     let now = ctx.now_ms;
-    match ctx.db().get(key, now).map(|v| v.as_str().map(StrView::to_vec)) {
+    match ctx
+        .db()
+        .get(key, now)
+        .map(|v| v.as_str().map(StrView::to_vec))
+    {
         None => Ok(None),
         Some(Some(bytes)) => Ok(Some(bytes)),
         Some(None) => {
@@ -58,7 +94,11 @@ fn read_string(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<u8>>, ()> {
 fn reply_value(ctx: &mut Ctx, key: &[u8], count_stats: bool) -> bool {
     let now = ctx.now_ms;
     let (db, sink) = ctx.db_and_sink();
-    let found = if count_stats { db.get(key, now) } else { db.peek(key, now) };
+    let found = if count_stats {
+        db.get(key, now)
+    } else {
+        db.peek(key, now)
+    };
     match found.map(Value::as_str) {
         None => sink.null(),
         Some(Some(StrView::Bytes(b))) => sink.bulk(b),
@@ -129,7 +169,9 @@ fn set(ctx: &mut Ctx) {
             "get" => get_old = true,
             "keepttl" if expire == ExpireOpt::None => expire = ExpireOpt::KeepTtl,
             "ex" | "px" | "exat" | "pxat" if expire == ExpireOpt::None && has_next => {
-                let Some(at) = parse_expire_arg(ctx, &opt, i + 1) else { return };
+                let Some(at) = parse_expire_arg(ctx, &opt, i + 1) else {
+                    return;
+                };
                 expire = ExpireOpt::At(at);
                 i += 1;
             }
@@ -140,7 +182,11 @@ fn set(ctx: &mut Ctx) {
     let key = &args[1];
     let now = ctx.now_ms;
     // A plain SET needs no look-up of the old value at all.
-    let existing_is_string = if get_old || nx || xx { ctx.db().peek(key, now).map(Value::is_string) } else { None };
+    let existing_is_string = if get_old || nx || xx {
+        ctx.db().peek(key, now).map(Value::is_string)
+    } else {
+        None
+    };
     if get_old {
         if existing_is_string == Some(false) {
             return ctx.wrong_type();
@@ -192,7 +238,9 @@ fn setnx(ctx: &mut Ctx) {
 
 fn setex_generic(ctx: &mut Ctx, unit: &str) {
     let args = ctx.args;
-    let Some(at) = parse_expire_arg(ctx, unit, 2) else { return };
+    let Some(at) = parse_expire_arg(ctx, unit, 2) else {
+        return;
+    };
     store(ctx, &args[1], Value::string(&args[3]), ExpireOpt::At(at));
     propagate_set_pxat(ctx, &args[1], &args[3], at);
     ctx.ok();
@@ -235,7 +283,9 @@ fn getex(ctx: &mut Ctx) {
         match opt.as_str() {
             "persist" if expire == ExpireOpt::None => expire = ExpireOpt::Persist,
             "ex" | "px" | "exat" | "pxat" if expire == ExpireOpt::None && i + 1 < args.len() => {
-                let Some(at) = parse_expire_arg(ctx, &opt, i + 1) else { return };
+                let Some(at) = parse_expire_arg(ctx, &opt, i + 1) else {
+                    return;
+                };
                 expire = ExpireOpt::At(at);
                 i += 1;
             }
@@ -357,7 +407,11 @@ fn append(ctx: &mut Ctx) {
 fn strlen(ctx: &mut Ctx) {
     let args = ctx.args;
     let now = ctx.now_ms;
-    match ctx.db().get(&args[1], now).map(|v| v.as_str().map(StrView::len)) {
+    match ctx
+        .db()
+        .get(&args[1], now)
+        .map(|v| v.as_str().map(StrView::len))
+    {
         None => ctx.integer(0),
         Some(Some(len)) => ctx.integer(len as i64),
         Some(None) => ctx.wrong_type(),
@@ -457,7 +511,9 @@ fn incrbyfloat(ctx: &mut Ctx) {
     let text = match longdouble::incr_by_float(current, &args[2]) {
         Ok(text) => text,
         Err(IncrFloatError::NotAFloat) => return ctx.error(errors::NOT_FLOAT),
-        Err(IncrFloatError::NanOrInfinity) => return ctx.error("ERR increment would produce NaN or Infinity"),
+        Err(IncrFloatError::NanOrInfinity) => {
+            return ctx.error("ERR increment would produce NaN or Infinity")
+        }
     };
     let value = Value::Str(CompactBytes::new(text.as_bytes()));
     match ctx.db().get_mut(key, now) {
@@ -497,7 +553,9 @@ fn getrange(ctx: &mut Ctx) {
     let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
         return ctx.error(errors::NOT_INTEGER);
     };
-    let Ok(value) = read_string(ctx, &args[1]) else { return };
+    let Ok(value) = read_string(ctx, &args[1]) else {
+        return;
+    };
     let value = value.unwrap_or_default();
     // Both ends negative with start after end is empty, even before clamping (Redis 7 rule).
     if start < 0 && end < 0 && start > end {
@@ -575,7 +633,11 @@ fn lcs(ctx: &mut Ctx) {
     let now = ctx.now_ms;
     let mut strings = Vec::with_capacity(2);
     for key in &args[1..3] {
-        match ctx.db().get(key, now).map(|v| v.as_str().map(StrView::to_vec)) {
+        match ctx
+            .db()
+            .get(key, now)
+            .map(|v| v.as_str().map(StrView::to_vec))
+        {
             None => strings.push(Vec::new()),
             Some(Some(b)) => strings.push(b),
             Some(None) => return ctx.error("ERR The specified keys must contain string values"),
@@ -587,7 +649,8 @@ fn lcs(ctx: &mut Ctx) {
     let (a, b) = (&strings[0], &strings[1]);
     let cells = (a.len() + 1).saturating_mul(b.len() + 1);
     if cells > LCS_MAX_CELLS {
-        return ctx.error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
+        return ctx
+            .error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
     }
     let result = lcs_compute(a, b);
     if want_len {
@@ -596,7 +659,11 @@ fn lcs(ctx: &mut Ctx) {
     if !want_idx {
         return ctx.bulk(&result.subsequence);
     }
-    let matches: Vec<&LcsMatch> = result.matches.iter().filter(|m| m.len as i64 >= min_match_len).collect();
+    let matches: Vec<&LcsMatch> = result
+        .matches
+        .iter()
+        .filter(|m| m.len as i64 >= min_match_len)
+        .collect();
     ctx.map(2);
     ctx.bulk(b"matches");
     ctx.array(matches.len());
@@ -657,7 +724,11 @@ fn lcs_compute(a: &[u8], b: &[u8]) -> LcsResult {
                     m.b_start = bj;
                     m.len += 1;
                 }
-                _ => matches.push(LcsMatch { a_start: ai, b_start: bj, len: 1 }),
+                _ => matches.push(LcsMatch {
+                    a_start: ai,
+                    b_start: bj,
+                    len: 1,
+                }),
             }
             i -= 1;
             j -= 1;
@@ -668,7 +739,10 @@ fn lcs_compute(a: &[u8], b: &[u8]) -> LcsResult {
         }
     }
     subsequence.reverse();
-    LcsResult { subsequence, matches }
+    LcsResult {
+        subsequence,
+        matches,
+    }
 }
 
 #[cfg(test)]
@@ -689,7 +763,21 @@ mod tests {
     fn lcs_matches_redis_example() {
         let r = lcs_compute(b"ohmytext", b"mynewtext");
         assert_eq!(r.subsequence, b"mytext");
-        assert_eq!(r.matches, vec![LcsMatch { a_start: 4, b_start: 5, len: 4 }, LcsMatch { a_start: 2, b_start: 0, len: 2 }]);
+        assert_eq!(
+            r.matches,
+            vec![
+                LcsMatch {
+                    a_start: 4,
+                    b_start: 5,
+                    len: 4
+                },
+                LcsMatch {
+                    a_start: 2,
+                    b_start: 0,
+                    len: 2
+                }
+            ]
+        );
     }
 
     #[test]

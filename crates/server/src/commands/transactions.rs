@@ -12,21 +12,59 @@ use moonkv_protocol::ReplySink;
 use std::sync::atomic::Ordering;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), "transaction", multi)
-        .group("transactions")
-        .summary("Starts a transaction", "1.2.0"),
-    CommandSpec::new("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | PROPAGATES_INNER, (0, 0, 0), "transaction", exec)
-        .group("transactions")
-        .summary("Executes all commands issued after MULTI", "1.2.0"),
-    CommandSpec::new("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), "transaction", discard)
-        .group("transactions")
-        .summary("Discards all commands issued after MULTI", "2.0.0"),
-    CommandSpec::new("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (1, -1, 1), "transaction", watch)
-        .group("transactions")
-        .summary("Monitors changes to keys to determine execution of a MULTI/EXEC block", "2.2.0"),
-    CommandSpec::new("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), "transaction", unwatch)
-        .group("transactions")
-        .summary("Forgets about all watched keys", "2.2.0"),
+    CommandSpec::new(
+        "multi",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        (0, 0, 0),
+        "transaction",
+        multi,
+    )
+    .group("transactions")
+    .summary("Starts a transaction", "1.2.0"),
+    CommandSpec::new(
+        "exec",
+        1,
+        NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | PROPAGATES_INNER,
+        (0, 0, 0),
+        "transaction",
+        exec,
+    )
+    .group("transactions")
+    .summary("Executes all commands issued after MULTI", "1.2.0"),
+    CommandSpec::new(
+        "discard",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        (0, 0, 0),
+        "transaction",
+        discard,
+    )
+    .group("transactions")
+    .summary("Discards all commands issued after MULTI", "2.0.0"),
+    CommandSpec::new(
+        "watch",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        (1, -1, 1),
+        "transaction",
+        watch,
+    )
+    .group("transactions")
+    .summary(
+        "Monitors changes to keys to determine execution of a MULTI/EXEC block",
+        "2.2.0",
+    ),
+    CommandSpec::new(
+        "unwatch",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        (0, 0, 0),
+        "transaction",
+        unwatch,
+    )
+    .group("transactions")
+    .summary("Forgets about all watched keys", "2.2.0"),
 ];
 
 fn multi(ctx: &mut Ctx) {
@@ -66,10 +104,9 @@ fn watch_broken(ctx: &Ctx) -> bool {
     if ctx.client.watch_dirty.load(Ordering::Relaxed) {
         return true;
     }
-    ctx.client
-        .watched
-        .iter()
-        .any(|(db, key)| ctx.state.dbs[*db].watched_key_expired_since_watch(key, ctx.client.id, ctx.now_ms))
+    ctx.client.watched.iter().any(|(db, key)| {
+        ctx.state.dbs[*db].watched_key_expired_since_watch(key, ctx.client.id, ctx.now_ms)
+    })
 }
 
 fn exec(ctx: &mut Ctx) {
@@ -98,7 +135,12 @@ fn watch(ctx: &mut Ctx) {
     }
     let db_index = ctx.client.db;
     for key in &ctx.args[1..] {
-        if ctx.client.watched.iter().any(|(d, k)| *d == db_index && k.as_slice() == &key[..]) {
+        if ctx
+            .client
+            .watched
+            .iter()
+            .any(|(d, k)| *d == db_index && k.as_slice() == &key[..])
+        {
             continue;
         }
         let flag = ctx.client.watch_dirty.clone();

@@ -3,16 +3,27 @@
 //! ZINTERCARD), ZRANDMEMBER, ZSCAN, and the blocking pops (BZPOPMIN, BZPOPMAX, BZMPOP).
 
 use super::spec::flags::*;
-use super::{edit_collection, errors, parse_multi_pop, parse_scan, read_collection, CollectionKind, CommandSpec, Ctx};
+use super::{
+    edit_collection, errors, parse_multi_pop, parse_scan, read_collection, CollectionKind,
+    CommandSpec, Ctx,
+};
 use crate::blocking::Awaits;
 use crate::notify::class;
 use bytes::Bytes;
-use moonkv_keyspace::{glob_match, LexBound, LexRange, ScoreBound, ScoreRange, SortedSet, Value, ZSetLimits};
+use moonkv_keyspace::{
+    glob_match, LexBound, LexRange, ScoreBound, ScoreRange, SortedSet, Value, ZSetLimits,
+};
 use moonkv_protocol::number::{format_double, parse_f64, parse_i64};
 use moonkv_protocol::{Protocol, ReplySink};
 use rand::seq::SliceRandom;
 
-const fn zcmd(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), handler: super::Handler) -> CommandSpec {
+const fn zcmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    handler: super::Handler,
+) -> CommandSpec {
     CommandSpec::new(name, arity, flags, keys, "sortedset", handler).group("sorted-set")
 }
 
@@ -132,7 +143,10 @@ fn parse_score_bound(arg: &[u8]) -> Option<ScoreBound> {
 }
 
 fn parse_score_range(ctx: &mut Ctx, min: usize, max: usize) -> Option<ScoreRange> {
-    match (parse_score_bound(ctx.arg(min)), parse_score_bound(ctx.arg(max))) {
+    match (
+        parse_score_bound(ctx.arg(min)),
+        parse_score_bound(ctx.arg(max)),
+    ) {
         (Some(min), Some(max)) => Some(ScoreRange { min, max }),
         _ => {
             ctx.error("ERR min or max is not a float");
@@ -164,14 +178,19 @@ fn parse_lex_range(ctx: &mut Ctx, min: usize, max: usize) -> Option<LexRange> {
 /// Clamps Redis's inclusive, possibly negative, rank range to [0, len).
 fn rank_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
-    let start = if start < 0 { (len + start).max(0) } else { start };
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
     let end = if end < 0 { len + end } else { end.min(len - 1) };
     (start <= end && start < len && end >= 0).then_some((start as usize, end as usize))
 }
 
 fn zadd(ctx: &mut Ctx) {
     let args = ctx.args;
-    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, false);
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+        (false, false, false, false, false, false);
     let mut i = 2;
     while i < args.len() {
         match ctx.arg_lower(i).as_str() {
@@ -285,7 +304,9 @@ fn zincrby(ctx: &mut Ctx) {
 
 fn zscore(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
     match z.and_then(|z| z.score(&args[2])) {
         Some(s) => reply_score(ctx, s),
         None => ctx.null(),
@@ -294,8 +315,13 @@ fn zscore(ctx: &mut Ctx) {
 
 fn zmscore(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
-    let scores: Vec<Option<f64>> = args[2..].iter().map(|m| z.and_then(|z| z.score(m))).collect();
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
+    let scores: Vec<Option<f64>> = args[2..]
+        .iter()
+        .map(|m| z.and_then(|z| z.score(m)))
+        .collect();
     ctx.array(scores.len());
     for s in scores {
         match s {
@@ -307,7 +333,9 @@ fn zmscore(ctx: &mut Ctx) {
 
 fn rank_generic(ctx: &mut Ctx, reverse: bool) {
     let args = ctx.args;
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
     match z.and_then(|z| z.rank(&args[2], reverse)) {
         Some(r) => ctx.integer(r as i64),
         None => ctx.null(),
@@ -332,7 +360,9 @@ fn zcard(ctx: &mut Ctx) {
 
 fn zcount(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(range) = parse_score_range(ctx, 2, 3) else { return };
+    let Some(range) = parse_score_range(ctx, 2, 3) else {
+        return;
+    };
     if let Ok(z) = read_zset(ctx, &args[1]) {
         let n = z.map_or(0, |z| z.count_by_score(&range));
         ctx.integer(n as i64);
@@ -341,7 +371,9 @@ fn zcount(ctx: &mut Ctx) {
 
 fn zlexcount(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(range) = parse_lex_range(ctx, 2, 3) else { return };
+    let Some(range) = parse_lex_range(ctx, 2, 3) else {
+        return;
+    };
     if let Ok(z) = read_zset(ctx, &args[1]) {
         let n = z.map_or(0, |z| z.count_by_lex(&range));
         ctx.integer(n as i64);
@@ -369,16 +401,26 @@ fn remove_selected(ctx: &mut Ctx, select: impl FnOnce(&SortedSet) -> Vec<Vec<u8>
 
 fn zrem(ctx: &mut Ctx) {
     let args = ctx.args;
-    remove_selected(ctx, |_| args[2..].iter().map(|m| m.to_vec()).collect(), "zrem");
+    remove_selected(
+        ctx,
+        |_| args[2..].iter().map(|m| m.to_vec()).collect(),
+        "zrem",
+    );
 }
 
 fn zremrangebyrank(ctx: &mut Ctx) {
     let args = ctx.args;
-    let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else { return ctx.error(errors::NOT_INTEGER) };
+    let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+        return ctx.error(errors::NOT_INTEGER);
+    };
     remove_selected(
         ctx,
         |z| match rank_range(start, end, z.len()) {
-            Some((s, e)) => z.range_by_rank(s, e, false).into_iter().map(|(m, _)| m).collect(),
+            Some((s, e)) => z
+                .range_by_rank(s, e, false)
+                .into_iter()
+                .map(|(m, _)| m)
+                .collect(),
             None => Vec::new(),
         },
         "zremrangebyrank",
@@ -386,13 +428,35 @@ fn zremrangebyrank(ctx: &mut Ctx) {
 }
 
 fn zremrangebyscore(ctx: &mut Ctx) {
-    let Some(range) = parse_score_range(ctx, 2, 3) else { return };
-    remove_selected(ctx, |z| z.range_by_score(&range, false, 0, None).into_iter().map(|(m, _)| m).collect(), "zremrangebyscore");
+    let Some(range) = parse_score_range(ctx, 2, 3) else {
+        return;
+    };
+    remove_selected(
+        ctx,
+        |z| {
+            z.range_by_score(&range, false, 0, None)
+                .into_iter()
+                .map(|(m, _)| m)
+                .collect()
+        },
+        "zremrangebyscore",
+    );
 }
 
 fn zremrangebylex(ctx: &mut Ctx) {
-    let Some(range) = parse_lex_range(ctx, 2, 3) else { return };
-    remove_selected(ctx, |z| z.range_by_lex(&range, false, 0, None).into_iter().map(|(m, _)| m).collect(), "zremrangebylex");
+    let Some(range) = parse_lex_range(ctx, 2, 3) else {
+        return;
+    };
+    remove_selected(
+        ctx,
+        |z| {
+            z.range_by_lex(&range, false, 0, None)
+                .into_iter()
+                .map(|(m, _)| m)
+                .collect()
+        },
+        "zremrangebylex",
+    );
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -413,9 +477,19 @@ struct RangeRequest {
 
 /// Computes the range on the set at `key` (missing key: empty). `lo`/`hi` are argument
 /// indexes of the range ends as the user wrote them.
-fn compute_range(ctx: &mut Ctx, key: &[u8], lo: usize, hi: usize, req: &RangeRequest) -> Option<Vec<(Vec<u8>, f64)>> {
+fn compute_range(
+    ctx: &mut Ctx,
+    key: &[u8],
+    lo: usize,
+    hi: usize,
+    req: &RangeRequest,
+) -> Option<Vec<(Vec<u8>, f64)>> {
     // With REV, score and lex ranges are written high first.
-    let (min, max) = if req.reverse && req.by != RangeBy::Rank { (hi, lo) } else { (lo, hi) };
+    let (min, max) = if req.reverse && req.by != RangeBy::Rank {
+        (hi, lo)
+    } else {
+        (lo, hi)
+    };
     enum Bounds {
         Rank(i64, i64),
         Score(ScoreRange),
@@ -451,7 +525,13 @@ fn compute_range(ctx: &mut Ctx, key: &[u8], lo: usize, hi: usize, req: &RangeReq
 /// Parses the options after `args[from]` for ZRANGE/ZRANGESTORE (`store`: no WITHSCORES).
 fn parse_range_options(ctx: &mut Ctx, from: usize, store: bool) -> Option<RangeRequest> {
     let args = ctx.args;
-    let mut req = RangeRequest { by: RangeBy::Rank, reverse: false, offset: 0, limit: None, with_scores: false };
+    let mut req = RangeRequest {
+        by: RangeBy::Rank,
+        reverse: false,
+        offset: 0,
+        limit: None,
+        with_scores: false,
+    };
     let mut i = from;
     while i < args.len() {
         match ctx.arg_lower(i).as_str() {
@@ -472,7 +552,9 @@ fn parse_range_options(ctx: &mut Ctx, from: usize, store: bool) -> Option<RangeR
         i += 1;
     }
     if req.limit.is_some() && req.by == RangeBy::Rank {
-        ctx.error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+        ctx.error(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        );
         return None;
     }
     if req.with_scores && req.by == RangeBy::Lex {
@@ -484,7 +566,9 @@ fn parse_range_options(ctx: &mut Ctx, from: usize, store: bool) -> Option<RangeR
 
 fn zrange(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(req) = parse_range_options(ctx, 4, false) else { return };
+    let Some(req) = parse_range_options(ctx, 4, false) else {
+        return;
+    };
     if let Some(items) = compute_range(ctx, &args[1], 2, 3, &req) {
         reply_members(ctx, &items, req.with_scores);
     }
@@ -492,8 +576,12 @@ fn zrange(ctx: &mut Ctx) {
 
 fn zrangestore(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(req) = parse_range_options(ctx, 5, true) else { return };
-    let Some(items) = compute_range(ctx, &args[2], 3, 4, &req) else { return };
+    let Some(req) = parse_range_options(ctx, 5, true) else {
+        return;
+    };
+    let Some(items) = compute_range(ctx, &args[2], 3, 4, &req) else {
+        return;
+    };
     store_result(ctx, &args[1], items, "zrangestore");
 }
 
@@ -521,14 +609,24 @@ fn store_result(ctx: &mut Ctx, dest: &[u8], items: Vec<(Vec<u8>, f64)>, event: &
 /// ZREVRANGEBYLEX.
 fn legacy_range(ctx: &mut Ctx, by: RangeBy, reverse: bool) {
     let args = ctx.args;
-    let mut req = RangeRequest { by, reverse, offset: 0, limit: None, with_scores: false };
+    let mut req = RangeRequest {
+        by,
+        reverse,
+        offset: 0,
+        limit: None,
+        with_scores: false,
+    };
     let mut i = 4;
     while i < args.len() {
         match ctx.arg_lower(i).as_str() {
             "withscores" if by != RangeBy::Lex => req.with_scores = true,
             "limit" if by != RangeBy::Rank && i + 2 < args.len() => {
-                let Some(offset) = ctx.arg_i64(i + 1) else { return };
-                let Some(limit) = ctx.arg_i64(i + 2) else { return };
+                let Some(offset) = ctx.arg_i64(i + 1) else {
+                    return;
+                };
+                let Some(limit) = ctx.arg_i64(i + 2) else {
+                    return;
+                };
                 req.offset = offset;
                 req.limit = Some(limit);
                 i += 2;
@@ -598,7 +696,9 @@ fn pop_generic(ctx: &mut Ctx, max: bool) {
         },
         _ => return ctx.syntax_error(),
     };
-    let Ok(items) = pop(ctx, &args[1], count.unwrap_or(1), max) else { return };
+    let Ok(items) = pop(ctx, &args[1], count.unwrap_or(1), max) else {
+        return;
+    };
     if count.is_none() {
         // Without a count the reply is flat even in RESP3.
         ctx.array(items.len() * 2);
@@ -630,7 +730,9 @@ fn pop_command(max: bool) -> &'static [u8] {
 /// ZMPOP and BZMPOP (with a timeout before numkeys).
 fn multi_pop(ctx: &mut Ctx, blocking: bool) {
     let args = ctx.args;
-    let Some(spec) = parse_multi_pop(ctx, blocking) else { return };
+    let Some(spec) = parse_multi_pop(ctx, blocking) else {
+        return;
+    };
     let max = if ctx.arg_is(spec.side, "min") {
         false
     } else if ctx.arg_is(spec.side, "max") {
@@ -640,7 +742,9 @@ fn multi_pop(ctx: &mut Ctx, blocking: bool) {
     };
     let keys = &args[spec.keys];
     for key in keys {
-        let Ok(items) = pop(ctx, key, spec.count, max) else { return };
+        let Ok(items) = pop(ctx, key, spec.count, max) else {
+            return;
+        };
         if items.is_empty() {
             continue;
         }
@@ -673,11 +777,17 @@ fn bzmpop(ctx: &mut Ctx) {
 /// BZPOPMIN and BZPOPMAX: `keys... timeout`, replying key, member and score.
 fn blocking_pop(ctx: &mut Ctx, max: bool) {
     let args = ctx.args;
-    let Some(timeout) = ctx.arg_timeout(args.len() - 1) else { return };
+    let Some(timeout) = ctx.arg_timeout(args.len() - 1) else {
+        return;
+    };
     let keys = &args[1..args.len() - 1];
     for key in keys {
-        let Ok(items) = pop(ctx, key, 1, max) else { return };
-        let Some((member, score)) = items.into_iter().next() else { continue };
+        let Ok(items) = pop(ctx, key, 1, max) else {
+            return;
+        };
+        let Some((member, score)) = items.into_iter().next() else {
+            continue;
+        };
         ctx.propagate_parts(&[pop_command(max), key]);
         ctx.array(3);
         ctx.bulk(key);
@@ -753,11 +863,19 @@ fn read_input(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<(Vec<u8>, f64)>>, 
 
 /// Parses `numkeys key... [WEIGHTS w...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]` from
 /// `args[at]`, computes the operation and returns (items, with_scores).
-fn algebra(ctx: &mut Ctx, at: usize, op: Algebra, allow_withscores: bool) -> Option<(Vec<(Vec<u8>, f64)>, bool)> {
+fn algebra(
+    ctx: &mut Ctx,
+    at: usize,
+    op: Algebra,
+    allow_withscores: bool,
+) -> Option<(Vec<(Vec<u8>, f64)>, bool)> {
     let args = ctx.args;
     let numkeys = ctx.arg_i64(at)?;
     if numkeys <= 0 {
-        let msg = format!("ERR at least 1 input key is needed for '{}' command", ctx.spec.name);
+        let msg = format!(
+            "ERR at least 1 input key is needed for '{}' command",
+            ctx.spec.name
+        );
         ctx.error(&msg);
         return None;
     }
@@ -828,8 +946,11 @@ fn algebra(ctx: &mut Ctx, at: usize, op: Algebra, allow_withscores: bool) -> Opt
             if inputs.iter().any(Option::is_none) {
                 return Some((Vec::new(), with_scores));
             }
-            let sets: Vec<std::collections::HashMap<&[u8], f64>> =
-                inputs.iter().flatten().map(|i| i.iter().map(|(m, s)| (m.as_slice(), *s)).collect()).collect();
+            let sets: Vec<std::collections::HashMap<&[u8], f64>> = inputs
+                .iter()
+                .flatten()
+                .map(|i| i.iter().map(|(m, s)| (m.as_slice(), *s)).collect())
+                .collect();
             if let Some(first) = inputs[0].as_ref() {
                 'members: for (m, s) in first {
                     let mut score = weigh(*s, weights[0]);
@@ -844,15 +965,27 @@ fn algebra(ctx: &mut Ctx, at: usize, op: Algebra, allow_withscores: bool) -> Opt
             }
         }
         Algebra::Diff => {
-            let others: Vec<std::collections::HashSet<&[u8]>> =
-                inputs.iter().skip(1).flatten().map(|i| i.iter().map(|(m, _)| m.as_slice()).collect()).collect();
+            let others: Vec<std::collections::HashSet<&[u8]>> = inputs
+                .iter()
+                .skip(1)
+                .flatten()
+                .map(|i| i.iter().map(|(m, _)| m.as_slice()).collect())
+                .collect();
             if let Some(first) = inputs[0].as_ref() {
-                acc = first.iter().filter(|(m, _)| !others.iter().any(|o| o.contains(m.as_slice()))).cloned().collect();
+                acc = first
+                    .iter()
+                    .filter(|(m, _)| !others.iter().any(|o| o.contains(m.as_slice())))
+                    .cloned()
+                    .collect();
             }
         }
     }
     // Results come out ordered like a sorted set.
-    acc.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.0.cmp(&b.0)));
+    acc.sort_by(|a, b| {
+        a.1.partial_cmp(&b.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.0.cmp(&b.0))
+    });
     Some((acc, with_scores))
 }
 
@@ -895,13 +1028,21 @@ fn zdiffstore(ctx: &mut Ctx) {
 
 fn zintercard(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some((numkeys, limit)) = super::parse_intercard(ctx, super::IntercardFlavor::SortedSet) else { return };
+    let Some((numkeys, limit)) = super::parse_intercard(ctx, super::IntercardFlavor::SortedSet)
+    else {
+        return;
+    };
     let mut sets = Vec::with_capacity(numkeys);
     for key in &args[2..2 + numkeys] {
-        let Ok(input) = read_input(ctx, key) else { return };
+        let Ok(input) = read_input(ctx, key) else {
+            return;
+        };
         sets.push(input.unwrap_or_default());
     }
-    let lookup: Vec<std::collections::HashSet<&[u8]>> = sets[1..].iter().map(|s| s.iter().map(|(m, _)| m.as_slice()).collect()).collect();
+    let lookup: Vec<std::collections::HashSet<&[u8]>> = sets[1..]
+        .iter()
+        .map(|s| s.iter().map(|(m, _)| m.as_slice()).collect())
+        .collect();
     let mut n = 0usize;
     for (m, _) in &sets[0] {
         if lookup.iter().all(|s| s.contains(m.as_slice())) {
@@ -937,10 +1078,19 @@ fn zrandmember(ctx: &mut Ctx) {
         match state.dbs[ctx.client.db].get(&args[1], now) {
             None => None,
             Some(Value::ZSet(z)) => Some(match count {
-                None => z.random_member(&mut state.rng).map(|(m, s)| vec![(m.to_vec(), s)]).unwrap_or_default(),
-                Some(n) if n < 0 => (0..n.unsigned_abs()).filter_map(|_| z.random_member(&mut state.rng).map(|(m, s)| (m.to_vec(), s))).collect(),
+                None => z
+                    .random_member(&mut state.rng)
+                    .map(|(m, s)| vec![(m.to_vec(), s)])
+                    .unwrap_or_default(),
+                Some(n) if n < 0 => (0..n.unsigned_abs())
+                    .filter_map(|_| {
+                        z.random_member(&mut state.rng)
+                            .map(|(m, s)| (m.to_vec(), s))
+                    })
+                    .collect(),
                 Some(n) => {
-                    let mut all: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+                    let mut all: Vec<(Vec<u8>, f64)> =
+                        z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
                     all.shuffle(&mut state.rng);
                     all.truncate(n as usize);
                     all
@@ -950,16 +1100,24 @@ fn zrandmember(ctx: &mut Ctx) {
         }
     };
     match (count, picked) {
-        (None, p) => ctx.bulk_opt(p.as_ref().and_then(|p| p.first()).map(|(m, _)| m.as_slice())),
+        (None, p) => ctx.bulk_opt(
+            p.as_ref()
+                .and_then(|p| p.first())
+                .map(|(m, _)| m.as_slice()),
+        ),
         (Some(_), p) => reply_members(ctx, &p.unwrap_or_default(), with_scores),
     }
 }
 
 fn zscan(ctx: &mut Ctx) {
     let args = ctx.args;
-    let Some(options) = parse_scan(ctx, 2, false) else { return };
+    let Some(options) = parse_scan(ctx, 2, false) else {
+        return;
+    };
     let (mut cursor, pattern, count) = (options.cursor, options.pattern, options.count);
-    let Ok(z) = read_zset(ctx, &args[1]) else { return };
+    let Ok(z) = read_zset(ctx, &args[1]) else {
+        return;
+    };
     let mut found: Vec<(Vec<u8>, f64)> = Vec::new();
     match z {
         None => cursor = 0,
@@ -998,10 +1156,25 @@ mod tests {
 
     #[test]
     fn bounds_parse() {
-        assert_eq!(parse_score_bound(b"(1.5"), Some(ScoreBound { value: 1.5, exclusive: true }));
-        assert_eq!(parse_score_bound(b"-inf"), Some(ScoreBound { value: f64::NEG_INFINITY, exclusive: false }));
+        assert_eq!(
+            parse_score_bound(b"(1.5"),
+            Some(ScoreBound {
+                value: 1.5,
+                exclusive: true
+            })
+        );
+        assert_eq!(
+            parse_score_bound(b"-inf"),
+            Some(ScoreBound {
+                value: f64::NEG_INFINITY,
+                exclusive: false
+            })
+        );
         assert_eq!(parse_score_bound(b"x"), None);
-        assert_eq!(parse_lex_bound(b"[a"), Some(LexBound::Inclusive(b"a".to_vec())));
+        assert_eq!(
+            parse_lex_bound(b"[a"),
+            Some(LexBound::Inclusive(b"a".to_vec()))
+        );
         assert_eq!(parse_lex_bound(b"a"), None);
     }
 }

@@ -27,7 +27,10 @@ struct ConnLimits {
 
 impl From<&crate::state::Settings> for ConnLimits {
     fn from(s: &crate::state::Settings) -> Self {
-        ConnLimits { max_bulk_len: s.proto_max_bulk_len, query_buffer_limit: s.client_query_buffer_limit }
+        ConnLimits {
+            max_bulk_len: s.proto_max_bulk_len,
+            query_buffer_limit: s.client_query_buffer_limit,
+        }
     }
 }
 
@@ -39,7 +42,12 @@ fn format_addr(a: &SocketAddr) -> String {
 }
 
 /// Registers a new client, or refuses it when `maxclients` is reached.
-fn register(state: &mut ServerState, peer: &SocketAddr, local: &SocketAddr, tx: mpsc::UnboundedSender<Outbound>) -> Result<ClientState, &'static str> {
+fn register(
+    state: &mut ServerState,
+    peer: &SocketAddr,
+    local: &SocketAddr,
+    tx: mpsc::UnboundedSender<Outbound>,
+) -> Result<ClientState, &'static str> {
     state.stats.total_connections_received += 1;
     if state.clients.len() >= state.settings.maxclients {
         state.stats.rejected_connections += 1;
@@ -49,7 +57,13 @@ fn register(state: &mut ServerState, peer: &SocketAddr, local: &SocketAddr, tx: 
     state.next_client_id += 1;
     let now = crate::time::unix_ms();
     let authenticated = state.settings.requirepass.is_none();
-    let client = ClientState::new(id, format_addr(peer), format_addr(local), now, authenticated);
+    let client = ClientState::new(
+        id,
+        format_addr(peer),
+        format_addr(local),
+        now,
+        authenticated,
+    );
     state.clients.insert(
         id,
         ClientEntry {
@@ -84,13 +98,24 @@ fn unregister(state: &mut ServerState, client: &mut ClientState) {
 
 /// Runs one request, turning a panic (a bug) into an error reply for this request instead of
 /// losing the connection or the server.
-fn run_guarded(state: &mut ServerState, client: &mut ClientState, args: &[bytes::Bytes], out: &mut Vec<u8>, clock: &mut commands::BatchClock) {
+fn run_guarded(
+    state: &mut ServerState,
+    client: &mut ClientState,
+    args: &[bytes::Bytes],
+    out: &mut Vec<u8>,
+    clock: &mut commands::BatchClock,
+) {
     let len_before = out.len();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commands::process_request(state, client, args, out, clock)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        commands::process_request(state, client, args, out, clock)
+    }));
     if result.is_err() {
         out.truncate(len_before);
         let name = String::from_utf8_lossy(&args[0]).into_owned();
-        log::warning(&format!("Internal error while executing '{}' for client {}", name, client.addr));
+        log::warning(&format!(
+            "Internal error while executing '{}' for client {}",
+            name, client.addr
+        ));
         out.extend_from_slice(b"-ERR internal error while executing the command\r\n");
     }
 }
@@ -101,7 +126,9 @@ enum AfterBatch {
     Read(Box<ClientState>),
     /// The client was parked by a blocking command (its state is in the registry); wait for it
     /// to come back.
-    Blocked { timeout: Option<std::time::Duration> },
+    Blocked {
+        timeout: Option<std::time::Duration>,
+    },
     /// Write what is pending and close (QUIT, protocol error, CLIENT KILL of oneself).
     Close(Box<ClientState>),
     /// SHUTDOWN: stop without writing more.
@@ -125,10 +152,16 @@ impl Connection {
     /// Parses the next complete non-empty request into `self.args`: Ok(false) when more input
     /// is needed.
     fn parse_next(&mut self, client: &ClientState) -> Result<bool, moonkv_protocol::ProtocolError> {
-        let limits = ParseLimits { max_bulk_len: self.limits.max_bulk_len, authenticated: client.authenticated };
+        let limits = ParseLimits {
+            max_bulk_len: self.limits.max_bulk_len,
+            authenticated: client.authenticated,
+        };
         loop {
             self.args.clear();
-            match self.parser.parse_into(&mut self.inbuf, limits, &mut self.args)? {
+            match self
+                .parser
+                .parse_into(&mut self.inbuf, limits, &mut self.args)?
+            {
                 true if self.args.is_empty() => continue,
                 complete => return Ok(complete),
             }
@@ -139,7 +172,11 @@ impl Connection {
     /// the lock; the rest are parsed under it, so a pipeline takes the lock once. A blocking
     /// command that has to wait parks the client under the same lock hold (the client is then
     /// not returned): nothing can write its keys in between.
-    async fn run_buffered(&mut self, mut client: Box<ClientState>, bytes_read: usize) -> AfterBatch {
+    async fn run_buffered(
+        &mut self,
+        mut client: Box<ClientState>,
+        bytes_read: usize,
+    ) -> AfterBatch {
         let mut protocol_error = None;
         let have_request = match self.parse_next(&client) {
             Ok(found) => found,
@@ -155,7 +192,13 @@ impl Connection {
             let out_before = self.out.len();
             let mut clock = commands::BatchClock::now();
             loop {
-                run_guarded(&mut state, &mut client, &self.args, &mut self.out, &mut clock);
+                run_guarded(
+                    &mut state,
+                    &mut client,
+                    &self.args,
+                    &mut self.out,
+                    &mut clock,
+                );
                 if let Some(request) = client.block_request.take() {
                     let timeout = request.timeout;
                     state.stats.total_net_output_bytes += (self.out.len() - out_before) as u64;
@@ -186,12 +229,19 @@ impl Connection {
             }
         }
         if self.inbuf.len() > self.limits.query_buffer_limit {
-            log::warning(&format!("Closing client that reached max query buffer length: addr={}", client.addr));
+            log::warning(&format!(
+                "Closing client that reached max query buffer length: addr={}",
+                client.addr
+            ));
             return AfterBatch::Close(client);
         }
         if let Some(e) = protocol_error {
-            self.out.extend_from_slice(format!("-ERR {}\r\n", e).as_bytes());
-            log::log(log::Level::Verbose, &format!("Protocol error ({}) from client: addr={}", e.0, client.addr));
+            self.out
+                .extend_from_slice(format!("-ERR {}\r\n", e).as_bytes());
+            log::log(
+                log::Level::Verbose,
+                &format!("Protocol error ({}) from client: addr={}", e.0, client.addr),
+            );
             return AfterBatch::Close(client);
         }
         if client.close_after_reply {
@@ -219,7 +269,11 @@ impl Connection {
     /// through the channel), its timeout passes, or the connection ends. Input that arrives
     /// meanwhile stays buffered for later. Returns None when the connection must close; the
     /// client is then already unregistered.
-    async fn wait_while_blocked(&mut self, client_id: u64, timeout: Option<std::time::Duration>) -> Option<Box<ClientState>> {
+    async fn wait_while_blocked(
+        &mut self,
+        client_id: u64,
+        timeout: Option<std::time::Duration>,
+    ) -> Option<Box<ClientState>> {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut timed_out = false;
         loop {

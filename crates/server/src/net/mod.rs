@@ -14,7 +14,11 @@ use tokio::net::{TcpListener, TcpSocket};
 
 /// Binds every address of the `bind` directive. A `-` prefix marks an address that may be
 /// unavailable (like `-::1` on hosts without IPv6), as in Redis. Port 0 disables TCP.
-pub async fn bind_all(binds: &[String], port: u16, backlog: u32) -> Result<Vec<TcpListener>, String> {
+pub async fn bind_all(
+    binds: &[String],
+    port: u16,
+    backlog: u32,
+) -> Result<Vec<TcpListener>, String> {
     let mut listeners = Vec::new();
     if port == 0 {
         return Ok(listeners);
@@ -25,15 +29,30 @@ pub async fn bind_all(binds: &[String], port: u16, backlog: u32) -> Result<Vec<T
             None => (false, bind.as_str()),
         };
         let host = if host == "*" { "0.0.0.0" } else { host };
-        let addr: Result<SocketAddr, _> = if host.contains(':') { format!("[{}]:{}", host, port).parse() } else { format!("{}:{}", host, port).parse() };
+        let addr: Result<SocketAddr, _> = if host.contains(':') {
+            format!("[{}]:{}", host, port).parse()
+        } else {
+            format!("{}:{}", host, port).parse()
+        };
         let result = match addr {
             Ok(addr) => listen(addr, backlog),
-            Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())),
+            Err(e) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                e.to_string(),
+            )),
         };
         match result {
             Ok(l) => listeners.push(l),
-            Err(e) if optional => log::log(log::Level::Verbose, &format!("Skipping optional bind {}: {}", host, e)),
-            Err(e) => return Err(format!("Warning: Could not create server TCP listening socket {}:{}: {}", host, port, e)),
+            Err(e) if optional => log::log(
+                log::Level::Verbose,
+                &format!("Skipping optional bind {}: {}", host, e),
+            ),
+            Err(e) => {
+                return Err(format!(
+                    "Warning: Could not create server TCP listening socket {}:{}: {}",
+                    host, port, e
+                ))
+            }
         }
     }
     if listeners.is_empty() {
@@ -43,7 +62,11 @@ pub async fn bind_all(binds: &[String], port: u16, backlog: u32) -> Result<Vec<T
 }
 
 fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv6() { TcpSocket::new_v6()? } else { TcpSocket::new_v4()? };
+    let socket = if addr.is_ipv6() {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog.max(1))

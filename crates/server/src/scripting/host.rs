@@ -31,6 +31,24 @@ pub struct ScriptHost<'a> {
 }
 
 impl ScriptHost<'_> {
+    /// Finds the command like redis.call does, remembering the last plain command name (a
+    /// script mostly repeats the same commands).
+    fn lookup(&mut self, args: &[Bytes]) -> Option<(usize, &'static commands::CommandSpec)> {
+        let table = commands::table();
+        if let Some((name, i)) = &self.client.last_lookup {
+            if name.as_slice() == &args[0][..] {
+                return Some((*i, table.specs[*i]));
+            }
+        }
+        let found = commands::resolve(args);
+        if let Some((i, spec)) = found {
+            if spec.subcommands.is_empty() && !spec.name.contains('|') {
+                self.client.last_lookup = Some((compact_bytes::CompactBytes::new(&args[0]), i));
+            }
+        }
+        found
+    }
+
     /// Counts a refused command like Redis: an error reply in the error statistics and a
     /// rejected call of the command.
     fn refuse(&mut self, index: Option<usize>, text: &str) -> Result<(), String> {
@@ -48,23 +66,43 @@ impl ScriptHost<'_> {
 
 impl moonkv_lua::Host for ScriptHost<'_> {
     fn call(&mut self, args: &[Bytes], reply: &mut dyn ReplySink) -> Result<(), String> {
-        let Some((index, spec)) = commands::resolve(&args[..]) else {
+        let Some((index, spec)) = self.lookup(args) else {
             return self.refuse(None, "Unknown Redis command called from script");
         };
         if !spec.arity_ok(args.len()) {
-            return self.refuse(Some(index), "Wrong number of args calling Redis command from script");
+            return self.refuse(
+                Some(index),
+                "Wrong number of args calling Redis command from script",
+            );
         }
         if spec.has(flags::NOSCRIPT) && !self.state.scripting.allow_noscript_commands {
             return self.refuse(Some(index), "This Redis command is not allowed from script");
         }
         if self.rules.read_only && spec.has(flags::WRITE | flags::MAY_REPLICATE) {
-            return self.refuse(Some(index), "Write commands are not allowed from read-only scripts.");
+            return self.refuse(
+                Some(index),
+                "Write commands are not allowed from read-only scripts.",
+            );
         }
-        if spec.has(flags::WRITE) && !self.wrote && self.state.replication.primary.is_some() && self.state.config.get_bool("replica-read-only") {
-            return self.refuse(Some(index), "-READONLY You can't write against a read only replica.");
+        if spec.has(flags::WRITE)
+            && !self.wrote
+            && self.state.replication.primary.is_some()
+            && self.state.config.get_bool("replica-read-only")
+        {
+            return self.refuse(
+                Some(index),
+                "-READONLY You can't write against a read only replica.",
+            );
         }
-        if !self.rules.allow_oom && self.rules.oom_at_start && !self.wrote && spec.has(flags::DENYOOM) {
-            return self.refuse(Some(index), "-OOM command not allowed when used memory > 'maxmemory'.");
+        if !self.rules.allow_oom
+            && self.rules.oom_at_start
+            && !self.wrote
+            && spec.has(flags::DENYOOM)
+        {
+            return self.refuse(
+                Some(index),
+                "-OOM command not allowed when used memory > 'maxmemory'.",
+            );
         }
         if spec.has(flags::WRITE) {
             self.wrote = true;

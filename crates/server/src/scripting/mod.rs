@@ -30,8 +30,13 @@ impl ScriptFlags {
     pub const EVAL_COMPAT: u8 = 32;
 
     /// The flag names in the order Redis lists them.
-    pub const NAMES: &'static [(u8, &'static str)] =
-        &[(Self::NO_WRITES, "no-writes"), (Self::ALLOW_OOM, "allow-oom"), (Self::ALLOW_STALE, "allow-stale"), (Self::NO_CLUSTER, "no-cluster"), (Self::ALLOW_CROSS_SLOT, "allow-cross-slot-keys")];
+    pub const NAMES: &'static [(u8, &'static str)] = &[
+        (Self::NO_WRITES, "no-writes"),
+        (Self::ALLOW_OOM, "allow-oom"),
+        (Self::ALLOW_STALE, "allow-stale"),
+        (Self::NO_CLUSTER, "no-cluster"),
+        (Self::ALLOW_CROSS_SLOT, "allow-cross-slot-keys"),
+    ];
 
     pub fn has(self, flag: u8) -> bool {
         self.0 & flag != 0
@@ -43,11 +48,17 @@ impl ScriptFlags {
 
     /// Parses one flag name (case-insensitive).
     pub fn parse_name(name: &str) -> Option<u8> {
-        Self::NAMES.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(f, _)| *f)
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(f, _)| *f)
     }
 
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        Self::NAMES.iter().filter(move |(f, _)| self.has(*f)).map(|(_, n)| *n)
+        Self::NAMES
+            .iter()
+            .filter(move |(f, _)| self.has(*f))
+            .map(|(_, n)| *n)
     }
 }
 
@@ -61,7 +72,8 @@ pub fn parse_eval_shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
         return Err("ERR Invalid script shebang".into());
     };
     let line = String::from_utf8_lossy(&body[..end]).into_owned();
-    let parts = split_args(&line).ok_or_else(|| "ERR Invalid engine in script shebang".to_string())?;
+    let parts =
+        split_args(&line).ok_or_else(|| "ERR Invalid engine in script shebang".to_string())?;
     let Some(engine) = parts.first() else {
         return Err("ERR Invalid engine in script shebang".into());
     };
@@ -92,7 +104,9 @@ pub fn split_args(line: &str) -> Option<Vec<String>> {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
         }
-        let Some(&first) = chars.peek() else { return Some(words) };
+        let Some(&first) = chars.peek() else {
+            return Some(words);
+        };
         let mut word = String::new();
         if first == '"' || first == '\'' {
             chars.next();
@@ -179,14 +193,36 @@ mod tests {
 
     #[test]
     fn shebangs_parse_like_redis() {
-        assert_eq!(parse_eval_shebang(b"return 1").unwrap().0, ScriptFlags::default().with(ScriptFlags::EVAL_COMPAT));
+        assert_eq!(
+            parse_eval_shebang(b"return 1").unwrap().0,
+            ScriptFlags::default().with(ScriptFlags::EVAL_COMPAT)
+        );
         let (flags, at) = parse_eval_shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1").unwrap();
-        assert!(flags.has(ScriptFlags::NO_WRITES) && flags.has(ScriptFlags::ALLOW_OOM) && !flags.has(ScriptFlags::EVAL_COMPAT));
+        assert!(
+            flags.has(ScriptFlags::NO_WRITES)
+                && flags.has(ScriptFlags::ALLOW_OOM)
+                && !flags.has(ScriptFlags::EVAL_COMPAT)
+        );
         assert_eq!(at, 31);
-        assert_eq!(parse_eval_shebang(b"#!lua\nreturn 1").unwrap().0, ScriptFlags::default());
-        assert_eq!(parse_eval_shebang(b"#!lua flags=bad\n").unwrap_err(), "ERR Unexpected flag in script shebang: bad");
-        assert_eq!(parse_eval_shebang(b"#!python\n").unwrap_err(), "ERR Unexpected engine in script shebang: #!python");
-        assert_eq!(parse_eval_shebang(b"#!lua foo=bar\n").unwrap_err(), "ERR Unknown lua shebang option: foo=bar");
-        assert_eq!(parse_eval_shebang(b"#!lua").unwrap_err(), "ERR Invalid script shebang");
+        assert_eq!(
+            parse_eval_shebang(b"#!lua\nreturn 1").unwrap().0,
+            ScriptFlags::default()
+        );
+        assert_eq!(
+            parse_eval_shebang(b"#!lua flags=bad\n").unwrap_err(),
+            "ERR Unexpected flag in script shebang: bad"
+        );
+        assert_eq!(
+            parse_eval_shebang(b"#!python\n").unwrap_err(),
+            "ERR Unexpected engine in script shebang: #!python"
+        );
+        assert_eq!(
+            parse_eval_shebang(b"#!lua foo=bar\n").unwrap_err(),
+            "ERR Unknown lua shebang option: foo=bar"
+        );
+        assert_eq!(
+            parse_eval_shebang(b"#!lua").unwrap_err(),
+            "ERR Invalid script shebang"
+        );
     }
 }

@@ -24,7 +24,11 @@ pub struct Invocation<'a> {
 }
 
 /// Redis's scriptPrepareForRun checks; the rules for the run or the error to reply.
-fn prepare(state: &ServerState, flags: ScriptFlags, read_only_command: bool) -> Result<RunRules, &'static str> {
+fn prepare(
+    state: &ServerState,
+    flags: ScriptFlags,
+    read_only_command: bool,
+) -> Result<RunRules, &'static str> {
     let compat = flags.has(ScriptFlags::EVAL_COMPAT);
     let oom_at_start = crate::commands::over_maxmemory(state);
     if !compat {
@@ -36,7 +40,8 @@ fn prepare(state: &ServerState, flags: ScriptFlags, read_only_command: bool) -> 
                 return Err("ERR Can not execute a script with write flag using *_ro command.");
             }
         }
-        if oom_at_start && !flags.has(ScriptFlags::ALLOW_OOM) && !flags.has(ScriptFlags::NO_WRITES) {
+        if oom_at_start && !flags.has(ScriptFlags::ALLOW_OOM) && !flags.has(ScriptFlags::NO_WRITES)
+        {
             return Err("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'");
         }
     }
@@ -118,15 +123,32 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
         VmKind::Eval => &mut scripting.eval_vm,
         VmKind::Functions => &mut scripting.functions_vm,
     };
-    let (Some(mut vm), Some(mut script_client)) = (vm_slot.take(), scripting.script_client.take()) else {
+    let (Some(mut vm), Some(mut script_client)) = (vm_slot.take(), scripting.script_client.take())
+    else {
         return ctx.error("ERR a script is already running");
     };
     script_client.db = ctx.client.db;
     let now_ms = ctx.now_ms;
     let (state, _caller, sink) = ctx.parts();
-    let mut reply = ScriptReply { sink, errors: Vec::new() };
-    let mut host = ScriptHost { state, client: &mut script_client, rules, now_ms, wrote: false };
-    let outcome = vm.run(inv.compiled, inv.name, inv.keys, inv.args, &mut host, &mut reply);
+    let mut reply = ScriptReply {
+        sink,
+        errors: Vec::new(),
+    };
+    let mut host = ScriptHost {
+        state,
+        client: &mut script_client,
+        rules,
+        now_ms,
+        wrote: false,
+    };
+    let outcome = vm.run(
+        inv.compiled,
+        inv.name,
+        inv.keys,
+        inv.args,
+        &mut host,
+        &mut reply,
+    );
     let errors = std::mem::take(&mut reply.errors);
     let scripting = &mut ctx.state.scripting;
     match inv.vm {

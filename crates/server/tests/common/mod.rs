@@ -14,7 +14,11 @@ pub struct TestServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("local addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 impl TestServer {
@@ -58,7 +62,9 @@ impl TestServer {
                 if s.write_all(b"PING\r\n").is_ok() {
                     // With requirepass the answer is -NOAUTH, which also shows it is serving.
                     let mut buf = [0u8; 7];
-                    if s.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH")) {
+                    if s.read_exact(&mut buf).is_ok()
+                        && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH"))
+                    {
                         return true;
                     }
                 }
@@ -86,13 +92,18 @@ impl TestServer {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -113,7 +124,9 @@ pub struct RawConn {
 impl RawConn {
     pub fn connect(port: u16) -> RawConn {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         RawConn { stream }
     }
 
@@ -139,7 +152,12 @@ impl RawConn {
     pub fn roundtrip(&mut self, request: &[u8], expected: &[u8]) {
         self.send(request);
         let got = self.read_exact_len(expected.len());
-        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected), "reply to {:?}", String::from_utf8_lossy(request));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected),
+            "reply to {:?}",
+            String::from_utf8_lossy(request)
+        );
     }
 
     /// True if the server closed the connection (reads EOF within the timeout).

@@ -513,15 +513,39 @@ pub fn command_args(l: L) -> Result<Vec<bytes::Bytes>, &'static str> {
     if n == 0 {
         return Err("Please specify at least one argument for this redis lib call");
     }
-    let mut args = Vec::with_capacity(n as usize);
+    // All arguments go into one buffer, then become slices of it: two allocations per call
+    // instead of one per argument.
+    let mut numbers: Vec<(c_int, String)> = Vec::new();
+    let mut total = 0;
     for i in 1..=n as c_int {
         match l.kind(i) {
-            raw::TNUMBER => args.push(bytes::Bytes::from(format_double(l.to_number(i)))),
-            raw::TSTRING => args.push(bytes::Bytes::copy_from_slice(
-                l.to_bytes(i).unwrap_or_default(),
-            )),
+            raw::TNUMBER => {
+                let text = format_double(l.to_number(i));
+                total += text.len();
+                numbers.push((i, text));
+            }
+            raw::TSTRING => total += l.to_bytes(i).map_or(0, <[u8]>::len),
             _ => return Err("Lua redis lib command arguments must be strings or integers"),
         }
     }
-    Ok(args)
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    let mut ends = Vec::with_capacity(n as usize);
+    let mut numbers = numbers.into_iter().peekable();
+    for i in 1..=n as c_int {
+        match numbers.next_if(|(at, _)| *at == i) {
+            Some((_, text)) => buf.extend_from_slice(text.as_bytes()),
+            None => buf.extend_from_slice(l.to_bytes(i).unwrap_or_default()),
+        }
+        ends.push(buf.len());
+    }
+    let all = buf.freeze();
+    let mut start = 0;
+    Ok(ends
+        .into_iter()
+        .map(|end| {
+            let arg = all.slice(start..end);
+            start = end;
+            arg
+        })
+        .collect())
 }

@@ -4,6 +4,7 @@
 //!
 //! The changes, each applied to an exact anchor so a different source version fails the build
 //! instead of silently building something else:
+//! - a query for tables whose hash part is empty (a fast path for converting arrays);
 //! - read-only tables: a flag on every table, checked by assignment, rawset, rawseti and
 //!   setmetatable ("Attempt to modify a readonly table"), with two API functions to set and
 //!   query it;
@@ -113,6 +114,14 @@ fn patch(file: &str, mut text: String) -> String {
                  \x20 const TValue *o = index2adr(L, idx);\n\
                  \x20 api_check(L, ttistable(o));\n\
                  \x20 return hvalue(o)->readonly;\n\
+                 }\n\
+                 /* moonkv: true when the table's hash part holds nothing (only array slots). */\n\
+                 LUA_API int moonkv_lua_nohashkeys (lua_State *L, int idx) {\n\
+                 \x20 const TValue *o = index2adr(L, idx);\n\
+                 \x20 Table *t;\n\
+                 \x20 api_check(L, ttistable(o));\n\
+                 \x20 t = hvalue(o);\n\
+                 \x20 return t->lsizenode == 0 && ttisnil(gval(gnode(t, 0)));\n\
                  }\n",
             );
         }

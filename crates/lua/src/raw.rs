@@ -24,6 +24,8 @@ extern "C-unwind" {
     fn moonkv_lua_setreadonly(l: *mut State, idx: c_int, on: c_int);
     /// Added to lapi.c by build.rs.
     fn moonkv_lua_isreadonly(l: *mut State, idx: c_int) -> c_int;
+    /// Added to lapi.c by build.rs: 1 when a table's hash part holds no entry.
+    fn moonkv_lua_nohashkeys(l: *mut State, idx: c_int) -> c_int;
 }
 
 pub const TNIL: c_int = ffi::LUA_TNIL;
@@ -206,6 +208,11 @@ impl L {
             ffi::lua_sethook(self.0, hook, mask, count);
         }
     }
+    /// True when the table at `idx` has nothing in its hash part (so no string keys at all).
+    pub fn has_no_hash_keys(self, idx: c_int) -> bool {
+        // SAFETY: rule 1-2; the value at idx is a table (callers check).
+        unsafe { moonkv_lua_nohashkeys(self.0, idx) != 0 }
+    }
     pub fn absolute(self, idx: c_int) -> c_int {
         if idx < 0 && idx > REGISTRY {
             self.top() + idx + 1
@@ -277,7 +284,7 @@ impl L {
 }
 
 pub use ffi::{
-    lua_Debug as Debug, LUA_GCCOLLECT, LUA_GCCOUNT, LUA_GCCOUNTB, LUA_GCSETPAUSE, LUA_GCSTEP, LUA_MASKCOUNT,
+    lua_Debug as Debug, LUA_GCCOLLECT, LUA_GCCOUNT, LUA_GCCOUNTB, LUA_GCSTEP, LUA_MASKCOUNT,
     LUA_MASKLINE,
 };
 

@@ -402,6 +402,10 @@ fn emit_table(
     depth: usize,
     top_error: &mut Option<(String, bool)>,
 ) {
+    // A table with an empty hash part has none of the special fields: straight to the array.
+    if l.has_no_hash_keys(-1) {
+        return emit_array(l, keys, out, resp3, depth);
+    }
     if keys.get(l, -1, ERR) == raw::TSTRING {
         let msg = String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned();
         l.pop(1);
@@ -480,7 +484,11 @@ fn emit_table(
         return;
     }
     l.pop(1);
-    // An array: elements 1..n up to the first nil.
+    emit_array(l, keys, out, resp3, depth);
+}
+
+/// Writes the table on top (popped) as an array: elements 1..n up to the first nil.
+fn emit_array(l: L, keys: &ReplyKeys, out: &mut dyn ReplySink, resp3: bool, depth: usize) {
     let mut len = 0i64;
     while l.raw_get_index(-1, len + 1) != raw::TNIL {
         l.pop(1);

@@ -102,10 +102,6 @@ pub(crate) struct RunCtx<'a> {
     pub reply_keys: Option<ReplyKeys>,
 }
 
-/// Lua's `setpause`: start a collection cycle when the heap is this percentage of the live
-/// heap after the previous cycle.
-const GC_PAUSE_PERCENT: c_int = 400;
-
 /// How long a library's code may run while FUNCTION LOAD registers its functions.
 const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Instructions between two checks of the clock by the hook.
@@ -134,9 +130,12 @@ pub struct LuaVm {
     keys_name_ref: c_int,
     argv_name_ref: c_int,
     reply_keys: Option<ReplyKeys>,
-    /// Two empty tables handed out as KEYS/ARGV when a call has none, so that the common
-    /// no-argument call makes no garbage; replaced if a script put something in one.
-    empty_refs: [c_int; 2],
+    /// EVAL's KEYS and ARGV tables, refilled for each run instead of made anew (a script
+    /// cannot keep a reference to them past its run: every place it could store one is
+    /// read-only), with the number of elements each held last. Replaced when a script left
+    /// anything but that array in one.
+    arg_tables: [c_int; 2],
+    arg_lens: [usize; 2],
 }
 
 // SAFETY: a LuaVm owns its Lua state exclusively and holds no thread-bound data; the server
@@ -160,7 +159,8 @@ impl LuaVm {
             keys_name_ref: 0,
             argv_name_ref: 0,
             reply_keys: None,
-            empty_refs: [0; 2],
+            arg_tables: [0; 2],
+            arg_lens: [0; 2],
         };
         vm.set_up();
         vm
@@ -211,7 +211,7 @@ impl LuaVm {
         l.push_str("ARGV");
         self.argv_name_ref = l.registry_ref();
         self.reply_keys = Some(ReplyKeys::new(l));
-        for r in &mut self.empty_refs {
+        for r in &mut self.arg_tables {
             l.new_table(0, 0);
             *r = l.registry_ref();
         }
@@ -252,10 +252,6 @@ impl LuaVm {
             l.replace(raw::GLOBALS);
         }
         l.gc(raw::LUA_GCCOLLECT, 0);
-        // Collect when the heap reaches 4x (not Lua's default 2x) what survived the last
-        // cycle: scripts make short-lived garbage over a small live heap (the libraries), so
-        // this halves the marking work per call for a few hundred KB.
-        l.gc(raw::LUA_GCSETPAUSE, GC_PAUSE_PERCENT);
     }
 
     /// Compiles an EVAL script body (chunk `@user_script`); the error text is Lua's message.
@@ -393,50 +389,55 @@ impl LuaVm {
             Err(err)
         };
         l.set_top(base);
-        if keys.is_empty() {
-            self.renew_empty_if_used(0);
-        }
-        if args.is_empty() {
-            self.renew_empty_if_used(1);
+        if self.kind == VmKind::Eval {
+            self.renew_if_altered(0);
+            self.renew_if_altered(1);
         }
         self.collect_garbage_sometimes();
         result
     }
 
-    /// Pushes `items` as a Lua array; the shared empty table `slot` when there are none.
-    fn push_array(&self, slot: usize, items: &[Bytes]) {
-        if items.is_empty() {
-            self.l
-                .raw_get_index(raw::REGISTRY, self.empty_refs[slot] as i64);
-        } else {
-            push_string_array(self.l, items);
+    /// Pushes `items` as a Lua array: for EVAL, the reusable table `slot` refilled.
+    fn push_array(&mut self, slot: usize, items: &[Bytes]) {
+        let l = self.l;
+        if self.kind != VmKind::Eval {
+            push_string_array(l, items);
+            return;
         }
+        l.raw_get_index(raw::REGISTRY, self.arg_tables[slot] as i64);
+        for (i, item) in items.iter().enumerate() {
+            l.push_bytes(item);
+            l.raw_set_index(-2, i as i64 + 1);
+        }
+        for i in items.len() + 1..=self.arg_lens[slot] {
+            l.push_nil();
+            l.raw_set_index(-2, i as i64);
+        }
+        self.arg_lens[slot] = items.len();
     }
 
-    /// After a run that got the shared empty table `slot`: if the script stored something in
-    /// it or gave it a metatable, the next run gets a fresh one.
-    fn renew_empty_if_used(&mut self, slot: usize) {
+    /// After a run: if the script changed the reusable table `slot` beyond its elements'
+    /// values (other keys, a metatable), the next run gets a fresh one.
+    fn renew_if_altered(&mut self, slot: usize) {
         let l = self.l;
-        l.raw_get_index(raw::REGISTRY, self.empty_refs[slot] as i64);
+        let len = self.arg_lens[slot];
+        l.raw_get_index(raw::REGISTRY, self.arg_tables[slot] as i64);
+        let mut altered = l.get_metatable(-1);
+        if altered {
+            l.pop(1);
+        }
         l.push_nil();
-        let used = if l.next(-2) {
-            l.pop(2);
-            true
-        } else {
-            false
-        };
-        let used = used || {
-            let has_meta = l.get_metatable(-1);
-            if has_meta {
-                l.pop(1);
-            }
-            has_meta
-        };
+        while !altered && l.next(-2) {
+            let k = if l.kind(-2) == raw::TNUMBER { l.to_number(-2) } else { 0.0 };
+            altered = !(k >= 1.0 && k <= len as f64 && k.fract() == 0.0) || l.kind(-1) != raw::TSTRING;
+            l.pop(if altered { 2 } else { 1 });
+        }
         l.pop(1);
-        if used {
-            l.registry_unref(self.empty_refs[slot]);
+        if altered {
+            l.registry_unref(self.arg_tables[slot]);
             l.new_table(0, 0);
-            self.empty_refs[slot] = l.registry_ref();
+            self.arg_tables[slot] = l.registry_ref();
+            self.arg_lens[slot] = 0;
         }
     }
 

@@ -102,6 +102,12 @@ pub(crate) struct RunCtx<'a> {
     pub reply_keys: Option<ReplyKeys>,
 }
 
+/// Runs between two checks for a periodic collection step (and the step's size, in Lua's
+/// `LUA_GCSTEP` units), as Redis does.
+const GC_STEP_EVERY_RUNS: c_int = 50;
+/// Heap growth (KiB) since the last periodic step that makes the next one worth taking.
+const GC_STEP_GROWTH_KB: c_int = 64;
+
 /// How long a library's code may run while FUNCTION LOAD registers its functions.
 const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Instructions between two checks of the clock by the hook.
@@ -136,6 +142,10 @@ pub struct LuaVm {
     /// anything but that array in one.
     arg_tables: [c_int; 2],
     arg_lens: [usize; 2],
+    /// Runs since the last periodic collection check, and the heap size (KiB) after the last
+    /// periodic step.
+    runs_since_step: c_int,
+    heap_kb_after_step: c_int,
 }
 
 // SAFETY: a LuaVm owns its Lua state exclusively and holds no thread-bound data; the server
@@ -161,6 +171,8 @@ impl LuaVm {
             reply_keys: None,
             arg_tables: [0; 2],
             arg_lens: [0; 2],
+            runs_since_step: 0,
+            heap_kb_after_step: 0,
         };
         vm.set_up();
         vm
@@ -441,18 +453,22 @@ impl LuaVm {
         }
     }
 
-    /// A small GC step every 50 runs, so a full collection never lands on one script.
+    /// Every 50 runs, a collection step if the scripts since the last one left garbage (the
+    /// heap grew by 64 KiB or more): like Redis, collection work is spread out between
+    /// scripts instead of landing inside one, but runs that allocate nothing do not pay for a
+    /// collection cycle.
     fn collect_garbage_sometimes(&mut self) {
-        thread_local! {
-            static RUNS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        self.runs_since_step += 1;
+        if self.runs_since_step < GC_STEP_EVERY_RUNS {
+            return;
         }
-        let due = RUNS.with(|r| {
-            let n = r.get() + 1;
-            r.set(if n >= 50 { 0 } else { n });
-            n >= 50
-        });
-        if due {
-            self.l.gc(raw::LUA_GCSTEP, 50);
+        self.runs_since_step = 0;
+        let heap_kb = self.l.gc(raw::LUA_GCCOUNT, 0);
+        if heap_kb >= self.heap_kb_after_step + GC_STEP_GROWTH_KB {
+            self.l.gc(raw::LUA_GCSTEP, GC_STEP_EVERY_RUNS);
+            self.heap_kb_after_step = self.l.gc(raw::LUA_GCCOUNT, 0);
+        } else if heap_kb < self.heap_kb_after_step {
+            self.heap_kb_after_step = heap_kb;
         }
     }
 

@@ -457,11 +457,12 @@ raw_values() { awk -F'\t' -v s="$1" -v l="$2" -v d="$3" -v c="$4" 'NR > 1 && $2 
     echo
     echo "## Throughput (median of $ROUNDS rounds)"
     echo
-    printf '| %-36s | %8s | %12s | %12s | %5s | %9s | %9s | %9s |\n' test pipeline "moonkv ops/s" "redis ops/s" ratio \
-        "moonkv µs" "redis µs" "CPU ratio"
-    printf '|%s|%s:|%s:|%s:|%s:|%s:|%s:|%s:|\n' "$(printf -- '-%.0s' {1..38})" --------- ------------- ------------- ------ \
-        ---------- ---------- ----------
+    printf '| %-36s | %8s | %12s | %12s | %5s | %6s | %9s | %9s | %9s |\n' test pipeline "moonkv ops/s" "redis ops/s" ratio \
+        paired "moonkv µs" "redis µs" "CPU ratio"
+    printf '|%s|%s:|%s:|%s:|%s:|%s:|%s:|%s:|%s:|\n' "$(printf -- '-%.0s' {1..38})" --------- ------------- ------------- ------ \
+        ------- ---------- ---------- ----------
     : >"$WORK/ratios"
+    : >"$WORK/paired_ratios"
     : >"$WORK/cpu_ratios"
     for key in "${ROW_KEYS[@]}"; do
         label=${key%$'\t'*} depth=${key#*$'\t'}
@@ -473,14 +474,22 @@ raw_values() { awk -F'\t' -v s="$1" -v l="$2" -v d="$3" -v c="$4" 'NR > 1 && $2 
         rc=$(raw_values redis "$label" "$depth" 11 | median)
         qc=$(ratio "$mc" "$rc")
         [[ $qc == n/a ]] || echo "$qc" >>"$WORK/cpu_ratios"
-        printf '| %-36s | %8s | %12.0f | %12.0f | %5s | %9.2f | %9.2f | %9s |\n' "$label" "$depth" "${m:-0}" "${r:-0}" "$q" \
-            "${mc:-0}" "${rc:-0}" "$qc"
+        # The median of the per-round ratios: each round runs both servers back to back, so a
+        # pair shares the machine's state of the moment (this machine drifts a lot).
+        qp=$(paste <(raw_values moonkv "$label" "$depth" 7) <(raw_values redis "$label" "$depth" 7) |
+            awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median)
+        qp=$(awk -v v="$qp" 'BEGIN { if (v == "") print "n/a"; else printf "%.2f", v }')
+        [[ $qp == n/a ]] || echo "$qp" >>"$WORK/paired_ratios"
+        printf '| %-36s | %8s | %12.0f | %12.0f | %5s | %6s | %9.2f | %9.2f | %9s |\n' "$label" "$depth" "${m:-0}" "${r:-0}" "$q" \
+            "$qp" "${mc:-0}" "${rc:-0}" "$qc"
     done
     geomean() { awk '$1 > 0 { s += log($1); n++ } END { if (n) printf "%.2f", exp(s / n); else print "n/a" }' "$1"; }
-    printf '| %-36s | %8s | %12s | %12s | %5s | %9s | %9s | %9s |\n' "geometric mean" "" "" "" "$(geomean "$WORK/ratios")" \
-        "" "" "$(geomean "$WORK/cpu_ratios")"
+    printf '| %-36s | %8s | %12s | %12s | %5s | %6s | %9s | %9s | %9s |\n' "geometric mean" "" "" "" "$(geomean "$WORK/ratios")" \
+        "$(geomean "$WORK/paired_ratios")" "" "" "$(geomean "$WORK/cpu_ratios")"
     echo
-    echo "µs = server CPU time (user + system) per request, median of the rounds; CPU ratio = moonkv / redis" \
+    echo "ratio = median moonkv ops/s / median redis ops/s; paired = median over rounds of the ratio within" \
+        "the round (both servers measured back to back)." \
+        "µs = server CPU time (user + system) per request, median of the rounds; CPU ratio = moonkv / redis" \
         "(lower is better). At pipeline 1 the client is the bottleneck, so ops/s there measure redis-benchmark more" \
         "than the server; CPU per request measures the server either way."
 } >"$REPORT.tput"

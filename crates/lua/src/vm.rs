@@ -386,7 +386,6 @@ impl LuaVm {
         };
         let ok = with_run_ctx(&mut ctx, || l.pcall(nargs, 1, handler));
         let resp3 = ctx.resp3;
-        drop(ctx);
         let result = if ok {
             let mut top_error = None;
             let keys = self.reply_keys.expect("set up");
@@ -440,8 +439,13 @@ impl LuaVm {
         }
         l.push_nil();
         while !altered && l.next(-2) {
-            let k = if l.kind(-2) == raw::TNUMBER { l.to_number(-2) } else { 0.0 };
-            altered = !(k >= 1.0 && k <= len as f64 && k.fract() == 0.0) || l.kind(-1) != raw::TSTRING;
+            let k = if l.kind(-2) == raw::TNUMBER {
+                l.to_number(-2)
+            } else {
+                0.0
+            };
+            altered =
+                !(k >= 1.0 && k <= len as f64 && k.fract() == 0.0) || l.kind(-1) != raw::TSTRING;
             l.pop(if altered { 2 } else { 1 });
         }
         l.pop(1);

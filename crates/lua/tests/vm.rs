@@ -319,9 +319,30 @@ fn math_random_follows_redis_for_a_seed() {
 #[test]
 fn every_run_sees_only_its_own_keys_and_argv() {
     let mut vm = LuaVm::new(VmKind::Eval);
-    assert_eq!(eval(&mut vm, "return #KEYS + #ARGV", &["a", "b", "c"], &["x", "y"]).unwrap(), ":5\r\n");
-    assert_eq!(eval(&mut vm, "return {#KEYS, #ARGV, KEYS[1]}", &["z"], &[]).unwrap(), "*3\r\n:1\r\n:0\r\n$1\r\nz\r\n");
+    assert_eq!(
+        eval(
+            &mut vm,
+            "return #KEYS + #ARGV",
+            &["a", "b", "c"],
+            &["x", "y"]
+        )
+        .unwrap(),
+        ":5\r\n"
+    );
+    assert_eq!(
+        eval(&mut vm, "return {#KEYS, #ARGV, KEYS[1]}", &["z"], &[]).unwrap(),
+        "*3\r\n:1\r\n:0\r\n$1\r\nz\r\n"
+    );
     // Whatever a script does to the tables does not reach the next run.
     eval(&mut vm, "KEYS.extra = 1 KEYS[7] = 'x' setmetatable(ARGV, {__index = function() return 'm' end}) return 1", &["k"], &["v"]).unwrap();
-    assert_eq!(eval(&mut vm, "return {tostring(KEYS.extra), tostring(KEYS[7]), tostring(ARGV[9]), #KEYS}", &["k"], &[]).unwrap(), "*4\r\n$3\r\nnil\r\n$3\r\nnil\r\n$3\r\nnil\r\n:1\r\n");
+    assert_eq!(
+        eval(
+            &mut vm,
+            "return {tostring(KEYS.extra), tostring(KEYS[7]), tostring(ARGV[9]), #KEYS}",
+            &["k"],
+            &[]
+        )
+        .unwrap(),
+        "*4\r\n$3\r\nnil\r\n$3\r\nnil\r\n$3\r\nnil\r\n:1\r\n"
+    );
 }

@@ -65,6 +65,10 @@ impl ScriptCache {
         self.scripts.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.scripts.is_empty()
+    }
+
     pub fn memory(&self) -> usize {
         self.memory
     }

@@ -116,6 +116,11 @@ impl Db {
         found
     }
 
+    /// Looks a key up as stored, even if its time is up, without expiring it (DEBUG OBJECT).
+    pub fn peek_stored(&self, key: &[u8]) -> Option<&Value> {
+        self.entries.get(key)
+    }
+
     /// Looks a key up without touching hit/miss statistics (still expiring it lazily).
     pub fn peek(&mut self, key: &[u8], now: i64) -> Option<&Value> {
         self.expire_if_needed(key, now);

@@ -140,11 +140,12 @@ fn wrap(l: L, name: &str) {
     l.raw_set_field(-2, name);
 }
 
-/// Pushes `{ok = text}`.
-fn push_status(l: L, text: &[u8]) {
+/// Pushes the one-field table `{field = <value pushed by push>}` that Redis uses for status,
+/// double and big-number replies in Lua.
+fn push_wrapped(l: L, field: &str, push: impl FnOnce(L)) {
     l.new_table(0, 1);
-    l.push_bytes(text);
-    l.raw_set_field(-2, "ok");
+    push(l);
+    l.raw_set_field(-2, field);
 }
 
 /// Pushes the `{err = "CODE message"}` table Redis uses for errors in Lua, from either
@@ -178,7 +179,7 @@ impl ReplySink for LuaReplyBuilder {
     }
     fn simple(&mut self, s: &str) {
         self.l.check_stack(3);
-        push_status(self.l, s.as_bytes());
+        push_wrapped(self.l, "ok", |l| l.push_str(s));
         self.leaf();
     }
     fn error(&mut self, msg: &str) {
@@ -233,9 +234,7 @@ impl ReplySink for LuaReplyBuilder {
         let l = self.l;
         l.check_stack(3);
         if self.protocol == Protocol::Resp3 {
-            l.new_table(0, 1);
-            l.push_number(d);
-            l.raw_set_field(-2, "double");
+            push_wrapped(l, "double", |l| l.push_number(d));
         } else {
             l.push_str(&format_double(d));
         }
@@ -270,9 +269,7 @@ impl ReplySink for LuaReplyBuilder {
         let l = self.l;
         l.check_stack(3);
         if self.protocol == Protocol::Resp3 {
-            l.new_table(0, 1);
-            l.push_str(digits);
-            l.raw_set_field(-2, "big_number");
+            push_wrapped(l, "big_number", |l| l.push_str(digits));
         } else {
             l.push_str(digits);
         }

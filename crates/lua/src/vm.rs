@@ -49,6 +49,7 @@ const ALLOWED_GLOBALS: &[&str] = &[
     "_VERSION",
     "load",
     "error",
+    "os",
 ];
 
 /// What a script's error handler does: find the script line that raised (skipping a C
@@ -197,6 +198,12 @@ impl LuaVm {
         l.new_table(0, 32);
         register_redis_api(l, self.kind == VmKind::Eval);
         l.raw_set_field(raw::GLOBALS, "redis");
+
+        // `os` offers only `clock` (as later Redis versions do): no files, time or processes.
+        l.new_table(0, 1);
+        l.push_function(api::os_clock);
+        l.raw_set_field(-2, "clock");
+        l.raw_set_field(raw::GLOBALS, "os");
 
         l.raw_get_field(raw::GLOBALS, "math");
         l.push_function(api::math_random);

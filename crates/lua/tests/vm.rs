@@ -133,9 +133,12 @@ fn sandbox_and_readonly_tables() {
             e.message
         );
     }
+    // `os` has `clock` only.
+    assert_eq!(eval(&mut vm, "return type(os.clock())", &[], &[]).unwrap(), "$6\r\nnumber\r\n");
+    let e = eval(&mut vm, "return os.time()", &[], &[]).unwrap_err();
+    assert!(e.message.contains("attempt to call field 'time' (a nil value)"), "{}", e.message);
     for name in [
-        "print", "loadfile", "dofile", "io", "os", "require", "setfenv", "getfenv", "newproxy",
-        "debug",
+        "print", "loadfile", "dofile", "io", "require", "setfenv", "getfenv", "newproxy", "debug",
     ] {
         let e = eval(&mut vm, &format!("return {name}"), &[], &[]).unwrap_err();
         assert!(

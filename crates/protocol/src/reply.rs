@@ -14,6 +14,63 @@ pub enum Protocol {
 
 /// Receiver of one command's reply, element by element. Aggregates announce their length first
 /// and are followed by that many elements (maps: twice that many).
+/// Implements, inside an `impl ReplySink for ...` block, every method except `error` and
+/// `error_counted_elsewhere` by passing it on to the sink in field `$field` (for wrappers
+/// that only watch the errors going through).
+#[macro_export]
+macro_rules! forward_reply_sink {
+    ($field:ident) => {
+        fn protocol(&self) -> $crate::Protocol {
+            self.$field.protocol()
+        }
+        fn set_protocol(&mut self, protocol: $crate::Protocol) {
+            self.$field.set_protocol(protocol)
+        }
+        fn simple(&mut self, s: &str) {
+            self.$field.simple(s)
+        }
+        fn integer(&mut self, i: i64) {
+            self.$field.integer(i)
+        }
+        fn bulk(&mut self, b: &[u8]) {
+            self.$field.bulk(b)
+        }
+        fn null(&mut self) {
+            self.$field.null()
+        }
+        fn null_array(&mut self) {
+            self.$field.null_array()
+        }
+        fn array(&mut self, len: usize) {
+            self.$field.array(len)
+        }
+        fn map(&mut self, len: usize) {
+            self.$field.map(len)
+        }
+        fn set(&mut self, len: usize) {
+            self.$field.set(len)
+        }
+        fn double(&mut self, d: f64) {
+            self.$field.double(d)
+        }
+        fn boolean(&mut self, b: bool) {
+            self.$field.boolean(b)
+        }
+        fn verbatim(&mut self, format: &str, text: &[u8]) {
+            self.$field.verbatim(format, text)
+        }
+        fn big_number(&mut self, digits: &str) {
+            self.$field.big_number(digits)
+        }
+        fn push(&mut self, len: usize) {
+            self.$field.push(len)
+        }
+        fn attribute(&mut self, len: usize) {
+            self.$field.attribute(len)
+        }
+    };
+}
+
 pub trait ReplySink {
     fn protocol(&self) -> Protocol;
     /// Switches the protocol for the rest of this reply (HELLO answers in the new version).

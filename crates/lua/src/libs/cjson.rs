@@ -2,6 +2,7 @@
 //! numbers with 14 significant digits, `/` escaped, sparse-array rules, nesting limits,
 //! `cjson.null`, the configuration functions, and the same error texts.
 
+use super::{finish, raise};
 use crate::raw::{self, L};
 use moonkv_protocol::number::format_g;
 use std::ffi::c_int;
@@ -77,14 +78,6 @@ fn config(l: L) -> &'static mut Config {
 }
 
 /// Raises `msg` as a Lua error (the tail of a C function; `msg` is dropped first).
-/// Raises `msg` like luaL_error (with the script position); the string is dropped first.
-fn raise(l: L, msg: String) -> c_int {
-    l.check_stack(1);
-    l.push_str(&msg);
-    drop(msg);
-    l.raise_top_with_position()
-}
-
 // ---- encoding -------------------------------------------------------------------------------
 
 unsafe extern "C-unwind" fn encode(l: *mut raw::State) -> c_int {
@@ -690,13 +683,6 @@ fn bool_arg(l: L, i: c_int) -> Result<Option<bool>, String> {
             _ => Err(format!("bad argument #{i} to '?' (invalid option)")),
         },
         _ => Err(format!("bad argument #{i} to '?' (boolean expected)")),
-    }
-}
-
-fn finish(l: L, r: Result<c_int, String>) -> c_int {
-    match r {
-        Ok(n) => n,
-        Err(msg) => raise(l, msg),
     }
 }
 

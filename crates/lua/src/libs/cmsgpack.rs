@@ -3,6 +3,7 @@
 //! float64; tables without holes in 1..n become arrays, others maps; nesting past 16 levels
 //! becomes nil. `unpack` returns every object, `unpack_one`/`unpack_limit` page through them.
 
+use super::{finish, raise};
 use crate::raw::{self, L};
 use std::ffi::c_int;
 
@@ -26,14 +27,6 @@ pub fn open(l: L) {
     l.push_str("lua-cmsgpack 0.4.0");
     l.raw_set_field(-2, "_VERSION");
     l.pop(1);
-}
-
-/// Raises `msg` like luaL_error (with the script position); the string is dropped first.
-fn raise(l: L, msg: String) -> c_int {
-    l.check_stack(1);
-    l.push_str(&msg);
-    drop(msg);
-    l.raise_top_with_position()
 }
 
 unsafe extern "C-unwind" fn pack(l: *mut raw::State) -> c_int {
@@ -366,13 +359,6 @@ fn unpack_full(l: L, limit: i64, offset: i64) -> Result<c_int, String> {
         count += 1;
     }
     Ok(count)
-}
-
-fn finish(l: L, r: Result<c_int, String>) -> c_int {
-    match r {
-        Ok(n) => n,
-        Err(msg) => raise(l, msg),
-    }
 }
 
 fn opt_int(l: L, i: c_int) -> i64 {

@@ -3,6 +3,7 @@
 //! `<`/`>` byte order, `!n` alignment, `b B h H l L T i[n] I[n]` integers, `f d` floats,
 //! `c[n]` fixed strings, `s` zero-terminated strings, `x` padding.
 
+use super::raise;
 use crate::raw::{self, L};
 use std::ffi::c_int;
 
@@ -108,14 +109,6 @@ fn padding(len: usize, h: &Header, opt: u8, size: usize) -> usize {
         return 0;
     }
     (size - (len & (size - 1))) & (size - 1)
-}
-
-/// Raises `msg` like luaL_error (with the script position); the string is dropped first.
-fn raise(l: L, msg: String) -> c_int {
-    l.check_stack(1);
-    l.push_str(&msg);
-    drop(msg);
-    l.raise_top_with_position()
 }
 
 fn format_arg<'a>(l: L, fname: &str) -> Result<&'a [u8], String> {

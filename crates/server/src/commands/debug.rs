@@ -153,8 +153,9 @@ fn sleep(ctx: &mut Ctx) {
 
 fn object(ctx: &mut Ctx) {
     let args = ctx.args;
-    let now = ctx.now_ms;
-    let Some(value) = ctx.db().peek(&args[2], now) else {
+    // Like Redis, DEBUG OBJECT looks at the key as stored: a key whose time is up but that
+    // was not yet deleted is still shown (and not deleted).
+    let Some(value) = ctx.db().peek_stored(&args[2]) else {
         return ctx.error(errors::NO_SUCH_KEY);
     };
     // The value's address identifies it (it stays put while the key exists), which is what

@@ -364,15 +364,17 @@ fn function_restore(ctx: &mut Ctx) {
     let Some(live_vm) = scripting.functions_vm.as_mut() else {
         return ctx.error("ERR a script is already running");
     };
-    // Check conflicts before changing anything.
-    if policy == Policy::Append {
+    // Check conflicts before changing anything, so a refused payload changes nothing.
+    if policy != Policy::Flush {
         for library in staged.libraries.values() {
-            if scripting.libraries.libraries.contains_key(&library.name) {
+            if policy == Policy::Append && scripting.libraries.libraries.contains_key(&library.name) {
                 let msg = format!("ERR Library {} already exists", library.name);
                 return ctx.error(&msg);
             }
             for f in library.functions.keys() {
-                if scripting.libraries.function(f).is_some() {
+                // With REPLACE, a function may only clash with the library it replaces.
+                let owner = scripting.libraries.library_of(f);
+                if owner.is_some_and(|o| policy == Policy::Append || o != library.name) {
                     let msg = format!("ERR Function {f} already exists");
                     return ctx.error(&msg);
                 }

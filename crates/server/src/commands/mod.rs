@@ -33,7 +33,7 @@ use crate::state::ServerState;
 use bytes::Bytes;
 use moonkv_keyspace::{Db, Value};
 use moonkv_protocol::number::{parse_f64, parse_i64};
-use moonkv_protocol::{Protocol, ReplySink, RespWriter};
+use moonkv_protocol::{ReplySink, RespWriter};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 // Command timing reads the TSC (quanta): a vDSO clock_gettime per command cost ~6% of a pipelined
@@ -379,15 +379,7 @@ impl<'a> Ctx<'a> {
 }
 
 impl ReplySink for Ctx<'_> {
-    fn protocol(&self) -> Protocol {
-        self.sink.protocol()
-    }
-    fn set_protocol(&mut self, protocol: Protocol) {
-        self.sink.set_protocol(protocol)
-    }
-    fn simple(&mut self, s: &str) {
-        self.sink.simple(s)
-    }
+    moonkv_protocol::forward_reply_sink!(sink);
     fn error(&mut self, msg: &str) {
         self.errors += 1;
         self.state.stats.record_error(msg);
@@ -396,45 +388,6 @@ impl ReplySink for Ctx<'_> {
     fn error_counted_elsewhere(&mut self, msg: &str) {
         self.errors += 1;
         self.sink.error(msg)
-    }
-    fn integer(&mut self, i: i64) {
-        self.sink.integer(i)
-    }
-    fn bulk(&mut self, b: &[u8]) {
-        self.sink.bulk(b)
-    }
-    fn null(&mut self) {
-        self.sink.null()
-    }
-    fn null_array(&mut self) {
-        self.sink.null_array()
-    }
-    fn array(&mut self, len: usize) {
-        self.sink.array(len)
-    }
-    fn map(&mut self, len: usize) {
-        self.sink.map(len)
-    }
-    fn set(&mut self, len: usize) {
-        self.sink.set(len)
-    }
-    fn double(&mut self, d: f64) {
-        self.sink.double(d)
-    }
-    fn boolean(&mut self, b: bool) {
-        self.sink.boolean(b)
-    }
-    fn verbatim(&mut self, format: &str, text: &[u8]) {
-        self.sink.verbatim(format, text)
-    }
-    fn big_number(&mut self, digits: &str) {
-        self.sink.big_number(digits)
-    }
-    fn push(&mut self, len: usize) {
-        self.sink.push(len)
-    }
-    fn attribute(&mut self, len: usize) {
-        self.sink.attribute(len)
     }
 }
 

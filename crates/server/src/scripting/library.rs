@@ -83,6 +83,11 @@ impl Libraries {
             .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
+    /// The name of the library that defines function `name` (case-insensitive).
+    pub fn library_of(&self, name: &str) -> Option<&str> {
+        self.functions.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
     pub fn function_count(&self) -> usize {
         self.functions.len()
     }

@@ -95,8 +95,10 @@ pub fn parse_eval_shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
     Ok((flags, end))
 }
 
-/// Splits a line into words as redis.conf and shebangs are split: blanks separate words,
-/// "double" and 'single' quotes group them. None on an unbalanced quote.
+/// Splits a line into words as Redis splits redis.conf lines and shebangs: blanks separate
+/// words; a "double" or 'single' quoted part (anywhere in a word) keeps blanks, with escapes
+/// in double quotes; a closing quote must end the word. None on an unbalanced or misplaced
+/// quote.
 pub fn split_args(line: &str) -> Option<Vec<String>> {
     let mut words = Vec::new();
     let mut chars = line.chars().peekable();
@@ -104,27 +106,28 @@ pub fn split_args(line: &str) -> Option<Vec<String>> {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
         }
-        let Some(&first) = chars.peek() else {
+        if chars.peek().is_none() {
             return Some(words);
-        };
+        }
         let mut word = String::new();
-        if first == '"' || first == '\'' {
-            chars.next();
-            loop {
-                match chars.next() {
-                    None => return None,
-                    Some(c) if c == first => break,
-                    Some('\\') if first == '"' => word.push(chars.next()?),
-                    Some(c) => word.push(c),
-                }
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                break;
             }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
+            chars.next();
+            if c == '"' || c == '\'' {
+                loop {
+                    match chars.next()? {
+                        q if q == c => break,
+                        '\\' if c == '"' => word.push(chars.next()?),
+                        other => word.push(other),
+                    }
                 }
+                if chars.peek().is_some_and(|n| !n.is_whitespace()) {
+                    return None;
+                }
+            } else {
                 word.push(c);
-                chars.next();
             }
         }
         words.push(word);
@@ -224,5 +227,7 @@ mod tests {
             parse_eval_shebang(b"#!lua").unwrap_err(),
             "ERR Invalid script shebang"
         );
+        assert_eq!(split_args(r#"#!lua name="foo bar" flags='x'"#).unwrap(), ["#!lua", "name=foo bar", "flags=x"]);
+        assert_eq!(split_args(r#"a "b"c"#), None);
     }
 }

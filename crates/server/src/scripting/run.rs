@@ -8,7 +8,7 @@ use crate::commands::Ctx;
 use crate::state::ServerState;
 use bytes::Bytes;
 use moonkv_lua::{CompiledId, VmKind};
-use moonkv_protocol::{Protocol, ReplySink};
+use moonkv_protocol::ReplySink;
 
 /// One run to make: which compiled code, under which name and flags, with which arguments.
 pub struct Invocation<'a> {
@@ -60,12 +60,7 @@ struct ScriptReply<'a> {
 }
 
 impl ReplySink for ScriptReply<'_> {
-    fn protocol(&self) -> Protocol {
-        self.sink.protocol()
-    }
-    fn simple(&mut self, s: &str) {
-        self.sink.simple(s)
-    }
+    moonkv_protocol::forward_reply_sink!(sink);
     fn error(&mut self, msg: &str) {
         self.errors.push((msg.to_string(), false));
         self.sink.error(msg)
@@ -73,42 +68,6 @@ impl ReplySink for ScriptReply<'_> {
     fn error_counted_elsewhere(&mut self, msg: &str) {
         self.errors.push((msg.to_string(), true));
         self.sink.error(msg)
-    }
-    fn integer(&mut self, i: i64) {
-        self.sink.integer(i)
-    }
-    fn bulk(&mut self, b: &[u8]) {
-        self.sink.bulk(b)
-    }
-    fn null(&mut self) {
-        self.sink.null()
-    }
-    fn null_array(&mut self) {
-        self.sink.null_array()
-    }
-    fn array(&mut self, len: usize) {
-        self.sink.array(len)
-    }
-    fn map(&mut self, len: usize) {
-        self.sink.map(len)
-    }
-    fn set(&mut self, len: usize) {
-        self.sink.set(len)
-    }
-    fn double(&mut self, d: f64) {
-        self.sink.double(d)
-    }
-    fn boolean(&mut self, b: bool) {
-        self.sink.boolean(b)
-    }
-    fn verbatim(&mut self, format: &str, text: &[u8]) {
-        self.sink.verbatim(format, text)
-    }
-    fn big_number(&mut self, digits: &str) {
-        self.sink.big_number(digits)
-    }
-    fn push(&mut self, len: usize) {
-        self.sink.push(len)
     }
 }
 

@@ -277,7 +277,10 @@ pub unsafe extern "C-unwind" fn setresp(l: *mut raw::State) -> c_int {
 
 /// `os.clock()`: processor time used by the server, in seconds (what C's clock() measures).
 pub unsafe extern "C-unwind" fn os_clock(l: *mut raw::State) -> c_int {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid timespec to write to; the clock id is a constant Linux supports.
     unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     L(l).push_number(ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9);

@@ -134,9 +134,17 @@ fn sandbox_and_readonly_tables() {
         );
     }
     // `os` has `clock` only.
-    assert_eq!(eval(&mut vm, "return type(os.clock())", &[], &[]).unwrap(), "$6\r\nnumber\r\n");
+    assert_eq!(
+        eval(&mut vm, "return type(os.clock())", &[], &[]).unwrap(),
+        "$6\r\nnumber\r\n"
+    );
     let e = eval(&mut vm, "return os.time()", &[], &[]).unwrap_err();
-    assert!(e.message.contains("attempt to call field 'time' (a nil value)"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("attempt to call field 'time' (a nil value)"),
+        "{}",
+        e.message
+    );
     for name in [
         "print", "loadfile", "dofile", "io", "require", "setfenv", "getfenv", "newproxy", "debug",
     ] {

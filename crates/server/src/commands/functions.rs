@@ -367,7 +367,8 @@ fn function_restore(ctx: &mut Ctx) {
     // Check conflicts before changing anything, so a refused payload changes nothing.
     if policy != Policy::Flush {
         for library in staged.libraries.values() {
-            if policy == Policy::Append && scripting.libraries.libraries.contains_key(&library.name) {
+            if policy == Policy::Append && scripting.libraries.libraries.contains_key(&library.name)
+            {
                 let msg = format!("ERR Library {} already exists", library.name);
                 return ctx.error(&msg);
             }

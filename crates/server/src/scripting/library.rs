@@ -85,7 +85,9 @@ impl Libraries {
 
     /// The name of the library that defines function `name` (case-insensitive).
     pub fn library_of(&self, name: &str) -> Option<&str> {
-        self.functions.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.functions
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     pub fn function_count(&self) -> usize {

@@ -227,7 +227,10 @@ mod tests {
             parse_eval_shebang(b"#!lua").unwrap_err(),
             "ERR Invalid script shebang"
         );
-        assert_eq!(split_args(r#"#!lua name="foo bar" flags='x'"#).unwrap(), ["#!lua", "name=foo bar", "flags=x"]);
+        assert_eq!(
+            split_args(r#"#!lua name="foo bar" flags='x'"#).unwrap(),
+            ["#!lua", "name=foo bar", "flags=x"]
+        );
         assert_eq!(split_args(r#"a "b"c"#), None);
     }
 }

@@ -82,8 +82,12 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
         VmKind::Eval => &mut scripting.eval_vm,
         VmKind::Functions => &mut scripting.functions_vm,
     };
-    let (Some(mut vm), Some(mut script_client)) = (vm_slot.take(), scripting.script_client.take())
-    else {
+    // Both are only ever out of their slots during a run, and runs do not nest.
+    let Some(mut vm) = vm_slot.take() else {
+        return ctx.error("ERR a script is already running");
+    };
+    let Some(mut script_client) = scripting.script_client.take() else {
+        *vm_slot = Some(vm);
         return ctx.error("ERR a script is already running");
     };
     script_client.db = ctx.client.db;
@@ -100,14 +104,18 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
         now_ms,
         wrote: false,
     };
-    let outcome = vm.run(
-        inv.compiled,
-        inv.name,
-        inv.keys,
-        inv.args,
-        &mut host,
-        &mut reply,
-    );
+    // A panic in the run (a bug) must not leave scripting without its Lua state: put the state
+    // and the script client back first, then let the connection's guard handle the panic.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        vm.run(
+            inv.compiled,
+            inv.name,
+            inv.keys,
+            inv.args,
+            &mut host,
+            &mut reply,
+        )
+    }));
     let errors = std::mem::take(&mut reply.errors);
     let scripting = &mut ctx.state.scripting;
     match inv.vm {
@@ -115,6 +123,10 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
         VmKind::Functions => scripting.functions_vm = Some(vm),
     }
     scripting.script_client = Some(script_client);
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     for (msg, counted_elsewhere) in errors {
         ctx.note_error(&msg, counted_elsewhere);
     }

@@ -745,3 +745,27 @@ fn scripts_in_transactions_and_pipelines() {
     let results: Vec<i64> = pipe.query(&mut c).unwrap();
     assert_eq!(results, (1..=100).collect::<Vec<i64>>());
 }
+
+#[test]
+fn monitor_shows_the_script_then_its_commands() {
+    let server = TestServer::start();
+    let mut monitor = server.raw();
+    monitor.roundtrip(b"MONITOR\r\n", b"+OK\r\n");
+    let mut c = server.conn();
+    let _: () = eval(&mut c, "redis.call('SET', KEYS[1], 'v')", &["k"], &[]).unwrap();
+    let mut lines = Vec::new();
+    let mut text = Vec::new();
+    while lines.len() < 2 {
+        text.extend(monitor.read_exact_len(1));
+        if text.ends_with(b"\r\n") {
+            lines.push(String::from_utf8_lossy(&text).into_owned());
+            text.clear();
+        }
+    }
+    assert!(lines[0].contains("\"EVAL\""), "{}", lines[0]);
+    assert!(
+        lines[1].contains(" [0 lua] \"SET\" \"k\" \"v\""),
+        "{}",
+        lines[1]
+    );
+}

@@ -169,12 +169,18 @@ pub fn validate_client_name(name: &Bytes) -> Result<(), &'static str> {
 /// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`.
 pub fn feed_monitors(state: &mut ServerState, client: &ClientState, args: &[Bytes]) {
     let us = crate::time::unix_us();
+    // Commands a script runs show as coming from "lua", as in Redis.
+    let origin = if client.in_script {
+        "lua"
+    } else {
+        client.addr.as_str()
+    };
     let mut line = format!(
         "+{}.{:06} [{} {}]",
         us / 1_000_000,
         us % 1_000_000,
         client.db,
-        client.addr
+        origin
     );
     for a in args {
         line.push_str(" \"");

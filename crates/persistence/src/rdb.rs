@@ -92,12 +92,22 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// Serializes every database into one RDB payload.
-pub fn write_snapshot(dbs: &[Db], redis_version: &str, now_ms: i64) -> Vec<u8> {
+pub fn write_snapshot<'a>(
+    dbs: &[Db],
+    functions: impl IntoIterator<Item = &'a [u8]>,
+    redis_version: &str,
+    now_ms: i64,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     out.extend_from_slice(RDB_VERSION);
     write_aux(&mut out, "redis-ver", redis_version);
     write_aux(&mut out, "redis-bits", "64");
     write_aux(&mut out, "ctime", &(now_ms / 1000).to_string());
+    // Function libraries come before the data, each as its code, as Redis 7 writes them.
+    for code in functions {
+        out.push(OP_FUNCTION2);
+        write_string(&mut out, code);
+    }
     for (index, db) in dbs.iter().enumerate() {
         if db.is_empty() {
             continue;
@@ -248,8 +258,15 @@ pub struct LoadedKey {
     pub expire_at: Option<i64>,
 }
 
+/// What a snapshot holds: keys, and the code of each function library.
+#[derive(Default)]
+pub struct Snapshot {
+    pub keys: Vec<LoadedKey>,
+    pub functions: Vec<Vec<u8>>,
+}
+
 /// Reads an RDB snapshot written by [`write_snapshot`] (the value types moonkv has).
-pub fn read_snapshot(data: &[u8], limits: &LoadLimits) -> Result<Vec<LoadedKey>, RestoreError> {
+pub fn read_snapshot(data: &[u8], limits: &LoadLimits) -> Result<Snapshot, RestoreError> {
     if !data.starts_with(b"REDIS") || data.len() < 9 {
         return Err(RestoreError::BadFormat);
     }
@@ -258,13 +275,16 @@ pub fn read_snapshot(data: &[u8], limits: &LoadLimits) -> Result<Vec<LoadedKey>,
         pos: 9,
         limits,
     };
-    let mut keys = Vec::new();
+    let mut snapshot = Snapshot::default();
     let mut db = 0usize;
     let mut expire_at = None;
     loop {
         let op = r.byte().ok_or(RestoreError::BadFormat)?;
         match op {
-            OP_EOF => return Ok(keys),
+            OP_EOF => return Ok(snapshot),
+            OP_FUNCTION2 => snapshot
+                .functions
+                .push(r.string().ok_or(RestoreError::BadFormat)?),
             OP_AUX => {
                 r.string().ok_or(RestoreError::BadFormat)?;
                 r.string().ok_or(RestoreError::BadFormat)?;
@@ -293,7 +313,7 @@ pub fn read_snapshot(data: &[u8], limits: &LoadLimits) -> Result<Vec<LoadedKey>,
                 // Key first, then the value: hand the value reader its type byte back.
                 let key = r.string().ok_or(RestoreError::BadFormat)?;
                 let value = r.value_of_type(type_byte).ok_or(RestoreError::BadFormat)?;
-                keys.push(LoadedKey {
+                snapshot.keys.push(LoadedKey {
                     db,
                     key,
                     value,
@@ -490,8 +510,12 @@ mod tests {
         db0.set_expire(b"k", 5_000, 0);
         let mut db1 = Db::new();
         db1.set(b"n", Value::string(b"42"), false);
-        let rdb = write_snapshot(&[db0, db1], "7.0.15", 1_000);
-        let keys = read_snapshot(&rdb, &LoadLimits::default()).unwrap();
+        let libraries: [&[u8]; 1] =
+            [b"#!lua name=lib\nredis.register_function('f', function() end)"];
+        let rdb = write_snapshot(&[db0, db1], libraries, "7.0.15", 1_000);
+        let snapshot = read_snapshot(&rdb, &LoadLimits::default()).unwrap();
+        assert_eq!(snapshot.functions, [libraries[0].to_vec()]);
+        let keys = snapshot.keys;
         assert_eq!(keys.len(), 2);
         assert_eq!(
             (keys[0].db, keys[0].key.as_slice(), keys[0].expire_at),
@@ -504,7 +528,7 @@ mod tests {
     fn snapshot_layout() {
         let mut db = Db::new();
         db.set(b"k", Value::string(b"v"), false);
-        let rdb = write_snapshot(&[db], "7.0.15", 0);
+        let rdb = write_snapshot(&[db], [], "7.0.15", 0);
         assert!(rdb.starts_with(b"REDIS0010"));
         assert!(rdb.windows(4).any(|w| w == [TYPE_STRING, 1, b'k', 1]));
         assert_eq!(&rdb[rdb.len() - 9..], &[OP_EOF, 0, 0, 0, 0, 0, 0, 0, 0]);

@@ -769,3 +769,64 @@ fn monitor_shows_the_script_then_its_commands() {
         lines[1]
     );
 }
+
+#[test]
+fn function_libraries_travel_in_snapshots() {
+    let server = TestServer::start_with(&["--enable-debug-command", "yes"]);
+    let mut c = server.conn();
+    let lib =
+        "#!lua name=keep\nredis.register_function('kept', function() return 'still here' end)";
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(lib)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    let _: () = redis::cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
+    assert_eq!(
+        redis::cmd("FCALL")
+            .arg("kept")
+            .arg(0)
+            .query::<String>(&mut c)
+            .unwrap(),
+        "still here"
+    );
+    assert_eq!(
+        redis::cmd("GET").arg("k").query::<String>(&mut c).unwrap(),
+        "v"
+    );
+    // Loading over existing data needs MERGE, as in Redis.
+    assert!(err_text(
+        redis::cmd("DEBUG")
+            .arg("RELOAD")
+            .arg("NOFLUSH")
+            .query::<()>(&mut c)
+    )
+    .contains("Error trying to load the RDB"));
+    let _: () = redis::cmd("DEBUG")
+        .arg("RELOAD")
+        .arg("NOFLUSH")
+        .arg("MERGE")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        redis::cmd("FCALL")
+            .arg("kept")
+            .arg(0)
+            .query::<String>(&mut c)
+            .unwrap(),
+        "still here"
+    );
+    // A replica's full sync carries the libraries: the RDB payload contains the code.
+    let mut replica = server.raw();
+    replica.send(b"SYNC\r\n");
+    let mut payload = Vec::new();
+    let needle = b"redis.register_function('kept'";
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    while !payload.windows(needle.len()).any(|w| w == needle) {
+        let n = replica.stream.read(&mut buf).unwrap();
+        assert!(n > 0, "sync stream closed without the library");
+        payload.extend_from_slice(&buf[..n]);
+    }
+}

@@ -77,12 +77,34 @@ fn debug(ctx: &mut Ctx) {
 /// DEBUG RELOAD / LOADAOF: saves the dataset to an RDB image and loads it back, which checks
 /// that everything survives persistence. There is no disk persistence yet, so the image stays
 /// in memory and both subcommands do the same round trip.
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: writes a snapshot of the data and function
+/// libraries and loads it back, as a restart would. NOFLUSH loads over what is there (failing,
+/// as in Redis, when a library or key already exists), MERGE replaces what exists instead.
+/// There is no disk file, so NOSAVE changes nothing.
 fn reload(ctx: &mut Ctx) {
+    let (mut merge, mut flush) = (false, true);
+    for i in 2..ctx.args.len() {
+        match ctx.arg_lower(i).as_str() {
+            "merge" => merge = true,
+            "noflush" => flush = false,
+            "nosave" => {}
+            _ => {
+                return ctx
+                    .error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
+            }
+        }
+    }
     let now = ctx.now_ms;
-    let image = moonkv_persistence::rdb::write_snapshot(&ctx.state.dbs, crate::REDIS_VERSION, now);
-    let keys =
+    let libraries = ctx.state.scripting.libraries.libraries.values();
+    let image = moonkv_persistence::rdb::write_snapshot(
+        &ctx.state.dbs,
+        libraries.map(|l| &l.code[..]),
+        crate::REDIS_VERSION,
+        now,
+    );
+    let snapshot =
         match moonkv_persistence::rdb::read_snapshot(&image, &ctx.state.settings.load_limits()) {
-            Ok(keys) => keys,
+            Ok(snapshot) => snapshot,
             Err(e) => {
                 crate::log::warning(&format!(
                     "DEBUG RELOAD could not read back its own snapshot: {:?}",
@@ -91,10 +113,44 @@ fn reload(ctx: &mut Ctx) {
                 return ctx.error("ERR Error trying to load the RDB dump");
             }
         };
-    for db in ctx.state.dbs.iter_mut() {
-        drop(db.flush(now));
+    if flush {
+        for db in ctx.state.dbs.iter_mut() {
+            drop(db.flush(now));
+        }
+        ctx.state.scripting.flush_functions();
+    } else if !merge {
+        // Loading over existing data without MERGE: a key or library already there is an
+        // error, found before anything changes.
+        let key_clash = snapshot.keys.iter().any(|k| {
+            ctx.state
+                .dbs
+                .get_mut(k.db)
+                .is_some_and(|db| db.peek_stored(&k.key).is_some())
+        });
+        if key_clash
+            || !ctx.state.scripting.libraries.libraries.is_empty() && !snapshot.functions.is_empty()
+        {
+            crate::log::warning(
+                "DEBUG RELOAD NOFLUSH: the snapshot holds keys or libraries that already exist",
+            );
+            return ctx.error("ERR Error trying to load the RDB dump");
+        }
     }
-    for loaded in keys {
+    let scripting = &mut ctx.state.scripting;
+    if let Some(vm) = scripting.functions_vm.as_mut() {
+        for code in snapshot.functions {
+            if let Err(e) = scripting
+                .libraries
+                .load(vm, bytes::Bytes::from(code), merge)
+            {
+                crate::log::warning(&format!(
+                    "DEBUG RELOAD could not load a function library: {e}"
+                ));
+                return ctx.error("ERR Error trying to load the RDB dump");
+            }
+        }
+    }
+    for loaded in snapshot.keys {
         let Some(db) = ctx.state.dbs.get_mut(loaded.db) else {
             continue;
         };

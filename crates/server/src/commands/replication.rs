@@ -71,8 +71,13 @@ fn attach(ctx: &mut Ctx, preamble: Option<String>) {
     if ctx.state.replication.replicas.contains(&ctx.client.id) {
         return;
     }
-    let snapshot =
-        moonkv_persistence::rdb::write_snapshot(&ctx.state.dbs, crate::REDIS_VERSION, ctx.now_ms);
+    let libraries = ctx.state.scripting.libraries.libraries.values();
+    let snapshot = moonkv_persistence::rdb::write_snapshot(
+        &ctx.state.dbs,
+        libraries.map(|l| &l.code[..]),
+        crate::REDIS_VERSION,
+        ctx.now_ms,
+    );
     let mut bytes = preamble.map(String::into_bytes).unwrap_or_default();
     bytes.extend_from_slice(format!("${}\r\n", snapshot.len()).as_bytes());
     bytes.extend_from_slice(&snapshot);

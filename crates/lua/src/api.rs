@@ -28,18 +28,12 @@ fn guarded(l: L, body: impl FnOnce(L) -> Exit) -> c_int {
     match exit {
         Exit::Return(n) => n,
         Exit::Raise => l.raise(),
-        Exit::RaiseMessage(msg) => {
-            // Copied into Lua, and the Rust string dropped, before raising.
-            l.check_stack(1);
-            l.push_str(&msg);
-            drop(msg);
-            l.raise_top_with_position()
-        }
+        Exit::RaiseMessage(msg) => l.raise_message(msg),
     }
 }
 
 /// The context of the script running on this state, if any.
-pub(crate) fn run_ctx<'a>(_l: L) -> Option<&'a mut RunCtx<'static>> {
+pub(crate) fn run_ctx<'a>() -> Option<&'a mut RunCtx<'static>> {
     let p = current_run_ctx() as *mut RunCtx<'static>;
     // SAFETY: the pointer is set by vm::with_run_ctx, which keeps the RunCtx alive and
     // exclusively borrowed for as long as it is set, and resets it before returning; Lua
@@ -62,26 +56,27 @@ pub unsafe extern "C-unwind" fn redis_pcall(l: *mut raw::State) -> c_int {
 }
 
 fn generic_call(l: L, raise: bool) -> Exit {
-    let Some(ctx) = run_ctx(l) else {
-        return raise_error_table(
-            l,
-            "redis.call/pcall can only be called inside a script invocation",
-        );
+    // A failure is an error table: raised by redis.call, returned by redis.pcall.
+    let fail = |text: &str, counted: bool| {
+        l.set_top(0);
+        push_error_table(l, text, counted);
+        if raise {
+            Exit::Raise
+        } else {
+            Exit::Return(1)
+        }
+    };
+    let outside_script = "redis.call/pcall can only be called inside a script invocation";
+    let Some(ctx) = run_ctx() else {
+        return raise_error_table(l, outside_script);
     };
     let args = match command_args(l) {
         Ok(args) => args,
-        Err(msg) => {
-            l.set_top(0);
-            push_error_table(l, msg, false);
-            return if raise { Exit::Raise } else { Exit::Return(1) };
-        }
+        Err(msg) => return fail(msg, false),
     };
     l.set_top(0);
     let Some(host) = ctx.host.as_deref_mut() else {
-        return raise_error_table(
-            l,
-            "redis.call/pcall can only be called inside a script invocation",
-        );
+        return raise_error_table(l, outside_script);
     };
     if ctx.in_call {
         push_error_table(l, "luaRedisGenericCommand() recursive call detected. Are you doing funny stuff with Lua debug hooks?", false);
@@ -93,18 +88,13 @@ fn generic_call(l: L, raise: bool) -> Exit {
     ctx.in_call = false;
     drop(args);
     if let Err(refusal) = outcome {
-        l.set_top(0);
-        push_error_table(l, &refusal, true);
-        return if raise { Exit::Raise } else { Exit::Return(1) };
+        return fail(&refusal, true);
     }
     if builder.produced != 1 {
-        l.set_top(0);
-        push_error_table(l, "ERR the command gave no reply to the script", true);
-        return if raise { Exit::Raise } else { Exit::Return(1) };
+        return fail("ERR the command gave no reply to the script", true);
     }
     // The reply is on top; redis.call raises it if it is an error table.
-    if raise && l.kind(-1) == raw::TTABLE && ctx.reply_keys.is_some_and(|k| k.is_error_table(l, -1))
-    {
+    if raise && l.kind(-1) == raw::TTABLE && ctx.reply_keys.is_error_table(l, -1) {
         return Exit::Raise;
     }
     Exit::Return(1)
@@ -121,7 +111,8 @@ pub unsafe extern "C-unwind" fn script_pcall(l: *mut raw::State) -> c_int {
     if !l.pcall(argc - 1, -1, 0) {
         l.remove(1);
         if l.kind(-1) == raw::TTABLE {
-            if l.raw_get_field(-1, "err") == raw::TSTRING || l.is_string_or_number(-1) {
+            l.raw_get_field(-1, "err");
+            if l.is_string_or_number(-1) {
                 l.replace(-2);
             } else {
                 l.pop(1);
@@ -177,7 +168,7 @@ pub unsafe extern "C-unwind" fn status_reply(l: *mut raw::State) -> c_int {
 
 pub unsafe extern "C-unwind" fn set_repl(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
-        let Some(ctx) = run_ctx(l) else {
+        let Some(ctx) = run_ctx() else {
             return raise_error_table(
                 l,
                 "redis.set_repl can only be called inside a script invocation",
@@ -202,7 +193,7 @@ pub unsafe extern "C-unwind" fn set_repl(l: *mut raw::State) -> c_int {
 
 pub unsafe extern "C-unwind" fn acl_check_cmd(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
-        let Some(ctx) = run_ctx(l) else {
+        let Some(ctx) = run_ctx() else {
             return raise_error_table(
                 l,
                 "redis.acl_check_cmd can only be called inside a script invocation",
@@ -246,7 +237,7 @@ pub unsafe extern "C-unwind" fn log(l: *mut raw::State) -> c_int {
                 message.extend_from_slice(s);
             }
         }
-        if let Some(host) = run_ctx(l).and_then(|c| c.host.as_deref_mut()) {
+        if let Some(host) = run_ctx().and_then(|c| c.host.as_deref_mut()) {
             host.log(level, &message);
         } else {
             crate::vm::log_outside_run(level, &message);
@@ -257,7 +248,7 @@ pub unsafe extern "C-unwind" fn log(l: *mut raw::State) -> c_int {
 
 pub unsafe extern "C-unwind" fn setresp(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
-        let Some(ctx) = run_ctx(l) else {
+        let Some(ctx) = run_ctx() else {
             return raise_error_table(
                 l,
                 "redis.setresp can only be called inside a script invocation",
@@ -332,7 +323,7 @@ pub fn type_name(l: L, idx: c_int) -> &'static str {
 
 pub unsafe extern "C-unwind" fn math_random(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
-        if run_ctx(l).is_none() {
+        if run_ctx().is_none() {
             return Exit::RaiseMessage(
                 "math.random can only be called inside a script invocation".into(),
             );
@@ -376,7 +367,7 @@ pub unsafe extern "C-unwind" fn math_random(l: *mut raw::State) -> c_int {
 
 pub unsafe extern "C-unwind" fn math_randomseed(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
-        if run_ctx(l).is_none() {
+        if run_ctx().is_none() {
             return Exit::RaiseMessage(
                 "math.randomseed can only be called inside a script invocation".into(),
             );
@@ -414,7 +405,7 @@ pub unsafe extern "C-unwind" fn missing_global(l: *mut raw::State) -> c_int {
 /// `redis.register_function`, available while FUNCTION LOAD runs a library's code.
 pub unsafe extern "C-unwind" fn register_function(l: *mut raw::State) -> c_int {
     guarded(L(l), |l| {
-        let registering = run_ctx(l).and_then(|c| c.registered.as_deref_mut());
+        let registering = run_ctx().and_then(|c| c.registered.as_deref_mut());
         let Some(registered) = registering else {
             return raise_error_table(
                 l,

@@ -239,6 +239,14 @@ impl L {
         // SAFETY: rule 1-2; errors are caught by pcall, never propagated past Rust frames.
         unsafe { ffi::lua_pcall(self.0, nargs, nresults, handler) == 0 }
     }
+    /// Raises `msg` as luaL_error does (see [`L::raise_top_with_position`]). The string is
+    /// copied into Lua and dropped before raising: must be the tail of a C function (rule 3).
+    pub fn raise_message(self, msg: String) -> c_int {
+        self.check_stack(1);
+        self.push_str(&msg);
+        drop(msg);
+        self.raise_top_with_position()
+    }
     /// Raises the string on top as luaL_error does: prefixed with the position of the script
     /// line that called the running C function (`user_script:1: `). Must be the tail of a C
     /// function (rule 3).

@@ -161,6 +161,15 @@ pub fn push_error_table(l: L, text: &str, counted: bool) {
     }
 }
 
+/// Whether the error table on top says its error was already counted in the statistics
+/// (its `ignore_error_stats_update` field, set on errors that come from a called command).
+pub fn counted_elsewhere(l: L) -> bool {
+    let counted =
+        l.raw_get_field(-1, "ignore_error_stats_update") == raw::TBOOLEAN && l.to_bool(-1);
+    l.pop(1);
+    counted
+}
+
 /// Redis's normalisation of an error string for the `err` field.
 pub fn error_text(text: &str) -> String {
     let (code, msg) = match text.strip_prefix('-') {
@@ -406,9 +415,8 @@ fn emit_table(
     if keys.get(l, -1, ERR) == raw::TSTRING {
         let msg = String::from_utf8_lossy(l.to_bytes(-1).unwrap_or_default()).into_owned();
         l.pop(1);
-        let counted =
-            l.raw_get_field(-1, "ignore_error_stats_update") == raw::TBOOLEAN && l.to_bool(-1);
-        l.pop(2);
+        let counted = counted_elsewhere(l);
+        l.pop(1);
         if depth == 0 {
             // The caller replies it, so it can honour `counted`.
             *top_error = Some((msg, counted));

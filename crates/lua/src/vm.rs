@@ -100,7 +100,7 @@ pub(crate) struct RunCtx<'a> {
     pub registered: Option<&'a mut Vec<RegisteredFunction>>,
     /// When loading a library must stop (FUNCTION LOAD's time limit).
     pub deadline: Option<std::time::Instant>,
-    pub reply_keys: Option<ReplyKeys>,
+    pub reply_keys: ReplyKeys,
 }
 
 /// Runs between two checks for a periodic collection step (and the step's size, in Lua's
@@ -118,7 +118,7 @@ const HOOK_INSTRUCTIONS: c_int = 100_000;
 /// every line, so a pcall in the library cannot swallow the error and go on looping.
 unsafe extern "C-unwind" fn load_hook(l: *mut raw::State, _ar: *mut raw::Debug) {
     let l = L(l);
-    let expired = api::run_ctx(l)
+    let expired = api::run_ctx()
         .and_then(|c| c.deadline)
         .is_some_and(|d| std::time::Instant::now() > d);
     if expired {
@@ -136,7 +136,7 @@ pub struct LuaVm {
     handler_ref: c_int,
     keys_name_ref: c_int,
     argv_name_ref: c_int,
-    reply_keys: Option<ReplyKeys>,
+    reply_keys: ReplyKeys,
     /// EVAL's KEYS and ARGV tables, refilled for each run instead of made anew (a script
     /// cannot keep a reference to them past its run: every place it could store one is
     /// read-only), with the number of elements each held last. Replaced when a script left
@@ -169,7 +169,7 @@ impl LuaVm {
             handler_ref: 0,
             keys_name_ref: 0,
             argv_name_ref: 0,
-            reply_keys: None,
+            reply_keys: ReplyKeys::new(l),
             arg_tables: [0; 2],
             arg_lens: [0; 2],
             runs_since_step: 0,
@@ -177,10 +177,6 @@ impl LuaVm {
         };
         vm.set_up();
         vm
-    }
-
-    pub fn kind(&self) -> VmKind {
-        self.kind
     }
 
     fn set_up(&mut self) {
@@ -229,7 +225,6 @@ impl LuaVm {
         self.keys_name_ref = l.registry_ref();
         l.push_str("ARGV");
         self.argv_name_ref = l.registry_ref();
-        self.reply_keys = Some(ReplyKeys::new(l));
         for r in &mut self.arg_tables {
             l.new_table(0, 0);
             *r = l.registry_ref();
@@ -395,8 +390,7 @@ impl LuaVm {
         let resp3 = ctx.resp3;
         let result = if ok {
             let mut top_error = None;
-            let keys = self.reply_keys.expect("set up");
-            emit(l, &keys, out, resp3, &mut top_error);
+            emit(l, &self.reply_keys, out, resp3, &mut top_error);
             match top_error {
                 Some((message, counted)) => Err(ScriptError { message, counted }),
                 None => Ok(()),
@@ -423,10 +417,7 @@ impl LuaVm {
             return;
         }
         l.raw_get_index(raw::REGISTRY, self.arg_tables[slot] as i64);
-        for (i, item) in items.iter().enumerate() {
-            l.push_bytes(item);
-            l.raw_set_index(-2, i as i64 + 1);
-        }
+        fill_string_array(l, items);
         for i in items.len() + 1..=self.arg_lens[slot] {
             l.push_nil();
             l.raw_set_index(-2, i as i64);
@@ -534,9 +525,7 @@ fn script_error(l: L, name: &str) -> ScriptError {
     let msg = field("err").unwrap_or_else(|| "ERR unknown error".into());
     let source = field("source");
     let line = field("line");
-    let counted =
-        l.raw_get_field(-1, "ignore_error_stats_update") == raw::TBOOLEAN && l.to_bool(-1);
-    l.pop(1);
+    let counted = crate::reply::counted_elsewhere(l);
     let message = match (source, line) {
         (Some(source), Some(line)) => format!("{msg} script: {name}, on {source}:{line}."),
         _ => msg,
@@ -546,6 +535,11 @@ fn script_error(l: L, name: &str) -> ScriptError {
 
 fn push_string_array(l: L, items: &[Bytes]) {
     l.new_table(items.len(), 0);
+    fill_string_array(l, items);
+}
+
+/// Sets `items` as elements 1..=n of the table on top.
+fn fill_string_array(l: L, items: &[Bytes]) {
     for (i, item) in items.iter().enumerate() {
         l.push_bytes(item);
         l.raw_set_index(-2, i as i64 + 1);

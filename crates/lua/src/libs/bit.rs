@@ -49,11 +49,7 @@ fn finish(l: L, result: Result<u32, String>) -> c_int {
             l.push_number(bits as i32 as f64);
             1
         }
-        Err(msg) => {
-            l.push_str(&msg);
-            drop(msg);
-            l.raise_top_with_position()
-        }
+        Err(msg) => l.raise_message(msg),
     }
 }
 
@@ -139,11 +135,7 @@ unsafe extern "C-unwind" fn tohex(l: *mut raw::State) -> c_int {
     });
     let (b, n) = match parsed {
         Ok(v) => v,
-        Err(msg) => {
-            l.push_str(&msg);
-            drop(msg);
-            return l.raise_top_with_position();
-        }
+        Err(msg) => return l.raise_message(msg),
     };
     // As patched in Redis: i32::MIN cannot be negated, so it is taken as -(2^31 - 1).
     let n = if n == i32::MIN { i32::MIN + 1 } else { n };

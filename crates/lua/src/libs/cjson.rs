@@ -2,7 +2,7 @@
 //! numbers with 14 significant digits, `/` escaped, sparse-array rules, nesting limits,
 //! `cjson.null`, the configuration functions, and the same error texts.
 
-use super::{finish, raise};
+use super::finish;
 use crate::raw::{self, L};
 use moonkv_protocol::number::format_g;
 use std::ffi::c_int;
@@ -77,16 +77,12 @@ fn config(l: L) -> &'static mut Config {
     unsafe { &mut *p }
 }
 
-/// Raises `msg` as a Lua error (the tail of a C function; `msg` is dropped first).
 // ---- encoding -------------------------------------------------------------------------------
 
 unsafe extern "C-unwind" fn encode(l: *mut raw::State) -> c_int {
     let l = L(l);
     if l.top() != 1 {
-        return raise(
-            l,
-            "bad argument #1 to 'encode' (expected 1 argument)".into(),
-        );
+        return l.raise_message("bad argument #1 to 'encode' (expected 1 argument)".into());
     }
     let cfg = *config(l);
     let mut out = Vec::new();
@@ -97,7 +93,7 @@ unsafe extern "C-unwind" fn encode(l: *mut raw::State) -> c_int {
         }
         Err(msg) => {
             drop(out);
-            raise(l, msg)
+            l.raise_message(msg)
         }
     }
 }
@@ -246,17 +242,13 @@ fn encode_value(l: L, cfg: &Config, out: &mut Vec<u8>, depth: i32) -> Result<(),
 unsafe extern "C-unwind" fn decode(l: *mut raw::State) -> c_int {
     let l = L(l);
     if l.top() != 1 {
-        return raise(
-            l,
-            "bad argument #1 to 'decode' (expected 1 argument)".into(),
-        );
+        return l.raise_message("bad argument #1 to 'decode' (expected 1 argument)".into());
     }
     let Some(text) = l.to_bytes(1).filter(|_| l.is_string_or_number(1)) else {
         let got = crate::api::type_name(l, 1);
-        return raise(
-            l,
-            format!("bad argument #1 to 'decode' (string expected, got {got})"),
-        );
+        return l.raise_message(format!(
+            "bad argument #1 to 'decode' (string expected, got {got})"
+        ));
     };
     let cfg = *config(l);
     let mut parser = Parser {
@@ -269,7 +261,7 @@ unsafe extern "C-unwind" fn decode(l: *mut raw::State) -> c_int {
     let result = parser.document();
     match result {
         Ok(()) => 1,
-        Err(msg) => raise(l, msg),
+        Err(msg) => l.raise_message(msg),
     }
 }
 

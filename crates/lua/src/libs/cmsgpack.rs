@@ -3,7 +3,7 @@
 //! float64; tables without holes in 1..n become arrays, others maps; nesting past 16 levels
 //! becomes nil. `unpack` returns every object, `unpack_one`/`unpack_limit` page through them.
 
-use super::{finish, raise};
+use super::finish;
 use crate::raw::{self, L};
 use std::ffi::c_int;
 
@@ -33,10 +33,7 @@ unsafe extern "C-unwind" fn pack(l: *mut raw::State) -> c_int {
     let l = L(l);
     let n = l.top();
     if n == 0 {
-        return raise(
-            l,
-            "bad argument #0 to 'pack' (MessagePack pack needs input.)".into(),
-        );
+        return l.raise_message("bad argument #0 to 'pack' (MessagePack pack needs input.)".into());
     }
     let mut out = Vec::new();
     for i in 1..=n {

@@ -9,20 +9,11 @@ mod structlib;
 use crate::raw::{self, L};
 use std::ffi::c_int;
 
-/// Raises `msg` like luaL_error (prefixed with the script position). The string is copied
-/// into Lua and dropped before raising; call it as the last thing a C function does.
-fn raise(l: L, msg: String) -> c_int {
-    l.check_stack(1);
-    l.push_str(&msg);
-    drop(msg);
-    l.raise_top_with_position()
-}
-
 /// Returns `n` results, or raises the error.
 fn finish(l: L, r: Result<c_int, String>) -> c_int {
     match r {
         Ok(n) => n,
-        Err(msg) => raise(l, msg),
+        Err(msg) => l.raise_message(msg),
     }
 }
 

@@ -3,7 +3,6 @@
 //! `<`/`>` byte order, `!n` alignment, `b B h H l L T i[n] I[n]` integers, `f d` floats,
 //! `c[n]` fixed strings, `s` zero-terminated strings, `x` padding.
 
-use super::raise;
 use crate::raw::{self, L};
 use std::ffi::c_int;
 
@@ -229,7 +228,7 @@ unsafe extern "C-unwind" fn pack(l: *mut raw::State) -> c_int {
             l.push_bytes(&bytes);
             1
         }
-        Err(msg) => raise(l, msg),
+        Err(msg) => l.raise_message(msg),
     }
 }
 
@@ -330,7 +329,7 @@ unsafe extern "C-unwind" fn unpack(l: *mut raw::State) -> c_int {
     let l = L(l);
     match unpack_impl(l) {
         Ok(n) => n,
-        Err(msg) => raise(l, msg),
+        Err(msg) => l.raise_message(msg),
     }
 }
 
@@ -365,6 +364,6 @@ unsafe extern "C-unwind" fn size(l: *mut raw::State) -> c_int {
             l.push_number(n as f64);
             1
         }
-        Err(msg) => raise(l, msg),
+        Err(msg) => l.raise_message(msg),
     }
 }

@@ -465,16 +465,34 @@ pub(crate) fn over_maxmemory(state: &ServerState) -> bool {
     used > limit
 }
 
+/// Looks a command name up, trying the client's remembered last name first: clients (and
+/// scripts) mostly repeat the same command, and a match skips the table look-up.
+pub fn lookup_remembered(
+    client: &mut ClientState,
+    name: &[u8],
+) -> Option<(usize, &'static CommandSpec)> {
+    let table = table();
+    if let Some((remembered, i)) = &client.last_lookup {
+        if remembered.as_slice() == name {
+            return Some((*i, table.specs[*i]));
+        }
+    }
+    let found = table.lookup(name);
+    if let Some((i, _)) = found {
+        client.last_lookup = Some((CompactBytes::new(name), i));
+    }
+    found
+}
+
 /// Finds the command (or `parent|sub` subcommand) that `args` call, as a script's
 /// redis.call looks it up: None for an unknown command or subcommand.
-pub fn resolve(args: &[Bytes]) -> Option<(usize, &'static CommandSpec)> {
-    let table = table();
-    let (index, spec) = table.lookup(args.first()?)?;
+pub fn resolve(client: &mut ClientState, args: &[Bytes]) -> Option<(usize, &'static CommandSpec)> {
+    let (index, spec) = lookup_remembered(client, args.first()?)?;
     if spec.subcommands.is_empty() || args.len() < 2 {
         return Some((index, spec));
     }
     let full = [spec.name.as_bytes(), b"|", &args[1]].concat();
-    table.lookup(&full)
+    table().lookup(&full)
 }
 
 /// Formats Redis's unknown-command error: the name and up to 128 bytes of arguments.
@@ -569,19 +587,7 @@ fn dispatch(
             }
             sink.error(msg);
         };
-    // Clients mostly repeat the same command: one remembered name skips the table look-up.
-    let cached = client
-        .last_lookup
-        .as_ref()
-        .filter(|(name, _)| name.as_slice() == &args[0][..])
-        .map(|&(_, i)| (i, table.specs[i]));
-    let found = cached.or_else(|| {
-        let found = table.lookup(&args[0]);
-        if let Some((i, _)) = found {
-            client.last_lookup = Some((CompactBytes::new(&args[0]), i));
-        }
-        found
-    });
+    let found = lookup_remembered(client, &args[0]);
     let Some((mut index, mut spec)) = found else {
         let msg = unknown_command_error(args);
         return reject(state, client, sink, &msg);

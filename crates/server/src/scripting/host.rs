@@ -31,24 +31,6 @@ pub struct ScriptHost<'a> {
 }
 
 impl ScriptHost<'_> {
-    /// Finds the command like redis.call does, remembering the last plain command name (a
-    /// script mostly repeats the same commands).
-    fn lookup(&mut self, args: &[Bytes]) -> Option<(usize, &'static commands::CommandSpec)> {
-        let table = commands::table();
-        if let Some((name, i)) = &self.client.last_lookup {
-            if name.as_slice() == &args[0][..] {
-                return Some((*i, table.specs[*i]));
-            }
-        }
-        let found = commands::resolve(args);
-        if let Some((i, spec)) = found {
-            if spec.subcommands.is_empty() && !spec.name.contains('|') {
-                self.client.last_lookup = Some((compact_bytes::CompactBytes::new(&args[0]), i));
-            }
-        }
-        found
-    }
-
     /// Counts a refused command like Redis: an error reply in the error statistics and a
     /// rejected call of the command.
     fn refuse(&mut self, index: Option<usize>, text: &str) -> Result<(), String> {
@@ -66,7 +48,7 @@ impl ScriptHost<'_> {
 
 impl moonkv_lua::Host for ScriptHost<'_> {
     fn call(&mut self, args: &[Bytes], reply: &mut dyn ReplySink) -> Result<(), String> {
-        let Some((index, spec)) = self.lookup(args) else {
+        let Some((index, spec)) = commands::resolve(self.client, args) else {
             return self.refuse(None, "Unknown Redis command called from script");
         };
         if !spec.arity_ok(args.len()) {
@@ -127,6 +109,6 @@ impl moonkv_lua::Host for ScriptHost<'_> {
 
     fn acl_check(&mut self, args: &[Bytes]) -> Option<bool> {
         // Every client is the default user with all permissions until ACL users exist.
-        commands::resolve(args).map(|_| true)
+        commands::resolve(self.client, args).map(|_| true)
     }
 }

@@ -1,36 +1,14 @@
 //! The `redis` object and the other functions moonkv puts into a script's globals. Each is a
-//! Lua C function; those that fail raise a Lua error as their last step (see `raw` rule 3),
-//! after every Rust value they made has been dropped.
+//! Lua C function whose body runs through [`c_function`]: it says how to end with an
+//! [`Exit`], and the wrapper raises errors once the body's Rust values are dropped.
 
+use crate::cfunc::{c_function, Exit};
 use crate::rand48;
 use crate::raw::{self, L};
-use crate::reply::{command_args, push_error_table, LuaReplyBuilder};
+use crate::reply::{command_args, error_text, push_error_table, LuaReplyBuilder};
 use crate::vm::{current_run_ctx, RegisteredFunction, RunCtx};
 use crate::{log_level, repl};
 use std::ffi::c_int;
-
-/// What a C function asks its wrapper to do once Rust has cleaned up.
-enum Exit {
-    /// Return this many values to Lua.
-    Return(c_int),
-    /// Raise the value on top of the stack.
-    Raise,
-    /// Raise this message with the position prefix (luaL_error style).
-    RaiseMessage(String),
-}
-
-/// Runs a function body with panics caught, then returns or raises outside of it.
-fn guarded(l: L, body: impl FnOnce(L) -> Exit) -> c_int {
-    let exit =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(l))).unwrap_or_else(|_| {
-            Exit::RaiseMessage("internal error in a moonkv script function".into())
-        });
-    match exit {
-        Exit::Return(n) => n,
-        Exit::Raise => l.raise(),
-        Exit::RaiseMessage(msg) => l.raise_message(msg),
-    }
-}
 
 /// The context of the script running on this state, if any.
 pub(crate) fn run_ctx<'a>() -> Option<&'a mut RunCtx<'static>> {
@@ -41,25 +19,41 @@ pub(crate) fn run_ctx<'a>() -> Option<&'a mut RunCtx<'static>> {
     unsafe { p.as_mut() }
 }
 
-/// Pushes an error table and asks to raise it.
-fn raise_error_table(l: L, text: &str) -> Exit {
-    push_error_table(l, text, false);
-    Exit::Raise
+/// Raises a Redis error table.
+fn raise_error_table(text: &str) -> Exit {
+    Exit::RaiseTable(text.to_string())
+}
+
+/// Sets a flag for as long as it lives, and clears it when dropped, also when unwinding.
+struct FlagGuard<'a>(&'a mut bool);
+
+impl<'a> FlagGuard<'a> {
+    fn set(flag: &'a mut bool) -> Self {
+        *flag = true;
+        FlagGuard(flag)
+    }
+}
+
+impl Drop for FlagGuard<'_> {
+    fn drop(&mut self) {
+        *self.0 = false;
+    }
 }
 
 pub unsafe extern "C-unwind" fn redis_call(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| generic_call(l, true))
+    c_function(L(l), |l| generic_call(l, true))
 }
 
 pub unsafe extern "C-unwind" fn redis_pcall(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| generic_call(l, false))
+    c_function(L(l), |l| generic_call(l, false))
 }
 
 fn generic_call(l: L, raise: bool) -> Exit {
-    // A failure is an error table: raised by redis.call, returned by redis.pcall.
+    // A failure is an error table: raised by redis.call, returned by redis.pcall. The text
+    // is `CODE message`.
     let fail = |text: &str, counted: bool| {
         l.set_top(0);
-        push_error_table(l, text, counted);
+        push_error_table(l, &format!("-{text}"), counted);
         if raise {
             Exit::Raise
         } else {
@@ -68,33 +62,46 @@ fn generic_call(l: L, raise: bool) -> Exit {
     };
     let outside_script = "redis.call/pcall can only be called inside a script invocation";
     let Some(ctx) = run_ctx() else {
-        return raise_error_table(l, outside_script);
+        return raise_error_table(outside_script);
     };
     let args = match command_args(l) {
         Ok(args) => args,
-        Err(msg) => return fail(msg, false),
+        Err(msg) => return fail(&error_text(msg), false),
     };
     l.set_top(0);
-    let Some(host) = ctx.host.as_deref_mut() else {
-        return raise_error_table(l, outside_script);
+    let RunCtx {
+        host,
+        in_call,
+        resp3,
+        reply_keys,
+        ..
+    } = ctx;
+    let Some(host) = host.as_deref_mut() else {
+        return raise_error_table(outside_script);
     };
-    if ctx.in_call {
-        push_error_table(l, "luaRedisGenericCommand() recursive call detected. Are you doing funny stuff with Lua debug hooks?", false);
-        return Exit::Return(1);
+    if *in_call {
+        return fail("ERR luaRedisGenericCommand() recursive call detected. Are you doing funny stuff with Lua debug hooks?", false);
     }
-    ctx.in_call = true;
-    let mut builder = LuaReplyBuilder::new(l, ctx.resp3);
-    let outcome = host.call(&args, &mut builder);
-    ctx.in_call = false;
+    let (outcome, produced, builder_error) = {
+        let _calling = FlagGuard::set(in_call);
+        let mut builder = LuaReplyBuilder::new(l, *resp3);
+        let outcome = host.call(&args, &mut builder);
+        (outcome, builder.produced, builder.failure.take())
+    };
     drop(args);
     if let Err(refusal) = outcome {
-        return fail(&refusal, true);
+        return fail(&refusal.message, refusal.counted);
     }
-    if builder.produced != 1 {
+    if let Some(text) = builder_error {
+        // The reply could not be built (memory limit, stack limit): the command ran, but its
+        // reply cannot reach the script.
+        return raise_error_table(text);
+    }
+    if produced != 1 {
         return fail("ERR the command gave no reply to the script", true);
     }
     // The reply is on top; redis.call raises it if it is an error table.
-    if raise && l.kind(-1) == raw::TTABLE && ctx.reply_keys.is_error_table(l, -1) {
+    if raise && l.kind(-1) == raw::TTABLE && reply_keys.is_error_table(l, -1) {
         return Exit::Raise;
     }
     Exit::Return(1)
@@ -103,31 +110,38 @@ fn generic_call(l: L, raise: bool) -> Exit {
 /// The global `pcall`, which also accepts Redis error tables: an error raised as
 /// `{err = "..."}` is returned as its message string.
 pub unsafe extern "C-unwind" fn script_pcall(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    let argc = l.top();
-    l.check_stack(2);
-    l.push_bool(true);
-    l.insert(1);
-    if !l.pcall(argc - 1, -1, 0) {
-        l.remove(1);
-        if l.kind(-1) == raw::TTABLE {
-            l.raw_get_field(-1, "err");
-            if l.is_string_or_number(-1) {
-                l.replace(-2);
-            } else {
-                l.pop(1);
-            }
+    c_function(L(l), |l| {
+        let argc = l.top();
+        if argc == 0 {
+            return Exit::RaiseMessage("bad argument #1 to 'pcall' (value expected)".into());
         }
-        l.push_bool(false);
+        if !l.check_stack(2) {
+            return Exit::RaiseMessage("stack overflow".into());
+        }
+        l.push_bool(true);
         l.insert(1);
-    }
-    l.top()
+        if l.pcall(argc - 1, -1, 0) != raw::OK {
+            l.remove(1);
+            if l.kind(-1) == raw::TTABLE {
+                l.raw_get_field(-1, "err");
+                if l.is_string_or_number(-1) {
+                    l.replace(-2);
+                } else {
+                    l.pop(1);
+                }
+            }
+            // After an error only the error value is left: room for the flag.
+            l.push_bool(false);
+            l.insert(1);
+        }
+        Exit::Return(l.top())
+    })
 }
 
 pub unsafe extern "C-unwind" fn sha1hex(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| {
+    c_function(L(l), |l| {
         if l.top() != 1 {
-            return raise_error_table(l, "wrong number of arguments");
+            return raise_error_table("wrong number of arguments");
         }
         let data = l.to_bytes(1).unwrap_or_default();
         let digest = sha1_smol::Sha1::from(data).digest().to_string();
@@ -137,7 +151,7 @@ pub unsafe extern "C-unwind" fn sha1hex(l: *mut raw::State) -> c_int {
 }
 
 pub unsafe extern "C-unwind" fn error_reply(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| {
+    c_function(L(l), |l| {
         if l.top() != 1 || l.kind(-1) != raw::TSTRING {
             push_error_table(l, "wrong number or type of arguments", false);
             return Exit::Return(1);
@@ -154,7 +168,7 @@ pub unsafe extern "C-unwind" fn error_reply(l: *mut raw::State) -> c_int {
 }
 
 pub unsafe extern "C-unwind" fn status_reply(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| {
+    c_function(L(l), |l| {
         if l.top() != 1 || l.kind(-1) != raw::TSTRING {
             push_error_table(l, "wrong number or type of arguments", false);
             return Exit::Return(1);
@@ -167,21 +181,17 @@ pub unsafe extern "C-unwind" fn status_reply(l: *mut raw::State) -> c_int {
 }
 
 pub unsafe extern "C-unwind" fn set_repl(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| {
+    c_function(L(l), |l| {
         let Some(ctx) = run_ctx() else {
-            return raise_error_table(
-                l,
-                "redis.set_repl can only be called inside a script invocation",
+            return raise_error_table("redis.set_repl can only be called inside a script invocation",
             );
         };
         if l.top() != 1 {
-            return raise_error_table(l, "redis.set_repl() requires two arguments.");
+            return raise_error_table("redis.set_repl() requires two arguments.");
         }
         let flags = l.to_number(-1) as i64;
         if flags & !repl::ALL != 0 {
-            return raise_error_table(
-                l,
-                "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+            return raise_error_table("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
             );
         }
         if let Some(host) = ctx.host.as_deref_mut() {
@@ -192,16 +202,14 @@ pub unsafe extern "C-unwind" fn set_repl(l: *mut raw::State) -> c_int {
 }
 
 pub unsafe extern "C-unwind" fn acl_check_cmd(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| {
+    c_function(L(l), |l| {
         let Some(ctx) = run_ctx() else {
-            return raise_error_table(
-                l,
-                "redis.acl_check_cmd can only be called inside a script invocation",
+            return raise_error_table("redis.acl_check_cmd can only be called inside a script invocation",
             );
         };
         let args = match command_args(l) {
             Ok(args) => args,
-            Err(msg) => return raise_error_table(l, msg),
+            Err(msg) => return raise_error_table(msg),
         };
         let allowed = ctx.host.as_deref_mut().and_then(|h| h.acl_check(&args));
         drop(args);
@@ -210,23 +218,23 @@ pub unsafe extern "C-unwind" fn acl_check_cmd(l: *mut raw::State) -> c_int {
                 l.push_bool(b);
                 Exit::Return(1)
             }
-            None => raise_error_table(l, "Invalid command passed to redis.acl_check_cmd()"),
+            None => raise_error_table("Invalid command passed to redis.acl_check_cmd()"),
         }
     })
 }
 
 pub unsafe extern "C-unwind" fn log(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| {
+    c_function(L(l), |l| {
         let argc = l.top();
         if argc < 2 {
-            return raise_error_table(l, "redis.log() requires two arguments or more.");
+            return raise_error_table("redis.log() requires two arguments or more.");
         }
         if !l.is_number(1) {
-            return raise_error_table(l, "First argument must be a number (log level).");
+            return raise_error_table("First argument must be a number (log level).");
         }
         let level = l.to_number(1) as i64;
         if !(log_level::DEBUG..=log_level::WARNING).contains(&level) {
-            return raise_error_table(l, "Invalid debug level.");
+            return raise_error_table("Invalid debug level.");
         }
         let mut message = Vec::new();
         for i in 2..=argc {
@@ -247,20 +255,18 @@ pub unsafe extern "C-unwind" fn log(l: *mut raw::State) -> c_int {
 }
 
 pub unsafe extern "C-unwind" fn setresp(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| {
+    c_function(L(l), |l| {
         let Some(ctx) = run_ctx() else {
-            return raise_error_table(
-                l,
-                "redis.setresp can only be called inside a script invocation",
+            return raise_error_table("redis.setresp can only be called inside a script invocation",
             );
         };
         if l.top() != 1 {
-            return raise_error_table(l, "redis.setresp() requires one argument.");
+            return raise_error_table("redis.setresp() requires one argument.");
         }
         match l.to_number(-1) as i64 {
             2 => ctx.resp3 = false,
             3 => ctx.resp3 = true,
-            _ => return raise_error_table(l, "RESP version must be 2 or 3."),
+            _ => return raise_error_table("RESP version must be 2 or 3."),
         }
         Exit::Return(0)
     })
@@ -268,31 +274,38 @@ pub unsafe extern "C-unwind" fn setresp(l: *mut raw::State) -> c_int {
 
 /// `os.clock()`: processor time used by the server, in seconds (what C's clock() measures).
 pub unsafe extern "C-unwind" fn os_clock(l: *mut raw::State) -> c_int {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write to; the clock id is a constant Linux supports.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    L(l).push_number(ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9);
-    1
+    c_function(L(l), |l| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid timespec to write to; the clock id is a constant Linux
+        // supports.
+        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        l.push_number(ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9);
+        Exit::Return(1)
+    })
 }
 
 /// `redis.breakpoint()`: false, since no debugging session is active.
 pub unsafe extern "C-unwind" fn breakpoint(l: *mut raw::State) -> c_int {
-    L(l).push_bool(false);
-    1
+    c_function(L(l), |l| {
+        l.push_bool(false);
+        Exit::Return(1)
+    })
 }
 
 /// `redis.debug(...)`: does nothing outside a debugging session.
-pub unsafe extern "C-unwind" fn debug(_l: *mut raw::State) -> c_int {
-    0
+pub unsafe extern "C-unwind" fn debug(l: *mut raw::State) -> c_int {
+    c_function(L(l), |_| Exit::Return(0))
 }
 
 /// `redis.replicate_commands()`: always true (effects replication is the only mode).
 pub unsafe extern "C-unwind" fn replicate_commands(l: *mut raw::State) -> c_int {
-    L(l).push_bool(true);
-    1
+    c_function(L(l), |l| {
+        l.push_bool(true);
+        Exit::Return(1)
+    })
 }
 
 /// Reads an integer argument as luaL_checkint does.
@@ -322,7 +335,7 @@ pub fn type_name(l: L, idx: c_int) -> &'static str {
 }
 
 pub unsafe extern "C-unwind" fn math_random(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| {
+    c_function(L(l), |l| {
         if run_ctx().is_none() {
             return Exit::RaiseMessage(
                 "math.random can only be called inside a script invocation".into(),
@@ -366,7 +379,7 @@ pub unsafe extern "C-unwind" fn math_random(l: *mut raw::State) -> c_int {
 }
 
 pub unsafe extern "C-unwind" fn math_randomseed(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| {
+    c_function(L(l), |l| {
         if run_ctx().is_none() {
             return Exit::RaiseMessage(
                 "math.randomseed can only be called inside a script invocation".into(),
@@ -384,7 +397,7 @@ pub unsafe extern "C-unwind" fn math_randomseed(l: *mut raw::State) -> c_int {
 
 /// `__index` of the protected globals: reading a missing global is an error.
 pub unsafe extern "C-unwind" fn missing_global(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| {
+    c_function(L(l), |l| {
         if l.top() != 2 {
             return Exit::RaiseMessage(
                 "Wrong number of arguments to luaProtectedTableError".into(),
@@ -404,24 +417,22 @@ pub unsafe extern "C-unwind" fn missing_global(l: *mut raw::State) -> c_int {
 
 /// `redis.register_function`, available while FUNCTION LOAD runs a library's code.
 pub unsafe extern "C-unwind" fn register_function(l: *mut raw::State) -> c_int {
-    guarded(L(l), |l| {
+    c_function(L(l), |l| {
         let registering = run_ctx().and_then(|c| c.registered.as_deref_mut());
         let Some(registered) = registering else {
-            return raise_error_table(
-                l,
-                "redis.register_function can only be called on FUNCTION LOAD command",
+            return raise_error_table("redis.register_function can only be called on FUNCTION LOAD command",
             );
         };
         match read_registration(l) {
             Ok(f) => {
                 if let Some(err) = validate_registration(&f, registered) {
                     l.registry_unref(f.callback);
-                    return raise_error_table(l, &err);
+                    return raise_error_table(&err);
                 }
                 registered.push(f);
                 Exit::Return(0)
             }
-            Err(msg) => raise_error_table(l, msg),
+            Err(msg) => raise_error_table(msg),
         }
     })
 }
@@ -483,7 +494,9 @@ fn read_registration(l: L) -> Result<RegisteredFunction, &'static str> {
     let mut description = None;
     let mut flags = Vec::new();
     let mut callback_at = None;
-    l.check_stack(4);
+    if !l.check_stack(4) {
+        return Err("stack overflow");
+    }
     l.push_nil();
     while l.next(1) {
         if l.kind(-2) != raw::TSTRING {

@@ -11,6 +11,8 @@
 //! The engine knows nothing about the keyspace: it reaches the server through [`Host`].
 
 mod api;
+mod cfunc;
+mod heap;
 mod libs;
 mod rand48;
 mod raw;
@@ -20,7 +22,7 @@ mod vm;
 pub use vm::{set_load_logger, CompiledId, LuaVm, RegisteredFunction, VmKind, REDIS_VERSION};
 
 use bytes::Bytes;
-use moonkv_protocol::ReplySink;
+use moonkv_protocol::{ErrorReply, ReplySink};
 
 /// Replication targets for `redis.set_repl` (Redis's PROPAGATE_* values).
 pub mod repl {
@@ -41,30 +43,33 @@ pub mod log_level {
 /// What a running script can ask of the server.
 pub trait Host {
     /// Runs a command for `redis.call`/`redis.pcall`, writing its reply into `reply` (whose
-    /// protocol is the script's, see `redis.setresp`). `Err(text)` when the script rules refuse
-    /// the command before it runs (unknown command, noscript, write in a read-only script...);
-    /// the text may start with `-CODE` or be a bare message (then the code is ERR). The host
-    /// records such refusals in the error statistics itself.
-    fn call(&mut self, args: &[Bytes], reply: &mut dyn ReplySink) -> Result<(), String>;
+    /// protocol is the script's, see `redis.setresp`). `Err` when the script rules refuse the
+    /// command before it runs (unknown command, noscript, write in a read-only script...),
+    /// with the error as the script sees it; `counted` says whether the host already recorded
+    /// it in the error statistics.
+    fn call(&mut self, args: &[Bytes], reply: &mut dyn ReplySink) -> Result<(), ErrorReply>;
     /// `redis.set_repl(flags)` with a valid flag set.
     fn set_repl(&mut self, flags: i64);
     /// `redis.log(level, ...)`.
     fn log(&mut self, level: i64, message: &[u8]);
     /// `redis.acl_check_cmd(...)`: Some(allowed), or None for an unknown command.
     fn acl_check(&mut self, args: &[Bytes]) -> Option<bool>;
-    /// Called every so many Lua instructions while a script runs (the BUSY/SCRIPT KILL hook).
-    /// Returning true stops the script with an error.
-    fn should_stop(&mut self) -> bool {
-        false
+    /// Called every so many Lua instructions while a script runs (slow-script handling,
+    /// SCRIPT KILL). `Some(error)` stops the script with that error (`CODE message`): it is
+    /// raised at once and again on every following line, so the script cannot catch it for
+    /// good.
+    fn interrupt(&mut self) -> Option<String> {
+        None
     }
 }
 
-/// A script run that ended with an error reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScriptError {
-    /// The full error text with its code, e.g. `ERR user_script:1: ... script: <sha>, on ...`.
-    pub message: String,
-    /// The error was already counted in the error statistics (it came from a command the
-    /// script called), so replying it must not count it again.
-    pub counted: bool,
+/// A script run that ended with an error reply: the full text with its code, e.g.
+/// `ERR user_script:1: ... script: <sha>, on ...`, and whether it was already counted in the
+/// error statistics (it came from a command the script called).
+pub type ScriptError = ErrorReply;
+
+/// Test hook: the next library function a script calls (cjson, redis.*, ...) panics inside
+/// its body, to check that a panic is contained.
+pub fn panic_in_next_library_call() {
+    cfunc::arm_panic();
 }

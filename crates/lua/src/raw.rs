@@ -1,18 +1,29 @@
 //! A thin layer over the Lua C API: [`L`] wraps a `lua_State` pointer with the handful of
-//! stack operations the rest of the crate uses.
+//! stack operations the rest of the crate uses. This is where the crate's soundness rules are
+//! stated; every `unsafe` block in the crate names the rule it relies on.
 //!
-//! Soundness rests on three rules that every caller in this crate keeps:
-//! 1. An `L` is only made from a state that a [`crate::vm::LuaVm`] created and still owns, or
-//!    from the state Lua passes to one of our C functions while it runs; the VM is used by one
-//!    thread at a time (the one holding the server lock), so no two threads touch a state.
-//! 2. Stack indexes are ones the caller just pushed or received, and deep pushes are preceded
-//!    by [`L::check_stack`].
-//! 3. Lua raises errors with `longjmp`. Only API calls that cannot raise (other than on
-//!    allocation failure, where the process aborts anyway under jemalloc's policy) are made
-//!    while Rust values with destructors are alive; functions that raise on purpose
-//!    ([`L::raise`]) are called as the last thing a C function does, after its Rust locals
-//!    are gone.
+//! 1. **One owner, one thread.** An `L` is only made from a state that a
+//!    [`crate::vm::LuaVm`] created and still owns, or from the state Lua passes to one of our
+//!    C functions or hooks while it runs. A VM is used by one thread at a time (the one
+//!    holding the server lock), so no two threads touch a state.
+//! 2. **Valid indexes, room on the stack.** Stack indexes are ones the caller just pushed or
+//!    received. Pushes stay within the slots Lua guarantees (LUA_MINSTACK, 20, to a C
+//!    function or hook) or are preceded by a successful [`L::check_stack`]; a failed check is
+//!    handled as an error, never ignored.
+//! 3. **No `longjmp` over live Rust values.** Lua raises errors with `longjmp`, which skips
+//!    frames without running destructors. So:
+//!    - allocation failures cannot raise from Rust code: the allocator refuses only in Lua
+//!      mode, while Lua code runs inside a protected call made from Rust with no Rust frame
+//!      in between, and in Rust mode a real out-of-memory aborts the process
+//!      ([`crate::heap`]); growing the stack (`lua_checkstack`) allocates, so this covers it;
+//!    - the other API calls made from Rust cannot raise, by construction: they never touch
+//!      read-only tables or metamethods;
+//!    - errors are raised on purpose only by the C function wrappers of [`crate::cfunc`],
+//!      after the function body has returned and its Rust values are dropped.
+//! 4. **No unwinding through C.** Every C function and hook body runs with panics caught
+//!    ([`crate::cfunc`]), so no panic crosses Lua's C frames.
 
+use crate::heap::{allocate, Heap};
 use mlua_sys as ffi;
 use std::ffi::{c_char, c_int};
 
@@ -53,9 +64,12 @@ impl L {
     pub fn pop(self, n: c_int) {
         self.set_top(-n - 1)
     }
-    /// Makes room for `n` more values; false if the stack cannot grow.
+    /// Makes room for `n` more values; false if the stack would pass Lua's limit (then
+    /// nothing may be pushed beyond the guaranteed slots).
+    #[must_use]
     pub fn check_stack(self, n: c_int) -> bool {
-        // SAFETY: rule 1; lua-src's lua_checkstack grows the stack in protected mode.
+        // SAFETY: rule 1; growing the stack allocates, which cannot raise here (rule 3: this
+        // is only called from Rust mode, where the allocator never refuses).
         unsafe { ffi::lua_checkstack(self.0, n) != 0 }
     }
     pub fn kind(self, idx: c_int) -> c_int {
@@ -234,35 +248,47 @@ impl L {
         }
     }
     /// Calls the function below `nargs` arguments in protected mode with the message handler
-    /// at `handler` (0: none). Returns true on success.
-    pub fn pcall(self, nargs: c_int, nresults: c_int, handler: c_int) -> bool {
-        // SAFETY: rule 1-2; errors are caught by pcall, never propagated past Rust frames.
-        unsafe { ffi::lua_pcall(self.0, nargs, nresults, handler) == 0 }
+    /// at `handler` (0: none), in Lua mode: allocations inside may fail, since the protected
+    /// call catches the error before it reaches a Rust frame. Returns Lua's status code
+    /// ([`OK`], [`ERRMEM`], ...).
+    pub fn pcall(self, nargs: c_int, nresults: c_int, handler: c_int) -> c_int {
+        let heap = self.heap();
+        let outer_mode = heap.set_lua_mode(true);
+        // SAFETY: rule 1-2; errors inside are caught by this protected call (rule 3).
+        let status = unsafe { ffi::lua_pcall(self.0, nargs, nresults, handler) };
+        heap.set_lua_mode(outer_mode);
+        status
     }
-    /// Raises `msg` as luaL_error does (see [`L::raise_top_with_position`]). The string is
-    /// copied into Lua and dropped before raising: must be the tail of a C function (rule 3).
-    pub fn raise_message(self, msg: String) -> c_int {
-        self.check_stack(1);
-        self.push_str(&msg);
-        drop(msg);
-        self.raise_top_with_position()
-    }
-    /// Raises the string on top as luaL_error does: prefixed with the position of the script
-    /// line that called the running C function (`user_script:1: `). Must be the tail of a C
-    /// function (rule 3).
-    pub fn raise_top_with_position(self) -> c_int {
-        self.check_stack(2);
+    /// Replaces the string on top with itself prefixed by the position of the script line
+    /// that called the running C function (`user_script:1: `), as luaL_error does. Needs two
+    /// free slots.
+    pub fn prefix_position(self) {
         // SAFETY: rule 1-2; luaL_where pushes a string, which goes below the message.
         unsafe { ffi::luaL_where(self.0, 1) };
         self.insert(-2);
-        // SAFETY: rule 1-2; the two values on top are strings.
+        // SAFETY: rule 1-2; the two values on top are strings; concatenating allocates,
+        // which cannot raise in Rust mode (rule 3).
         unsafe { ffi::lua_concat(self.0, 2) };
-        self.raise()
     }
-    /// Raises the value on top as a Lua error. Must be the tail of a C function (rule 3).
-    pub fn raise(self) -> c_int {
-        // SAFETY: rule 3: called with no live Rust destructors between here and Lua.
+    /// Raises the value on top as a Lua error. Only the wrappers of [`crate::cfunc`] call
+    /// it, as their last step (rule 3).
+    pub(crate) fn raise(self) -> c_int {
+        // SAFETY: rule 3: the wrapper's body has returned; no live Rust value is skipped.
         unsafe { ffi::lua_error(self.0) }
+    }
+    /// The heap this state allocates from.
+    pub(crate) fn heap<'a>(self) -> &'a Heap {
+        let mut ud = std::ptr::null_mut();
+        // SAFETY: rule 1; every state is made by [`new_state`] with a heap's user data, and
+        // the owning LuaVm keeps the heap alive longer than the state.
+        unsafe {
+            ffi::lua_getallocf(self.0, &mut ud);
+            Heap::from_user_data(ud)
+        }
+    }
+    /// The error text for a script that went past its memory budget.
+    pub(crate) fn memory_error(self) -> String {
+        self.heap().limit_error()
     }
     pub fn registry_ref(self) -> c_int {
         // SAFETY: rule 1-2; pops the value on top into the registry.
@@ -296,44 +322,6 @@ pub use ffi::{
     LUA_MASKLINE,
 };
 
-/// Alignment of every block given to Lua (enough for any C type Lua stores).
-const LUA_BLOCK_ALIGN: usize = 16;
-
-/// Lua's allocation function, on Rust's global allocator (jemalloc in the server), so Lua
-/// memory is as fast to get as the rest and counted with it.
-unsafe extern "C" fn allocate(
-    _ud: *mut std::ffi::c_void,
-    ptr: *mut std::ffi::c_void,
-    old_size: usize,
-    new_size: usize,
-) -> *mut std::ffi::c_void {
-    use std::alloc::{alloc, dealloc, realloc, Layout};
-    // SAFETY: Lua 5.1 passes the block's current size as old_size whenever ptr is not null
-    // (lua_Alloc contract), so each layout below is the one the block was allocated with;
-    // sizes are non-zero where a layout is built for allocation, and the alignment is a
-    // power of two.
-    unsafe {
-        if new_size == 0 {
-            if !ptr.is_null() {
-                dealloc(
-                    ptr as *mut u8,
-                    Layout::from_size_align_unchecked(old_size, LUA_BLOCK_ALIGN),
-                );
-            }
-            return std::ptr::null_mut();
-        }
-        if ptr.is_null() {
-            return alloc(Layout::from_size_align_unchecked(new_size, LUA_BLOCK_ALIGN))
-                as *mut std::ffi::c_void;
-        }
-        realloc(
-            ptr as *mut u8,
-            Layout::from_size_align_unchecked(old_size, LUA_BLOCK_ALIGN),
-            new_size,
-        ) as *mut std::ffi::c_void
-    }
-}
-
 /// Lua's panic function: an error outside any protected call cannot be recovered from.
 unsafe extern "C-unwind" fn panic(l: *mut State) -> c_int {
     let msg = L(l)
@@ -344,10 +332,11 @@ unsafe extern "C-unwind" fn panic(l: *mut State) -> c_int {
     std::process::abort()
 }
 
-/// Creates a fresh state on the Rust allocator; None if out of memory.
-pub fn new_state() -> Option<L> {
-    // SAFETY: `allocate` follows the lua_Alloc contract; the user data is unused.
-    let p = unsafe { ffi::lua_newstate(allocate, std::ptr::null_mut()) };
+/// Creates a fresh state allocating from `heap`, which must outlive it; None if out of
+/// memory.
+pub fn new_state(heap: &Heap) -> Option<L> {
+    // SAFETY: `allocate` follows the lua_Alloc contract with a heap's user data.
+    let p = unsafe { ffi::lua_newstate(allocate, heap.as_user_data()) };
     if p.is_null() {
         return None;
     }
@@ -366,7 +355,11 @@ pub fn close_state(l: L) {
 pub fn open_lib(l: L, name: &str, open: CFunction) -> bool {
     l.push_function(open);
     l.push_str(name);
-    l.pcall(1, 0, 0)
+    l.pcall(1, 0, 0) == OK
 }
+
+/// Lua's status codes for a protected call.
+pub const OK: c_int = 0;
+pub const ERRMEM: c_int = ffi::LUA_ERRMEM;
 
 pub use ffi::{luaopen_base, luaopen_debug, luaopen_math, luaopen_string, luaopen_table};

@@ -28,19 +28,26 @@ struct Frame {
     remaining: usize,
 }
 
-/// Builds the Lua value of one command reply on top of the Lua stack.
-pub struct LuaReplyBuilder {
+/// Builds the Lua value of one command reply on top of the Lua stack. It runs in Rust mode
+/// (see [`crate::heap`]): its pushes cannot fail, so it stops building by itself once the
+/// script's memory budget or Lua's stack limit is reached, and records why in `failure`.
+pub struct LuaReplyBuilder<'h> {
     l: L,
+    heap: &'h crate::heap::Heap,
     protocol: Protocol,
     frames: Vec<Frame>,
     /// Values completed at the top level (1 for a well-formed reply).
     pub produced: usize,
+    /// Why the reply could not be built (the stack holds a partial value then).
+    pub failure: Option<&'static str>,
 }
 
-impl LuaReplyBuilder {
+impl LuaReplyBuilder<'_> {
     pub fn new(l: L, resp3: bool) -> Self {
         LuaReplyBuilder {
             l,
+            heap: l.heap(),
+            failure: None,
             protocol: if resp3 {
                 Protocol::Resp3
             } else {
@@ -100,9 +107,28 @@ impl LuaReplyBuilder {
         }
     }
 
+    /// Whether `slots` more values may be pushed: false once building has failed, the memory
+    /// budget is spent, or the stack cannot grow.
+    fn room(&mut self, slots: c_int) -> bool {
+        if self.failure.is_some() {
+            return false;
+        }
+        if self.heap.over_ceiling() {
+            self.failure = Some("ERR Lua memory limit reached");
+            return false;
+        }
+        if !self.l.check_stack(slots) {
+            self.failure = Some("ERR reached lua stack limit");
+            return false;
+        }
+        true
+    }
+
     fn open(&mut self, kind: FrameKind, len: usize, wrapper: Option<&str>) {
         let l = self.l;
-        l.check_stack(4);
+        if !self.room(4) {
+            return;
+        }
         l.new_table(
             if matches!(kind, FrameKind::Array { .. }) {
                 len
@@ -149,9 +175,9 @@ fn push_wrapped(l: L, field: &str, push: impl FnOnce(L)) {
 }
 
 /// Pushes the `{err = "CODE message"}` table Redis uses for errors in Lua, from either
-/// `-CODE message` or a bare message (code ERR), without trailing newlines.
+/// `-CODE message` or a bare message (code ERR), without trailing newlines. Needs three free
+/// stack slots.
 pub fn push_error_table(l: L, text: &str, counted: bool) {
-    l.check_stack(4);
     l.new_table(0, 2);
     l.push_str(&error_text(text));
     l.raw_set_field(-2, "err");
@@ -182,16 +208,21 @@ pub fn error_text(text: &str) -> String {
     format!("{} {}", code, msg.trim_matches(|c| c == '\r' || c == '\n'))
 }
 
-impl ReplySink for LuaReplyBuilder {
+impl ReplySink for LuaReplyBuilder<'_> {
     fn protocol(&self) -> Protocol {
         self.protocol
     }
     fn simple(&mut self, s: &str) {
-        self.l.check_stack(3);
+        if !self.room(3) {
+            return;
+        }
         push_wrapped(self.l, "ok", |l| l.push_str(s));
         self.leaf();
     }
     fn error(&mut self, msg: &str) {
+        if !self.room(3) {
+            return;
+        }
         let text = if msg.starts_with('-') {
             msg.to_string()
         } else {
@@ -201,17 +232,23 @@ impl ReplySink for LuaReplyBuilder {
         self.leaf();
     }
     fn integer(&mut self, i: i64) {
-        self.l.check_stack(1);
+        if !self.room(1) {
+            return;
+        }
         self.l.push_number(i as f64);
         self.leaf();
     }
     fn bulk(&mut self, b: &[u8]) {
-        self.l.check_stack(1);
+        if !self.room(1) {
+            return;
+        }
         self.l.push_bytes(b);
         self.leaf();
     }
     fn null(&mut self) {
-        self.l.check_stack(1);
+        if !self.room(1) {
+            return;
+        }
         if self.protocol == Protocol::Resp3 {
             self.l.push_nil();
         } else {
@@ -241,7 +278,9 @@ impl ReplySink for LuaReplyBuilder {
     }
     fn double(&mut self, d: f64) {
         let l = self.l;
-        l.check_stack(3);
+        if !self.room(3) {
+            return;
+        }
         if self.protocol == Protocol::Resp3 {
             push_wrapped(l, "double", |l| l.push_number(d));
         } else {
@@ -250,7 +289,9 @@ impl ReplySink for LuaReplyBuilder {
         self.leaf();
     }
     fn boolean(&mut self, b: bool) {
-        self.l.check_stack(1);
+        if !self.room(1) {
+            return;
+        }
         if self.protocol == Protocol::Resp3 {
             self.l.push_bool(b);
         } else {
@@ -260,7 +301,9 @@ impl ReplySink for LuaReplyBuilder {
     }
     fn verbatim(&mut self, format: &str, text: &[u8]) {
         let l = self.l;
-        l.check_stack(4);
+        if !self.room(4) {
+            return;
+        }
         if self.protocol == Protocol::Resp3 {
             l.new_table(0, 1);
             l.new_table(0, 2);
@@ -276,7 +319,9 @@ impl ReplySink for LuaReplyBuilder {
     }
     fn big_number(&mut self, digits: &str) {
         let l = self.l;
-        l.check_stack(3);
+        if !self.room(3) {
+            return;
+        }
         if self.protocol == Protocol::Resp3 {
             push_wrapped(l, "big_number", |l| l.push_str(digits));
         } else {
@@ -288,7 +333,7 @@ impl ReplySink for LuaReplyBuilder {
         self.array(len);
     }
     fn attribute(&mut self, len: usize) {
-        if len > 0 {
+        if len > 0 && self.failure.is_none() {
             self.frames.push(Frame {
                 kind: FrameKind::Discard,
                 remaining: len * 2,

@@ -2,6 +2,8 @@
 //! makes on it: compile a script, load a function library, run.
 
 use crate::api;
+use crate::cfunc::{self, Exit};
+use crate::heap::Heap;
 use crate::raw::{self, L};
 use crate::reply::{emit, ReplyKeys};
 use crate::{Host, ScriptError};
@@ -96,6 +98,9 @@ pub(crate) struct RunCtx<'a> {
     pub resp3: bool,
     /// A redis.call is in progress (a debug hook must not nest another).
     pub in_call: bool,
+    /// The host stopped the script (SCRIPT KILL): the error raised again on every line, so
+    /// the script cannot catch it and go on.
+    pub stopping: Option<String>,
     /// Functions registered so far, while FUNCTION LOAD runs a library.
     pub registered: Option<&'a mut Vec<RegisteredFunction>>,
     /// When loading a library must stop (FUNCTION LOAD's time limit).
@@ -117,19 +122,48 @@ const HOOK_INSTRUCTIONS: c_int = 100_000;
 /// Count hook while a library loads: past the deadline, fail the load. The hook then fires on
 /// every line, so a pcall in the library cannot swallow the error and go on looping.
 unsafe extern "C-unwind" fn load_hook(l: *mut raw::State, _ar: *mut raw::Debug) {
-    let l = L(l);
-    let expired = api::run_ctx()
-        .and_then(|c| c.deadline)
-        .is_some_and(|d| std::time::Instant::now() > d);
-    if expired {
+    cfunc::hook(L(l), |l| {
+        let expired = api::run_ctx()
+            .and_then(|c| c.deadline)
+            .is_some_and(|d| std::time::Instant::now() > d);
+        if !expired {
+            return Exit::Return(0);
+        }
         l.set_hook(Some(load_hook), raw::LUA_MASKLINE, 0);
-        crate::reply::push_error_table(l, "FUNCTION LOAD timeout", false);
-        l.raise();
-    }
+        Exit::RaiseTable("FUNCTION LOAD timeout".into())
+    })
+}
+
+/// Count hook while a script runs: gives the host its periodic look (slow-script handling,
+/// SCRIPT KILL). Once the host stops the script, the hook fires on every line and raises the
+/// host's error each time, so `pcall` cannot catch it for good.
+unsafe extern "C-unwind" fn run_hook(l: *mut raw::State, _ar: *mut raw::Debug) {
+    cfunc::hook(L(l), |l| {
+        let Some(ctx) = api::run_ctx() else {
+            return Exit::Return(0);
+        };
+        if ctx.stopping.is_none() {
+            let Some(host) = ctx.host.as_deref_mut() else {
+                return Exit::Return(0);
+            };
+            match host.interrupt() {
+                None => return Exit::Return(0),
+                Some(error) => {
+                    ctx.stopping = Some(error);
+                    l.set_hook(Some(run_hook), raw::LUA_MASKLINE, 0);
+                }
+            }
+        }
+        Exit::RaiseTable(ctx.stopping.clone().unwrap_or_default())
+    })
 }
 
 pub struct LuaVm {
     l: L,
+    /// The allocator's bookkeeping; outlives the state (dropped after it, see Drop).
+    heap: Box<Heap>,
+    /// How much one run may add to the heap (None: no limit).
+    memory_limit: Option<usize>,
     kind: VmKind,
     /// Registry references read on every run (integer keys: no string hashing per call):
     /// the error handler, and the strings "KEYS" and "ARGV".
@@ -156,15 +190,20 @@ unsafe impl Send for LuaVm {}
 
 impl Drop for LuaVm {
     fn drop(&mut self) {
+        // The heap field is dropped after this, so the state never outlives its allocator's
+        // bookkeeping.
         raw::close_state(self.l);
     }
 }
 
 impl LuaVm {
     pub fn new(kind: VmKind) -> LuaVm {
-        let l = raw::new_state().expect("cannot allocate a Lua state");
+        let heap = Heap::new();
+        let l = raw::new_state(&heap).expect("cannot allocate a Lua state");
         let mut vm = LuaVm {
             l,
+            heap,
+            memory_limit: None,
             kind,
             handler_ref: 0,
             keys_name_ref: 0,
@@ -215,7 +254,7 @@ impl LuaVm {
             l.load(ERROR_HANDLER_SOURCE.as_bytes(), "@err_handler_def"),
             "error handler compiles"
         );
-        assert!(l.pcall(0, 1, 0), "error handler loads");
+        assert!(l.pcall(0, 1, 0) == raw::OK, "error handler loads");
         if self.kind == VmKind::Eval {
             l.push_value(-1);
             l.raw_set_field(raw::GLOBALS, EVAL_HANDLER_GLOBAL);
@@ -300,24 +339,30 @@ impl LuaVm {
                 host: None,
                 resp3: false,
                 in_call: false,
+                stopping: None,
                 registered: Some(&mut registered),
                 deadline,
                 reply_keys: self.reply_keys,
             };
             l.set_hook(Some(load_hook), raw::LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
-            let ok = with_run_ctx(&mut ctx, || l.pcall(0, 0, 0));
+            self.heap.set_budget(self.memory_limit);
+            let status = with_run_ctx(&mut ctx, || l.pcall(0, 0, 0));
             l.set_hook(None, 0, 0);
-            if ok {
+            let outcome = if status == raw::OK {
                 Ok(())
             } else {
-                let msg = if l.kind(-1) == raw::TTABLE {
+                let msg = if status == raw::ERRMEM && self.heap.limit_hit() {
+                    self.heap.limit_error()
+                } else if l.kind(-1) == raw::TTABLE {
                     api::error_message(l)
                 } else {
                     format!("ERR {}", api::error_message(l))
                 };
                 l.pop(1);
                 Err(format!("Error registering functions: {msg}"))
-            }
+            };
+            self.end_budget();
+            outcome
         };
         self.set_globals_fallback(GLOBALS_KEY);
         match outcome {
@@ -344,9 +389,25 @@ impl LuaVm {
         l.pop(1);
     }
 
+    /// Sets how much one run (a script, a function call or a library load) may add to the
+    /// Lua heap; None for no limit. A run that needs more fails with the memory error.
+    pub fn set_memory_limit(&mut self, limit: Option<usize>) {
+        self.memory_limit = limit;
+    }
+
+    /// Lifts the run's memory budget; after a run that hit it, collects the garbage it left so
+    /// the memory goes back at once.
+    fn end_budget(&mut self) {
+        if self.heap.limit_hit() {
+            self.l.gc(raw::LUA_GCCOLLECT, 0);
+        }
+        self.heap.set_budget(None);
+    }
+
     /// Runs a compiled script (EVAL: KEYS and ARGV become globals) or function (FCALL: they
     /// are its two arguments) and writes its reply to `out`. `name` is what error messages call
-    /// it (the script's SHA1 or the function's name).
+    /// it (the script's SHA1 or the function's name). The host is interrupted every so many
+    /// instructions ([`Host::interrupt`]).
     pub fn run(
         &mut self,
         f: CompiledId,
@@ -358,7 +419,12 @@ impl LuaVm {
     ) -> Result<(), ScriptError> {
         let l = self.l;
         let base = l.top();
-        l.check_stack(8);
+        if !l.check_stack(8) {
+            return Err(ScriptError {
+                message: "ERR reached lua stack limit".into(),
+                counted: false,
+            });
+        }
         l.raw_get_index(raw::REGISTRY, self.handler_ref as i64);
         let handler = l.top();
         l.raw_get_index(raw::REGISTRY, f as i64);
@@ -382,25 +448,36 @@ impl LuaVm {
             host: Some(host),
             resp3: false,
             in_call: false,
+            stopping: None,
             registered: None,
             deadline: None,
             reply_keys: self.reply_keys,
         };
-        let ok = with_run_ctx(&mut ctx, || l.pcall(nargs, 1, handler));
+        l.set_hook(Some(run_hook), raw::LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
+        self.heap.set_budget(self.memory_limit);
+        let status = with_run_ctx(&mut ctx, || l.pcall(nargs, 1, handler));
+        l.set_hook(None, 0, 0);
         let resp3 = ctx.resp3;
-        let result = if ok {
+        let result = if status == raw::OK {
             let mut top_error = None;
             emit(l, &self.reply_keys, out, resp3, &mut top_error);
             match top_error {
                 Some((message, counted)) => Err(ScriptError { message, counted }),
                 None => Ok(()),
             }
+        } else if status == raw::ERRMEM && self.heap.limit_hit() {
+            l.pop(1);
+            Err(ScriptError {
+                message: format!("{} script: {name}", self.heap.limit_error()),
+                counted: false,
+            })
         } else {
             let err = script_error(l, name);
             l.pop(1);
             Err(err)
         };
         l.set_top(base);
+        self.end_budget();
         if self.kind == VmKind::Eval {
             self.renew_if_altered(0);
             self.renew_if_altered(1);
@@ -494,12 +571,18 @@ pub(crate) fn current_run_ctx() -> *mut std::ffi::c_void {
 }
 
 /// Runs `f` with `ctx` reachable from the C functions, and unreachable again afterwards
-/// (restoring any outer context, though runs do not nest).
+/// (restoring any outer context, though runs do not nest), also if `f` panics.
 fn with_run_ctx<R>(ctx: &mut RunCtx<'_>, f: impl FnOnce() -> R) -> R {
-    let outer = RUN_CTX.with(|c| c.replace(ctx as *mut RunCtx<'_> as *mut std::ffi::c_void));
-    let r = f();
-    RUN_CTX.with(|c| c.set(outer));
-    r
+    struct Restore(*mut std::ffi::c_void);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            RUN_CTX.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(
+        RUN_CTX.with(|c| c.replace(ctx as *mut RunCtx<'_> as *mut std::ffi::c_void)),
+    );
+    f()
 }
 
 /// Builds the error reply of a failed run from the handler's `{err, source, line}` table.
@@ -641,7 +724,7 @@ fn protect_recursively(l: L) {
         return;
     }
     l.set_readonly(-1, true);
-    l.check_stack(3);
+    assert!(l.check_stack(3), "library tables nest shallowly");
     l.push_nil();
     while l.next(-2) {
         if l.kind(-1) == raw::TTABLE {

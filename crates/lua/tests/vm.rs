@@ -3,19 +3,22 @@
 
 use bytes::Bytes;
 use moonkv_lua::{Host, LuaVm, ScriptError, VmKind};
-use moonkv_protocol::{Protocol, ReplySink, RespWriter};
+use moonkv_protocol::{ErrorReply, Protocol, ReplySink, RespWriter};
 
 /// Answers every command with an array of its arguments, except `FAIL`, which errors.
 struct EchoHost;
 
 impl Host for EchoHost {
-    fn call(&mut self, args: &[Bytes], reply: &mut dyn ReplySink) -> Result<(), String> {
+    fn call(&mut self, args: &[Bytes], reply: &mut dyn ReplySink) -> Result<(), ErrorReply> {
         if args[0].eq_ignore_ascii_case(b"fail") {
             reply.error("ERR failed on purpose");
             return Ok(());
         }
         if args[0].eq_ignore_ascii_case(b"refuse") {
-            return Err("This Redis command is not allowed from script".into());
+            return Err(ErrorReply {
+                message: "ERR This Redis command is not allowed from script".into(),
+                counted: true,
+            });
         }
         reply.array(args.len());
         for a in args {

@@ -6,4 +6,4 @@ pub mod parser;
 pub mod reply;
 
 pub use parser::{split_args, ParseLimits, Parsed, ProtocolError, RequestParser};
-pub use reply::{itoa_buf, Protocol, ReplySink, RespWriter};
+pub use reply::{itoa_buf, ErrorReply, Protocol, ReplySink, RespWriter};

@@ -71,6 +71,30 @@ macro_rules! forward_reply_sink {
     };
 }
 
+/// An error on its way to a client, with whether the error statistics already counted it
+/// (an error that arose in a command a script called, or a refusal its checker counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReply {
+    /// The full text with its code, e.g. `ERR syntax error`.
+    pub message: String,
+    pub counted: bool,
+}
+
+impl ErrorReply {
+    /// An error not counted yet.
+    pub fn new(message: impl Into<String>) -> Self {
+        ErrorReply {
+            message: message.into(),
+            counted: false,
+        }
+    }
+
+    /// The error code (its first word), as the error statistics key it.
+    pub fn code(&self) -> &str {
+        self.message.split(' ').next().unwrap_or("ERR")
+    }
+}
+
 pub trait ReplySink {
     fn protocol(&self) -> Protocol;
     /// Switches the protocol for the rest of this reply (HELLO answers in the new version).
@@ -83,6 +107,14 @@ pub trait ReplySink {
     /// this to skip the statistics; the reply itself is the same.
     fn error_counted_elsewhere(&mut self, msg: &str) {
         self.error(msg)
+    }
+    /// Replies an [`ErrorReply`], counted unless it already was.
+    fn error_reply(&mut self, e: &ErrorReply) {
+        if e.counted {
+            self.error_counted_elsewhere(&e.message)
+        } else {
+            self.error(&e.message)
+        }
     }
     fn integer(&mut self, i: i64);
     fn bulk(&mut self, b: &[u8]);

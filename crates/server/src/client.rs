@@ -47,6 +47,12 @@ pub struct MultiState {
     pub queued: Vec<QueuedCommand>,
     /// A command failed to queue (unknown, wrong arity...): EXEC answers EXECABORT.
     pub aborted: bool,
+    /// The admission flags of the queued commands together (EXEC is admitted with them:
+    /// a queued write makes EXEC a write).
+    pub flags: u32,
+    /// The admission flags some queued command lacks (a queued command that may not run on a
+    /// stale replica makes EXEC one too).
+    pub missing_flags: u32,
 }
 
 pub struct ClientState {

@@ -161,6 +161,9 @@ pub static DIRECTIVES: &[Directive] = &[
         int(0, LONG_MAX),
         "5000",
     ),
+    // moonkv's own: how much one script run may add to the Lua heap (0: no limit). See the
+    // README for why 1gb.
+    d("script-memory-limit", MEM, "1073741824"),
     d(
         "notify-keyspace-events",
         Kind::Custom(crate::notify::normalize_config),

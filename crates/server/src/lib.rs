@@ -4,6 +4,7 @@
 //! [`moonkv_keyspace`] -> replies written by a [`moonkv_protocol::ReplySink`] -> bytes.
 
 pub mod blocking;
+pub mod busy;
 pub mod client;
 pub mod commands;
 pub mod config;

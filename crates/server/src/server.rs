@@ -3,45 +3,63 @@
 use crate::config::Config;
 use crate::log;
 use crate::net;
+use crate::busy::Desk;
 use crate::state::ServerState;
-use parking_lot::{Mutex, MutexGuard};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// What every connection task shares.
 pub struct Shared {
-    state: Mutex<ServerState>,
+    /// The server state behind the lock under which commands execute. Every command runs
+    /// entirely under it, which is what makes commands, transactions and scripts atomic.
+    state: tokio::sync::Mutex<ServerState>,
+    /// Where work for the state goes while a busy script holds the lock (see `crate::busy`).
+    pub desk: Arc<Desk>,
     /// Woken when SHUTDOWN or a signal asks the server to stop.
     pub shutdown: Notify,
+}
+
+/// How a connection got at the state: under the lock, or (while a busy script holds it)
+/// through the desk.
+pub enum Access<'a> {
+    Locked(tokio::sync::MutexGuard<'a, ServerState>),
+    Desk,
 }
 
 impl Shared {
     pub fn new(state: ServerState) -> Self {
         Shared {
-            state: Mutex::new(state),
+            desk: state.desk.clone(),
+            state: tokio::sync::Mutex::new(state),
             shutdown: Notify::new(),
         }
     }
 
-    /// Takes the global lock under which commands execute. Every command runs entirely under
-    /// it, which is what makes commands, transactions and scripts atomic.
-    pub fn lock(&self) -> MutexGuard<'_, ServerState> {
-        self.state.lock()
+    /// Waits for the lock. The wait is a queue that the holder wakes on release: no polling,
+    /// and no runtime thread is tied up meanwhile, so the runtime keeps accepting
+    /// connections, flushing replies and delivering messages.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ServerState> {
+        self.state.lock().await
     }
 
-    /// Takes the lock from async code without tying up a runtime thread while another command
-    /// holds it for long (DEBUG SLEEP now, slow scripts later): after a short bounded wait the
-    /// task yields and retries, so the runtime keeps accepting connections, flushing replies
-    /// and delivering messages meanwhile. That is also the point where a long-running script
-    /// will be answered with -BUSY instead of waiting.
-    pub async fn lock_async(&self) -> MutexGuard<'_, ServerState> {
+    /// Waits for the lock, or for the desk to open if a script holding the lock becomes
+    /// busy: work for clients goes through here, so that a busy script answers them.
+    pub async fn access(&self) -> Access<'_> {
         loop {
-            // Commands normally hold the lock for microseconds: wait for it briefly.
-            if let Some(guard) = self.state.try_lock_for(Duration::from_micros(500)) {
-                return guard;
+            let opened = self.desk.opened();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            if let Ok(guard) = self.state.try_lock() {
+                return Access::Locked(guard);
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            if self.desk.is_open() {
+                return Access::Desk;
+            }
+            tokio::select! {
+                guard = self.state.lock() => return Access::Locked(guard),
+                _ = &mut opened => {}
+            }
         }
     }
 }
@@ -107,10 +125,10 @@ fn cron(state: &mut ServerState, tick: Duration) {
 
 async fn run_cron(shared: Arc<Shared>) {
     loop {
-        let hz = shared.lock_async().await.settings.hz.max(1);
+        let hz = shared.lock().await.settings.hz.max(1);
         let tick = Duration::from_millis(1000 / hz as u64);
         tokio::time::sleep(tick).await;
-        let mut state = shared.lock_async().await;
+        let mut state = shared.lock().await;
         cron(&mut state, tick);
     }
 }

@@ -33,6 +33,11 @@ pub struct Settings {
     pub hash_limits: moonkv_keyspace::HashLimits,
     pub zset_limits: moonkv_keyspace::ZSetLimits,
     pub set_max_intset_entries: usize,
+    /// `busy-reply-threshold` (`lua-time-limit`): how long a script runs before it is busy.
+    pub busy_reply_threshold: std::time::Duration,
+    /// `script-memory-limit`: how much one script run may add to the Lua heap (None: no
+    /// limit).
+    pub script_memory_limit: Option<usize>,
 }
 
 impl Settings {
@@ -73,6 +78,13 @@ impl Settings {
                 max_value: c.get_i64("zset-max-listpack-value").max(0) as usize,
             },
             set_max_intset_entries: c.get_i64("set-max-intset-entries").max(0) as usize,
+            busy_reply_threshold: std::time::Duration::from_millis(
+                c.get_i64("busy-reply-threshold").max(0) as u64,
+            ),
+            script_memory_limit: match c.get_i64("script-memory-limit") {
+                n if n <= 0 => None,
+                n => Some(n as usize),
+            },
         }
     }
 }
@@ -159,6 +171,8 @@ pub struct ServerState {
     pub scripting: crate::scripting::Scripting,
     /// Changes outside the keyspace that count as dataset changes (FUNCTION LOAD/DELETE).
     pub server_dirty: u64,
+    /// Where connections leave work while a busy script holds the lock.
+    pub desk: std::sync::Arc<crate::busy::Desk>,
 }
 
 impl ServerState {
@@ -186,6 +200,7 @@ impl ServerState {
             lazyfree: crate::lazyfree::LazyFree::start(),
             scripting: crate::scripting::Scripting::new(),
             server_dirty: 0,
+            desk: Default::default(),
             next_client_id: 1,
             last_save_unix: crate::time::unix_ms() / 1000,
             shutdown_requested: false,

@@ -42,25 +42,23 @@ fn arg(l: L, i: c_int, fname: &str) -> Result<u32, String> {
     Ok(to_bits(l.to_number(i)))
 }
 
-/// Pushes the result as a signed 32-bit number, or raises the argument error.
-fn finish(l: L, result: Result<u32, String>) -> c_int {
-    match result {
-        Ok(bits) => {
-            l.push_number(bits as i32 as f64);
-            1
-        }
-        Err(msg) => l.raise_message(msg),
-    }
+/// Pushes the result as a signed 32-bit number.
+fn finish(l: L, result: Result<u32, String>) -> Result<c_int, String> {
+    let bits = result?;
+    l.push_number(bits as i32 as f64);
+    Ok(1)
 }
 
 unsafe extern "C-unwind" fn tobit(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, arg(l, 1, "tobit"))
+    super::lib_function(l, |l| {
+        finish(l, arg(l, 1, "tobit"))
+    })
 }
 
 unsafe extern "C-unwind" fn bnot(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, arg(l, 1, "bnot").map(|b| !b))
+    super::lib_function(l, |l| {
+        finish(l, arg(l, 1, "bnot").map(|b| !b))
+    })
 }
 
 fn fold(l: L, fname: &str, op: fn(u32, u32) -> u32) -> Result<u32, String> {
@@ -72,18 +70,21 @@ fn fold(l: L, fname: &str, op: fn(u32, u32) -> u32) -> Result<u32, String> {
 }
 
 unsafe extern "C-unwind" fn band(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, fold(l, "band", |a, b| a & b))
+    super::lib_function(l, |l| {
+        finish(l, fold(l, "band", |a, b| a & b))
+    })
 }
 
 unsafe extern "C-unwind" fn bor(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, fold(l, "bor", |a, b| a | b))
+    super::lib_function(l, |l| {
+        finish(l, fold(l, "bor", |a, b| a | b))
+    })
 }
 
 unsafe extern "C-unwind" fn bxor(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, fold(l, "bxor", |a, b| a ^ b))
+    super::lib_function(l, |l| {
+        finish(l, fold(l, "bxor", |a, b| a ^ b))
+    })
 }
 
 fn shift(l: L, fname: &str, op: fn(u32, u32) -> u32) -> Result<u32, String> {
@@ -93,64 +94,71 @@ fn shift(l: L, fname: &str, op: fn(u32, u32) -> u32) -> Result<u32, String> {
 }
 
 unsafe extern "C-unwind" fn lshift(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, shift(l, "lshift", |b, n| b << n))
+    super::lib_function(l, |l| {
+        finish(l, shift(l, "lshift", |b, n| b << n))
+    })
 }
 
 unsafe extern "C-unwind" fn rshift(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, shift(l, "rshift", |b, n| b >> n))
+    super::lib_function(l, |l| {
+        finish(l, shift(l, "rshift", |b, n| b >> n))
+    })
 }
 
 unsafe extern "C-unwind" fn arshift(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, shift(l, "arshift", |b, n| ((b as i32) >> n) as u32))
+    super::lib_function(l, |l| {
+        finish(l, shift(l, "arshift", |b, n| ((b as i32) >> n) as u32))
+    })
 }
 
 unsafe extern "C-unwind" fn rol(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, shift(l, "rol", |b, n| b.rotate_left(n)))
+    super::lib_function(l, |l| {
+        finish(l, shift(l, "rol", |b, n| b.rotate_left(n)))
+    })
 }
 
 unsafe extern "C-unwind" fn ror(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, shift(l, "ror", |b, n| b.rotate_right(n)))
+    super::lib_function(l, |l| {
+        finish(l, shift(l, "ror", |b, n| b.rotate_right(n)))
+    })
 }
 
 unsafe extern "C-unwind" fn bswap(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, arg(l, 1, "bswap").map(u32::swap_bytes))
+    super::lib_function(l, |l| {
+        finish(l, arg(l, 1, "bswap").map(u32::swap_bytes))
+    })
 }
 
 /// `bit.tohex(x [, n])`: the low |n| hex digits (8 by default), uppercase when n < 0.
 unsafe extern "C-unwind" fn tohex(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    let parsed = arg(l, 1, "tohex").and_then(|b| {
-        let n = if l.kind(2) == -1 {
-            8
-        } else {
-            arg(l, 2, "tohex")? as i32
+    super::lib_function(l, |l| {
+        let parsed = arg(l, 1, "tohex").and_then(|b| {
+            let n = if l.kind(2) == -1 {
+                8
+            } else {
+                arg(l, 2, "tohex")? as i32
+            };
+            Ok((b, n))
+        });
+        let (b, n) = match parsed {
+            Ok(v) => v,
+            Err(msg) => return Err(msg),
         };
-        Ok((b, n))
-    });
-    let (b, n) = match parsed {
-        Ok(v) => v,
-        Err(msg) => return l.raise_message(msg),
-    };
-    // As patched in Redis: i32::MIN cannot be negated, so it is taken as -(2^31 - 1).
-    let n = if n == i32::MIN { i32::MIN + 1 } else { n };
-    let (digits, n) = if n < 0 {
-        (b"0123456789ABCDEF", -n)
-    } else {
-        (b"0123456789abcdef", n)
-    };
-    let n = n.min(8) as usize;
-    let mut buf = [0u8; 8];
-    let mut v = b;
-    for i in (0..n).rev() {
-        buf[i] = digits[(v & 15) as usize];
-        v >>= 4;
-    }
-    l.push_bytes(&buf[..n]);
-    1
+        // As patched in Redis: i32::MIN cannot be negated, so it is taken as -(2^31 - 1).
+        let n = if n == i32::MIN { i32::MIN + 1 } else { n };
+        let (digits, n) = if n < 0 {
+            (b"0123456789ABCDEF", -n)
+        } else {
+            (b"0123456789abcdef", n)
+        };
+        let n = n.min(8) as usize;
+        let mut buf = [0u8; 8];
+        let mut v = b;
+        for i in (0..n).rev() {
+            buf[i] = digits[(v & 15) as usize];
+            v >>= 4;
+        }
+        l.push_bytes(&buf[..n]);
+        Ok(1)
+    })
 }

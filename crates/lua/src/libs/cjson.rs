@@ -2,7 +2,6 @@
 //! numbers with 14 significant digits, `/` escaped, sparse-array rules, nesting limits,
 //! `cjson.null`, the configuration functions, and the same error texts.
 
-use super::finish;
 use crate::raw::{self, L};
 use moonkv_protocol::number::format_g;
 use std::ffi::c_int;
@@ -80,22 +79,20 @@ fn config(l: L) -> &'static mut Config {
 // ---- encoding -------------------------------------------------------------------------------
 
 unsafe extern "C-unwind" fn encode(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    if l.top() != 1 {
-        return l.raise_message("bad argument #1 to 'encode' (expected 1 argument)".into());
-    }
-    let cfg = *config(l);
-    let mut out = Vec::new();
-    match encode_value(l, &cfg, &mut out, 0) {
-        Ok(()) => {
-            l.push_bytes(&out);
-            1
+    super::lib_function(l, |l| {
+        if l.top() != 1 {
+            return Err("bad argument #1 to 'encode' (expected 1 argument)".into());
         }
-        Err(msg) => {
-            drop(out);
-            l.raise_message(msg)
+        let cfg = *config(l);
+        let mut out = Vec::new();
+        match encode_value(l, &cfg, &mut out, 0) {
+            Ok(()) => {
+                l.push_bytes(&out);
+                Ok(1)
+            }
+            Err(msg) => Err(msg),
         }
-    }
+    })
 }
 
 fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
@@ -162,6 +159,7 @@ fn array_length(l: L, cfg: &Config) -> Result<Option<usize>, String> {
 }
 
 fn encode_value(l: L, cfg: &Config, out: &mut Vec<u8>, depth: i32) -> Result<(), String> {
+    super::within_budget(l, out.len())?;
     match l.kind(-1) {
         raw::TSTRING => escape_into(out, l.to_bytes(-1).unwrap_or_default()),
         raw::TNUMBER => encode_number(cfg, out, l.to_number(-1))?,
@@ -240,29 +238,30 @@ fn encode_value(l: L, cfg: &Config, out: &mut Vec<u8>, depth: i32) -> Result<(),
 // ---- decoding -------------------------------------------------------------------------------
 
 unsafe extern "C-unwind" fn decode(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    if l.top() != 1 {
-        return l.raise_message("bad argument #1 to 'decode' (expected 1 argument)".into());
-    }
-    let Some(text) = l.to_bytes(1).filter(|_| l.is_string_or_number(1)) else {
-        let got = crate::api::type_name(l, 1);
-        return l.raise_message(format!(
-            "bad argument #1 to 'decode' (string expected, got {got})"
-        ));
-    };
-    let cfg = *config(l);
-    let mut parser = Parser {
-        l,
-        text,
-        pos: 0,
-        depth: 0,
-        cfg,
-    };
-    let result = parser.document();
-    match result {
-        Ok(()) => 1,
-        Err(msg) => l.raise_message(msg),
-    }
+    super::lib_function(l, |l| {
+        if l.top() != 1 {
+            return Err("bad argument #1 to 'decode' (expected 1 argument)".into());
+        }
+        let Some(text) = l.to_bytes(1).filter(|_| l.is_string_or_number(1)) else {
+            let got = crate::api::type_name(l, 1);
+            return Err(format!(
+                "bad argument #1 to 'decode' (string expected, got {got})"
+            ));
+        };
+        let cfg = *config(l);
+        let mut parser = Parser {
+            l,
+            text,
+            pos: 0,
+            depth: 0,
+            cfg,
+        };
+        let result = parser.document();
+        match result {
+            Ok(()) => Ok(1),
+            Err(msg) => Err(msg),
+        }
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -376,6 +375,7 @@ impl Parser<'_> {
             return Ok(Read { token, at });
         }
         let l = self.l;
+        super::within_budget(l, 0)?;
         if !l.check_stack(2) {
             return Err("Cannot decode: out of stack".into());
         }
@@ -679,24 +679,25 @@ fn bool_arg(l: L, i: c_int) -> Result<Option<bool>, String> {
 }
 
 unsafe extern "C-unwind" fn encode_sparse_array(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    let r = (|| {
-        let cfg = config(l);
-        if let Some(b) = bool_arg(l, 1)? {
-            cfg.sparse_convert = b;
-        }
-        if let Some(n) = int_arg(l, 2, 0, i32::MAX)? {
-            cfg.sparse_ratio = n;
-        }
-        if let Some(n) = int_arg(l, 3, 0, i32::MAX)? {
-            cfg.sparse_safe = n;
-        }
-        l.push_bool(cfg.sparse_convert);
-        l.push_number(cfg.sparse_ratio as f64);
-        l.push_number(cfg.sparse_safe as f64);
-        Ok(3)
-    })();
-    finish(l, r)
+    super::lib_function(l, |l| {
+        let r = (|| {
+            let cfg = config(l);
+            if let Some(b) = bool_arg(l, 1)? {
+                cfg.sparse_convert = b;
+            }
+            if let Some(n) = int_arg(l, 2, 0, i32::MAX)? {
+                cfg.sparse_ratio = n;
+            }
+            if let Some(n) = int_arg(l, 3, 0, i32::MAX)? {
+                cfg.sparse_safe = n;
+            }
+            l.push_bool(cfg.sparse_convert);
+            l.push_number(cfg.sparse_ratio as f64);
+            l.push_number(cfg.sparse_safe as f64);
+            Ok(3)
+        })();
+        r
+    })
 }
 
 fn depth_setting(l: L, pick: fn(&mut Config) -> &mut i32) -> Result<c_int, String> {
@@ -709,68 +710,74 @@ fn depth_setting(l: L, pick: fn(&mut Config) -> &mut i32) -> Result<c_int, Strin
 }
 
 unsafe extern "C-unwind" fn encode_max_depth(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, depth_setting(l, |c| &mut c.encode_max_depth))
+    super::lib_function(l, |l| {
+        depth_setting(l, |c| &mut c.encode_max_depth)
+    })
 }
 
 unsafe extern "C-unwind" fn decode_max_depth(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    finish(l, depth_setting(l, |c| &mut c.decode_max_depth))
+    super::lib_function(l, |l| {
+        depth_setting(l, |c| &mut c.decode_max_depth)
+    })
 }
 
 unsafe extern "C-unwind" fn encode_number_precision(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    let r = (|| {
-        let cfg = config(l);
-        if let Some(n) = int_arg(l, 1, 1, 14)? {
-            cfg.precision = n;
-        }
-        l.push_number(cfg.precision as f64);
-        Ok(1)
-    })();
-    finish(l, r)
+    super::lib_function(l, |l| {
+        let r = (|| {
+            let cfg = config(l);
+            if let Some(n) = int_arg(l, 1, 1, 14)? {
+                cfg.precision = n;
+            }
+            l.push_number(cfg.precision as f64);
+            Ok(1)
+        })();
+        r
+    })
 }
 
 unsafe extern "C-unwind" fn encode_keep_buffer(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    let r = (|| {
-        let cfg = config(l);
-        if let Some(b) = bool_arg(l, 1)? {
-            cfg.keep_buffer = b;
-        }
-        l.push_bool(cfg.keep_buffer);
-        Ok(1)
-    })();
-    finish(l, r)
+    super::lib_function(l, |l| {
+        let r = (|| {
+            let cfg = config(l);
+            if let Some(b) = bool_arg(l, 1)? {
+                cfg.keep_buffer = b;
+            }
+            l.push_bool(cfg.keep_buffer);
+            Ok(1)
+        })();
+        r
+    })
 }
 
 unsafe extern "C-unwind" fn encode_invalid_numbers(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    let r = (|| {
-        let cfg = config(l);
-        if l.kind(1) == raw::TSTRING && l.to_bytes(1) == Some(b"null") {
-            cfg.encode_invalid = 2;
-        } else if let Some(b) = bool_arg(l, 1)? {
-            cfg.encode_invalid = b as u8;
-        }
-        match cfg.encode_invalid {
-            2 => l.push_str("null"),
-            v => l.push_bool(v == 1),
-        }
-        Ok(1)
-    })();
-    finish(l, r)
+    super::lib_function(l, |l| {
+        let r = (|| {
+            let cfg = config(l);
+            if l.kind(1) == raw::TSTRING && l.to_bytes(1) == Some(b"null") {
+                cfg.encode_invalid = 2;
+            } else if let Some(b) = bool_arg(l, 1)? {
+                cfg.encode_invalid = b as u8;
+            }
+            match cfg.encode_invalid {
+                2 => l.push_str("null"),
+                v => l.push_bool(v == 1),
+            }
+            Ok(1)
+        })();
+        r
+    })
 }
 
 unsafe extern "C-unwind" fn decode_invalid_numbers(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    let r = (|| {
-        let cfg = config(l);
-        if let Some(b) = bool_arg(l, 1)? {
-            cfg.decode_invalid = b;
-        }
-        l.push_bool(cfg.decode_invalid);
-        Ok(1)
-    })();
-    finish(l, r)
+    super::lib_function(l, |l| {
+        let r = (|| {
+            let cfg = config(l);
+            if let Some(b) = bool_arg(l, 1)? {
+                cfg.decode_invalid = b;
+            }
+            l.push_bool(cfg.decode_invalid);
+            Ok(1)
+        })();
+        r
+    })
 }

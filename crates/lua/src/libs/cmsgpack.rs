@@ -3,7 +3,6 @@
 //! float64; tables without holes in 1..n become arrays, others maps; nesting past 16 levels
 //! becomes nil. `unpack` returns every object, `unpack_one`/`unpack_limit` page through them.
 
-use super::finish;
 use crate::raw::{self, L};
 use std::ffi::c_int;
 
@@ -30,19 +29,22 @@ pub fn open(l: L) {
 }
 
 unsafe extern "C-unwind" fn pack(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    let n = l.top();
-    if n == 0 {
-        return l.raise_message("bad argument #0 to 'pack' (MessagePack pack needs input.)".into());
-    }
-    let mut out = Vec::new();
-    for i in 1..=n {
-        l.check_stack(4);
-        l.push_value(i);
-        encode(l, &mut out, 0);
-    }
-    l.push_bytes(&out);
-    1
+    super::lib_function(l, |l| {
+        let n = l.top();
+        if n == 0 {
+            return Err("bad argument #0 to 'pack' (MessagePack pack needs input.)".into());
+        }
+        let mut out = Vec::new();
+        for i in 1..=n {
+            if !l.check_stack(4) {
+                return Err("stack overflow".into());
+            }
+            l.push_value(i);
+            encode(l, &mut out, 0)?;
+        }
+        l.push_bytes(&out);
+        Ok(1)
+    })
 }
 
 fn encode_int(out: &mut Vec<u8>, n: i64) {
@@ -142,8 +144,10 @@ fn is_array(l: L) -> bool {
     max == count
 }
 
-/// Encodes the value on top of the stack and pops it.
-fn encode(l: L, out: &mut Vec<u8>, level: usize) {
+/// Encodes the value on top of the stack and pops it; fails only when the output would take
+/// the script past its memory budget.
+fn encode(l: L, out: &mut Vec<u8>, level: usize) -> Result<(), String> {
+    super::within_budget(l, out.len())?;
     let mut kind = l.kind(-1);
     if kind == raw::TTABLE && level == MAX_NESTING {
         kind = raw::TNIL;
@@ -164,7 +168,7 @@ fn encode(l: L, out: &mut Vec<u8>, level: usize) {
                 encode_header(out, len as usize, 0x90, 0xdc, 0xdd);
                 for i in 1..=len {
                     l.raw_get_index(-1, i);
-                    encode(l, out, level + 1);
+                    encode(l, out, level + 1)?;
                 }
             } else {
                 let mut pairs = 0;
@@ -177,20 +181,23 @@ fn encode(l: L, out: &mut Vec<u8>, level: usize) {
                 l.push_nil();
                 while l.next(-2) {
                     l.push_value(-2);
-                    encode(l, out, level + 1);
-                    encode(l, out, level + 1);
+                    encode(l, out, level + 1)?;
+                    encode(l, out, level + 1)?;
                 }
             }
         }
         _ => out.push(0xc0),
     }
     l.pop(1);
+    Ok(())
 }
 
 #[derive(Debug)]
 enum DecodeError {
     MissingBytes,
     BadFormat,
+    /// The values made so far took the script past its memory budget.
+    OverBudget,
 }
 
 struct Cursor<'a> {
@@ -222,6 +229,9 @@ impl<'a> Cursor<'a> {
 fn decode(l: L, c: &mut Cursor) -> Result<(), DecodeError> {
     if !l.check_stack(3) {
         return Err(DecodeError::BadFormat);
+    }
+    if !l.heap().charge(0) {
+        return Err(DecodeError::OverBudget);
     }
     let tag = c.u8()?;
     match tag {
@@ -343,6 +353,8 @@ fn unpack_full(l: L, limit: i64, offset: i64) -> Result<c_int, String> {
             Ok(()) => count += 1,
             Err(DecodeError::MissingBytes) => return Err("Missing bytes in input.".into()),
             Err(DecodeError::BadFormat) => return Err("Bad data format in input.".into()),
+            // The wrapper raises the memory error instead.
+            Err(DecodeError::OverBudget) => return Err(String::new()),
         }
     }
     if !all {
@@ -367,22 +379,25 @@ fn opt_int(l: L, i: c_int) -> i64 {
 }
 
 unsafe extern "C-unwind" fn unpack(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    l.set_top(1);
-    finish(l, unpack_full(l, 0, 0))
+    super::lib_function(l, |l| {
+        l.set_top(1);
+        unpack_full(l, 0, 0)
+    })
 }
 
 unsafe extern "C-unwind" fn unpack_one(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    let offset = opt_int(l, 2);
-    l.set_top(1);
-    finish(l, unpack_full(l, 1, offset))
+    super::lib_function(l, |l| {
+        let offset = opt_int(l, 2);
+        l.set_top(1);
+        unpack_full(l, 1, offset)
+    })
 }
 
 unsafe extern "C-unwind" fn unpack_limit(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    let limit = opt_int(l, 2);
-    let offset = opt_int(l, 3);
-    l.set_top(1);
-    finish(l, unpack_full(l, limit, offset))
+    super::lib_function(l, |l| {
+        let limit = opt_int(l, 2);
+        let offset = opt_int(l, 3);
+        l.set_top(1);
+        unpack_full(l, limit, offset)
+    })
 }

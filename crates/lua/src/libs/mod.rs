@@ -6,14 +6,27 @@ mod cjson;
 mod cmsgpack;
 mod structlib;
 
+use crate::cfunc::{c_function, Exit};
 use crate::raw::{self, L};
 use std::ffi::c_int;
 
-/// Returns `n` results, or raises the error.
-fn finish(l: L, r: Result<c_int, String>) -> c_int {
-    match r {
-        Ok(n) => n,
-        Err(msg) => l.raise_message(msg),
+/// Runs a library function's body as a C function (see [`crate::cfunc`]): `Ok(n)` returns n
+/// values, `Err(msg)` raises the message as luaL_error does.
+fn lib_function(l: *mut raw::State, body: impl FnOnce(L) -> Result<c_int, String>) -> c_int {
+    c_function(L(l), |l| match body(l) {
+        Ok(n) => Exit::Return(n),
+        Err(msg) => Exit::RaiseMessage(msg),
+    })
+}
+
+/// Fails once the values pushed so far, plus output the function keeps in Rust memory
+/// (`pending` bytes), take the script past its memory budget; the wrapper then raises the
+/// memory error.
+fn within_budget(l: L, pending: usize) -> Result<(), String> {
+    if l.heap().charge(pending) {
+        Ok(())
+    } else {
+        Err(String::new())
     }
 }
 

@@ -166,6 +166,7 @@ fn pack_impl(l: L) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut arg: c_int = 2;
     while f.pos < fmt.len() {
+        super::within_budget(l, out.len())?;
         let opt = fmt[f.pos];
         f.pos += 1;
         let mut size = f.option_size(opt)?;
@@ -222,14 +223,15 @@ fn pack_impl(l: L) -> Result<Vec<u8>, String> {
 }
 
 unsafe extern "C-unwind" fn pack(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    match pack_impl(l) {
-        Ok(bytes) => {
-            l.push_bytes(&bytes);
-            1
+    super::lib_function(l, |l| {
+        match pack_impl(l) {
+            Ok(bytes) => {
+                l.push_bytes(&bytes);
+                Ok(1)
+            }
+            Err(msg) => Err(msg),
         }
-        Err(msg) => l.raise_message(msg),
-    }
+    })
 }
 
 fn unpack_impl(l: L) -> Result<c_int, String> {
@@ -265,6 +267,7 @@ fn unpack_impl(l: L) -> Result<c_int, String> {
         if !l.check_stack(2) {
             return Err("too many results".into());
         }
+        super::within_budget(l, 0)?;
         match opt {
             b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
                 l.push_number(get_integer(
@@ -326,11 +329,9 @@ fn unpack_impl(l: L) -> Result<c_int, String> {
 }
 
 unsafe extern "C-unwind" fn unpack(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    match unpack_impl(l) {
-        Ok(n) => n,
-        Err(msg) => l.raise_message(msg),
-    }
+    super::lib_function(l, |l| {
+        unpack_impl(l)
+    })
 }
 
 fn size_impl(l: L) -> Result<usize, String> {
@@ -358,12 +359,13 @@ fn size_impl(l: L) -> Result<usize, String> {
 }
 
 unsafe extern "C-unwind" fn size(l: *mut raw::State) -> c_int {
-    let l = L(l);
-    match size_impl(l) {
-        Ok(n) => {
-            l.push_number(n as f64);
-            1
+    super::lib_function(l, |l| {
+        match size_impl(l) {
+            Ok(n) => {
+                l.push_number(n as f64);
+                Ok(1)
+            }
+            Err(msg) => Err(msg),
         }
-        Err(msg) => l.raise_message(msg),
-    }
+    })
 }

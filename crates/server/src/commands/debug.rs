@@ -38,6 +38,12 @@ fn debug(ctx: &mut Ctx) {
             ctx.state.scripting.allow_noscript_commands = ctx.arg(2) != b"0";
             ctx.ok();
         }
+        "lua-panic-next" if ctx.args.len() == 2 => {
+            // moonkv's test hook: the next Lua library function a script calls panics, to
+            // check that a panic in the Lua layer is contained.
+            moonkv_lua::panic_in_next_library_call();
+            ctx.ok();
+        }
         "object" if ctx.args.len() == 3 => object(ctx),
         "protocol" if ctx.args.len() == 3 => protocol(ctx),
         "log" if ctx.args.len() == 3 => {
@@ -174,6 +180,8 @@ fn help(ctx: &mut Ctx) {
             "    A hash of the value of each key.",
             "LOG <message>",
             "    Write <message> to the server log.",
+            "LUA-PANIC-NEXT",
+            "    Make the next Lua library function a script calls panic (a test of panic containment).",
             "OBJECT <key>",
             "    Low level details of the value at <key>.",
             "RELOAD",

@@ -10,9 +10,15 @@ use moonkv_persistence::rdb::{dump_functions, restore_functions, FunctionsRestor
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const FCALL_FLAGS: u32 =
-    NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | PROPAGATES_INNER;
-const FCALL_RO_FLAGS: u32 = NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY;
+const FCALL_FLAGS: u32 = NOSCRIPT
+    | SKIP_MONITOR
+    | MAY_REPLICATE
+    | NO_MANDATORY_KEYS
+    | STALE
+    | PROPAGATES_INNER
+    | RUNS_SCRIPT;
+const FCALL_RO_FLAGS: u32 =
+    NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | RUNS_SCRIPT;
 
 fn fcall_keys(args: &[bytes::Bytes]) -> Result<Vec<usize>, String> {
     super::keys_after_numkeys(args, 2)
@@ -400,8 +406,25 @@ fn function_stats(ctx: &mut Ctx) {
     let functions = ctx.state.scripting.libraries.function_count() as i64;
     ctx.map(2);
     ctx.bulk(b"running_script");
-    // Scripts run under the server lock: none is running while this command runs.
-    ctx.null();
+    // Only a busy function is seen running: otherwise this command waits for its end.
+    match &ctx.state.scripting.running {
+        Some(run) if run.kind == VmKind::Functions => {
+            let name = run.name.clone();
+            let command = run.command.clone();
+            let duration = run.duration().as_millis() as i64;
+            ctx.map(3);
+            ctx.bulk(b"name");
+            ctx.bulk(name.as_bytes());
+            ctx.bulk(b"command");
+            ctx.array(command.len());
+            for arg in &command {
+                ctx.bulk(arg);
+            }
+            ctx.bulk(b"duration_ms");
+            ctx.integer(duration);
+        }
+        _ => ctx.null(),
+    }
     ctx.bulk(b"engines");
     ctx.map(1);
     ctx.bulk(b"LUA");
@@ -413,7 +436,10 @@ fn function_stats(ctx: &mut Ctx) {
 }
 
 fn function_kill(ctx: &mut Ctx) {
-    ctx.error("NOTBUSY No scripts in execution right now.");
+    match crate::scripting::slow::kill(ctx.state, false) {
+        Ok(()) => ctx.ok(),
+        Err(e) => ctx.error(e),
+    }
 }
 
 fn function_help(ctx: &mut Ctx) {

@@ -2,6 +2,7 @@
 //! checks, MULTI queueing, execution and statistics. Each command family lives in its own file
 //! and exports a `COMMANDS` slice of [`CommandSpec`]s.
 
+pub mod admission;
 mod bitops;
 mod clients;
 mod connection;
@@ -29,6 +30,8 @@ pub use pubsub::publish_message;
 pub use spec::{flags, CommandSpec, Handler, KeyFinder};
 
 use crate::client::{ClientState, ReplyMode};
+use admission::Refusal;
+use moonkv_protocol::ErrorReply;
 use crate::state::ServerState;
 use bytes::Bytes;
 use moonkv_keyspace::{Db, Value};
@@ -171,6 +174,8 @@ pub struct Ctx<'a> {
     sink: &'a mut dyn ReplySink,
     errors: u32,
     propagation: Propagation,
+    /// Replicate the command even though it changed no key (PUBLISH).
+    forced_propagation: bool,
     /// Run on behalf of another command (EXEC, a script): it must not block.
     nested: bool,
 }
@@ -201,6 +206,7 @@ impl<'a> Ctx<'a> {
             sink,
             errors: 0,
             propagation: Propagation::AsCalled,
+            forced_propagation: false,
             nested: false,
         }
     }
@@ -336,6 +342,11 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Replicates this command even if it changed no key.
+    pub fn force_propagation(&mut self) {
+        self.forced_propagation = true;
+    }
+
     /// Whether this command's effects are sent anywhere (replicas today), so a handler can
     /// skip building a rewritten form nobody reads.
     pub fn propagating(&self) -> bool {
@@ -413,7 +424,8 @@ pub fn call(ctx: &mut Ctx, index: usize, started: Instant) -> Instant {
     if ctx.state.settings.notify_flags != 0 || replicating {
         crate::notify::drain_db_events(ctx.state);
     }
-    if replicating && ctx.state.dirty() > dirty_before && !spec.has(flags::PROPAGATES_INNER) {
+    let changed = ctx.forced_propagation || ctx.state.dirty() > dirty_before;
+    if replicating && changed && !spec.has(flags::PROPAGATES_INNER) {
         let args = match std::mem::replace(&mut ctx.propagation, Propagation::AsCalled) {
             Propagation::AsCalled => ctx.args.to_vec(),
             Propagation::Rewritten(args) => args,
@@ -450,21 +462,6 @@ pub(crate) fn record_rejection(state: &mut ServerState, index: usize) {
     }
 }
 
-/// True when `maxmemory` is set and the allocator reports more memory in use. There is no
-/// eviction yet, so every policy behaves like `noeviction`: commands that may add memory are
-/// refused.
-pub(crate) fn over_maxmemory(state: &ServerState) -> bool {
-    let limit = state.settings.maxmemory;
-    if limit == 0 {
-        return false;
-    }
-    let used = match tikv_jemalloc_ctl::epoch::advance() {
-        Ok(_) => tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64,
-        Err(_) => 0,
-    };
-    used > limit
-}
-
 /// Looks a command name up, trying the client's remembered last name first: clients (and
 /// scripts) mostly repeat the same command, and a match skips the table look-up.
 pub fn lookup_remembered(
@@ -484,15 +481,27 @@ pub fn lookup_remembered(
     found
 }
 
-/// Finds the command (or `parent|sub` subcommand) that `args` call, as a script's
-/// redis.call looks it up: None for an unknown command or subcommand.
-pub fn resolve(client: &mut ClientState, args: &[Bytes]) -> Option<(usize, &'static CommandSpec)> {
-    let (index, spec) = lookup_remembered(client, args.first()?)?;
+/// Why [`resolve`] found no command.
+pub enum Unresolved {
+    Command,
+    /// The container command exists but not this subcommand.
+    Subcommand(&'static CommandSpec),
+}
+
+/// Finds the command (or `container|sub` subcommand) that `args` call.
+pub fn resolve(
+    client: &mut ClientState,
+    args: &[Bytes],
+) -> Result<(usize, &'static CommandSpec), Unresolved> {
+    let name = args.first().ok_or(Unresolved::Command)?;
+    let (index, spec) = lookup_remembered(client, name).ok_or(Unresolved::Command)?;
     if spec.subcommands.is_empty() || args.len() < 2 {
-        return Some((index, spec));
+        return Ok((index, spec));
     }
     let full = [spec.name.as_bytes(), b"|", &args[1]].concat();
-    table().lookup(&full)
+    table()
+        .lookup(&full)
+        .ok_or(Unresolved::Subcommand(spec))
 }
 
 /// Formats Redis's unknown-command error: the name and up to 128 bytes of arguments.
@@ -512,30 +521,6 @@ fn unknown_command_error(args: &[Bytes]) -> String {
     format!(
         "ERR unknown command '{}', with args beginning with: {}",
         name, tail
-    )
-}
-
-/// Commands allowed while a RESP2 client has subscriptions.
-fn allowed_in_pubsub_context(name: &str) -> bool {
-    matches!(
-        name,
-        "subscribe"
-            | "unsubscribe"
-            | "psubscribe"
-            | "punsubscribe"
-            | "ssubscribe"
-            | "sunsubscribe"
-            | "ping"
-            | "quit"
-            | "reset"
-    )
-}
-
-/// Commands that run immediately inside MULTI instead of being queued.
-fn runs_inside_multi(name: &str) -> bool {
-    matches!(
-        name,
-        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
     )
 }
 
@@ -577,88 +562,23 @@ fn dispatch(
     sink: &mut dyn ReplySink,
     clock: &mut BatchClock,
 ) {
-    let table = table();
     let now_ms = clock.unix_ms();
-    let reject =
-        |state: &mut ServerState, client: &mut ClientState, sink: &mut dyn ReplySink, msg: &str| {
-            state.stats.record_error(msg);
-            if let Some(m) = client.multi.as_mut() {
-                m.aborted = true;
-            }
-            sink.error(msg);
-        };
-    let found = lookup_remembered(client, &args[0]);
-    let Some((mut index, mut spec)) = found else {
-        let msg = unknown_command_error(args);
-        return reject(state, client, sink, &msg);
-    };
-    if !spec.subcommands.is_empty() && args.len() >= 2 {
-        let full = [spec.name.as_bytes(), b"|", &args[1]].concat();
-        match table.lookup(&full) {
-            Some((i, sub)) => {
-                index = i;
-                spec = sub;
-            }
-            None => {
-                let msg = format!(
-                    "ERR unknown subcommand '{}'. Try {} HELP.",
-                    String::from_utf8_lossy(&args[1][..args[1].len().min(128)]),
-                    spec.name.to_ascii_uppercase()
-                );
-                record_rejection(state, index);
-                return reject(state, client, sink, &msg);
-            }
-        }
-    }
-    if !spec.arity_ok(args.len()) {
-        let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
-        record_rejection(state, index);
-        return reject(state, client, sink, &msg);
-    }
-    if !client.authenticated && !spec.has(flags::NO_AUTH) {
-        if state.settings.requirepass.is_some() {
-            record_rejection(state, index);
-            return reject(state, client, sink, errors::NOAUTH);
-        }
+    if !client.authenticated && state.settings.requirepass.is_none() {
+        // The password was removed since the client connected.
         client.authenticated = true;
     }
-    if spec.has(flags::WRITE)
-        && state.replication.primary.is_some()
-        && state.config.get_bool("replica-read-only")
-    {
-        record_rejection(state, index);
-        return reject(
-            state,
-            client,
-            sink,
-            "READONLY You can't write against a read only replica.",
-        );
-    }
-    if spec.has(flags::DENYOOM) && over_maxmemory(state) {
-        record_rejection(state, index);
-        return reject(
-            state,
-            client,
-            sink,
-            "OOM command not allowed when used memory > 'maxmemory'.",
-        );
-    }
-    let base_name = || spec.name.split('|').next().unwrap_or(spec.name);
-    if client.in_pubsub_context() && !allowed_in_pubsub_context(base_name()) {
-        let msg = format!(
-            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            spec.name
-        );
-        record_rejection(state, index);
-        return reject(state, client, sink, &msg);
-    }
-    if client.multi.is_some() && !runs_inside_multi(base_name()) {
-        if spec.has(flags::NO_MULTI) {
-            let msg = format!("ERR Command not allowed inside a transaction");
-            record_rejection(state, index);
-            return reject(state, client, sink, &msg);
-        }
+    let admitted = admission::look_up(client, args).and_then(|(index, spec)| {
+        admission::admit(state, client, index, spec, args).map(|()| (index, spec))
+    });
+    let (index, spec) = match admitted {
+        Ok(found) => found,
+        Err(refusal) => return reject(state, client, sink, refusal),
+    };
+    if client.multi.is_some() && !admission::runs_inside_multi(spec) {
+        let flags = admission::effective_flags(state, client, spec, args);
         if let Some(m) = client.multi.as_mut() {
+            m.flags |= flags;
+            m.missing_flags |= !flags;
             m.queued.push(crate::client::QueuedCommand {
                 index,
                 spec,
@@ -679,6 +599,27 @@ fn dispatch(
     if state.lazy_collection_enabled() {
         state.lazyfree.collect(&mut state.dbs);
     }
+}
+
+/// Replies a refused request as Redis's rejectCommand does: counted as an error and a
+/// rejected call, and inside MULTI it dooms the transaction; a refused EXEC discards it.
+fn reject(
+    state: &mut ServerState,
+    client: &mut ClientState,
+    sink: &mut dyn ReplySink,
+    mut refusal: Refusal,
+) {
+    let refused_exec = refusal.command.is_some_and(|i| table().specs[i].name == "exec");
+    if refused_exec && client.multi.is_some() {
+        transactions::discard_transaction(state, client);
+        refusal.error = ErrorReply::new(format!(
+            "EXECABORT Transaction discarded because of: {}",
+            refusal.error.message
+        ));
+    } else if let Some(m) = client.multi.as_mut() {
+        m.aborted = true;
+    }
+    sink.error_reply(&admission::count(state, refusal));
 }
 
 /// Publishes what other clients see of this one in CLIENT LIST (db, name, subscriptions, last

@@ -286,6 +286,9 @@ pub fn publish_message(state: &mut ServerState, channel: &[u8], message: &[u8]) 
 fn publish(ctx: &mut Ctx) {
     let (channel, message) = (ctx.args[1].clone(), ctx.args[2].clone());
     let n = publish_message(ctx.state, &channel, &message);
+    // Replicas' subscribers get the message too: PUBLISH is replicated though it changes no
+    // key (as Redis forces its propagation).
+    ctx.force_propagation();
     ctx.integer(n as i64);
 }
 

@@ -11,9 +11,15 @@ use moonkv_lua::VmKind;
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const EVAL_FLAGS: u32 =
-    NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | PROPAGATES_INNER;
-const EVAL_RO_FLAGS: u32 = NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY;
+const EVAL_FLAGS: u32 = NOSCRIPT
+    | SKIP_MONITOR
+    | MAY_REPLICATE
+    | NO_MANDATORY_KEYS
+    | STALE
+    | PROPAGATES_INNER
+    | RUNS_SCRIPT;
+const EVAL_RO_FLAGS: u32 =
+    NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | RUNS_SCRIPT;
 
 fn script_keys(args: &[Bytes]) -> Result<Vec<usize>, String> {
     super::keys_after_numkeys(args, 2)
@@ -269,9 +275,10 @@ fn script_flush(ctx: &mut Ctx) {
 }
 
 fn script_kill(ctx: &mut Ctx) {
-    // Scripts run to completion under the server lock, so none is ever running when this
-    // command gets its turn.
-    ctx.error("NOTBUSY No scripts in execution right now.");
+    match crate::scripting::slow::kill(ctx.state, true) {
+        Ok(()) => ctx.ok(),
+        Err(e) => ctx.error(e),
+    }
 }
 
 fn script_debug(ctx: &mut Ctx) {

@@ -333,6 +333,7 @@ fn flushall(ctx: &mut Ctx) {
 }
 
 fn shutdown(ctx: &mut Ctx) {
+    let (mut nosave, mut save) = (false, false);
     for i in 1..ctx.args.len() {
         let opt = ctx.arg_lower(i);
         if !matches!(opt.as_str(), "nosave" | "save" | "now" | "force" | "abort") {
@@ -340,6 +341,16 @@ fn shutdown(ctx: &mut Ctx) {
         }
         if opt == "abort" {
             return ctx.error("ERR No shutdown in progress.");
+        }
+        nosave |= opt == "nosave";
+        save |= opt == "save";
+    }
+    // While a script is busy, a shutdown that would save (and so persist the script's
+    // half-done work) is refused, as in Redis; one that saves nothing may go ahead.
+    let would_save = save || (!nosave && !ctx.state.config.get("save").trim().is_empty());
+    if let Some(kind) = ctx.state.scripting.busy() {
+        if would_save {
+            return ctx.error(super::admission::busy_error(kind));
         }
     }
     crate::log::warning("User requested shutdown...");

@@ -31,6 +31,9 @@ pub mod flags {
     /// Not a COMMAND INFO flag: the command is not replicated itself; the commands it runs
     /// are (EXEC, scripts).
     pub const PROPAGATES_INNER: u32 = 1 << 19;
+    /// Not a COMMAND INFO flag: runs a script or function whose declared flags replace the
+    /// command's WRITE, DENYOOM and STALE for admission (EVAL*, FCALL*).
+    pub const RUNS_SCRIPT: u32 = 1 << 20;
 
     /// (flag, name) in the order Redis lists them.
     pub const NAMES: &[(u32, &str)] = &[

@@ -4,7 +4,7 @@ use crate::blocking;
 use crate::client::{ClientEntry, ClientState, Outbound};
 use crate::commands;
 use crate::log;
-use crate::server::Shared;
+use crate::server::{Access, Shared};
 use crate::state::ServerState;
 use bytes::BytesMut;
 use moonkv_protocol::{ParseLimits, Protocol, RequestParser};
@@ -133,6 +133,68 @@ enum AfterBatch {
     Close(Box<ClientState>),
     /// SHUTDOWN: stop without writing more.
     Shutdown(Box<ClientState>),
+    /// The client's state was lost to a failure at the desk: close.
+    Lost,
+}
+
+/// One request handed to the desk while a busy script holds the lock.
+struct DeskWork {
+    client: Box<ClientState>,
+    args: Vec<bytes::Bytes>,
+    bytes_read: usize,
+}
+
+/// What the desk gives back: the client, the argument buffer, the reply and what the
+/// connection must do next.
+struct DeskDone {
+    client: Box<ClientState>,
+    args: Vec<bytes::Bytes>,
+    reply: Vec<u8>,
+    limits: ConnLimits,
+    shutdown: bool,
+}
+
+/// Runs one request at the desk: the same path as under the lock.
+fn serve_at_desk(state: &mut ServerState, work: DeskWork) -> DeskDone {
+    let DeskWork {
+        mut client,
+        args,
+        bytes_read,
+    } = work;
+    state.stats.total_net_input_bytes += bytes_read as u64;
+    let mut reply = Vec::new();
+    let mut clock = commands::BatchClock::now();
+    run_guarded(state, &mut client, &args, &mut reply, &mut clock);
+    // Blocking commands are refused while a script is busy; nothing parks here.
+    client.block_request = None;
+    state.stats.total_net_output_bytes += reply.len() as u64;
+    commands::publish_client_state(state, &client);
+    DeskDone {
+        client,
+        args,
+        reply,
+        limits: ConnLimits::from(&state.settings),
+        shutdown: state.shutdown_requested,
+    }
+}
+
+/// Runs `work` on the state: under the lock, or at the desk while a busy script holds it.
+/// None if the work was lost at the desk.
+async fn with_state<I, O>(shared: &Shared, mut input: I, work: fn(&mut ServerState, I) -> O) -> Option<O>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+{
+    loop {
+        match shared.access().await {
+            Access::Locked(mut state) => return Some(work(&mut state, input)),
+            Access::Desk => match shared.desk.submit(input, work).await {
+                Ok(done) => return Some(done),
+                Err(Some(back)) => input = back,
+                Err(None) => return None,
+            },
+        }
+    }
 }
 
 /// The I/O side of one connection, kept together so the request loop can be split into steps.
@@ -171,23 +233,64 @@ impl Connection {
     /// Runs every complete request in the input buffer. The first one is parsed before taking
     /// the lock; the rest are parsed under it, so a pipeline takes the lock once. A blocking
     /// command that has to wait parks the client under the same lock hold (the client is then
-    /// not returned): nothing can write its keys in between.
+    /// not returned): nothing can write its keys in between. While a busy script holds the
+    /// lock, requests go one by one through the desk instead (see `crate::busy`).
     async fn run_buffered(
         &mut self,
         mut client: Box<ClientState>,
-        bytes_read: usize,
+        mut bytes_read: usize,
     ) -> AfterBatch {
         let mut protocol_error = None;
-        let have_request = match self.parse_next(&client) {
+        let mut have_request = match self.parse_next(&client) {
             Ok(found) => found,
             Err(e) => {
                 protocol_error = Some(e);
                 false
             }
         };
-        if have_request {
-            let shared = self.shared.clone();
-            let mut state = shared.lock_async().await;
+        let shared = self.shared.clone();
+        while have_request {
+            let mut state = match shared.access().await {
+                Access::Locked(state) => state,
+                Access::Desk => {
+                    let args = std::mem::take(&mut self.args);
+                    let work = DeskWork {
+                        client,
+                        args,
+                        bytes_read: std::mem::take(&mut bytes_read),
+                    };
+                    let done = match shared.desk.submit(work, serve_at_desk).await {
+                        Ok(done) => done,
+                        // The script ended meanwhile: take the lock instead.
+                        Err(Some(work)) => {
+                            client = work.client;
+                            self.args = work.args;
+                            bytes_read = work.bytes_read;
+                            continue;
+                        }
+                        Err(None) => return AfterBatch::Lost,
+                    };
+                    client = done.client;
+                    self.args = done.args;
+                    self.out.extend_from_slice(&done.reply);
+                    self.limits = done.limits;
+                    if done.shutdown {
+                        self.shared.shutdown.notify_one();
+                        return AfterBatch::Shutdown(client);
+                    }
+                    if client.close_after_reply {
+                        break;
+                    }
+                    have_request = match self.parse_next(&client) {
+                        Ok(found) => found,
+                        Err(e) => {
+                            protocol_error = Some(e);
+                            false
+                        }
+                    };
+                    continue;
+                }
+            };
             state.stats.total_net_input_bytes += bytes_read as u64;
             let out_before = self.out.len();
             let mut clock = commands::BatchClock::now();
@@ -227,6 +330,7 @@ impl Connection {
                 self.shared.shutdown.notify_one();
                 return AfterBatch::Shutdown(client);
             }
+            break;
         }
         if self.inbuf.len() > self.limits.query_buffer_limit {
             log::warning(&format!(
@@ -301,7 +405,7 @@ impl Connection {
                 },
                 _ = sleep => {
                     timed_out = true;
-                    let mut state = self.shared.lock_async().await;
+                    let mut state = self.shared.lock().await;
                     let mut reply = Vec::new();
                     if let Some(client) = blocking::release(&mut state, client_id, blocking::Release::Timeout, &mut reply) {
                         drop(state);
@@ -322,7 +426,7 @@ impl Connection {
     /// The connection ends while its client is parked: takes the client back (from the
     /// registry, or from the channel if it was just served) and unregisters it.
     async fn abandon(&mut self, client_id: u64) -> Option<Box<ClientState>> {
-        let mut state = self.shared.lock_async().await;
+        let mut state = self.shared.lock().await;
         let mut client = blocking::take_back(&mut state, client_id);
         while client.is_none() {
             match self.rx.try_recv() {
@@ -345,9 +449,12 @@ impl Connection {
 pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let local = stream.local_addr().unwrap_or(peer);
     let (tx, rx) = mpsc::unbounded_channel();
-    let registered = {
-        let mut state = shared.lock_async().await;
-        register(&mut state, &peer, &local, tx).map(|c| (c, ConnLimits::from(&state.settings)))
+    let registered = with_state(&shared, (peer, local, tx), |state, (peer, local, tx)| {
+        register(state, &peer, &local, tx).map(|c| (c, ConnLimits::from(&state.settings)))
+    })
+    .await;
+    let Some(registered) = registered else {
+        return;
     };
     let (reader, mut writer) = stream.into_split();
     let (client, limits) = match registered {
@@ -380,6 +487,12 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
             AfterBatch::Shutdown(c) => {
                 client = c;
                 break 'conn;
+            }
+            AfterBatch::Lost => {
+                let mut state = conn.shared.lock().await;
+                state.clients.remove(&client_id);
+                state.monitors.remove(&client_id);
+                return;
             }
             AfterBatch::Close(c) => {
                 client = c;
@@ -431,6 +544,8 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
             },
         }
     }
-    let mut state = conn.shared.lock_async().await;
-    unregister(&mut state, &mut client);
+    with_state(&conn.shared, client, |state, mut client| {
+        unregister(state, &mut client)
+    })
+    .await;
 }

@@ -61,6 +61,21 @@ impl ScriptCache {
         self.scripts.insert(sha, script);
     }
 
+    /// Compiles every cached script again into another (fresh) VM; a script that no longer
+    /// compiles is dropped.
+    pub fn recompile_into(&mut self, vm: &mut moonkv_lua::LuaVm) {
+        self.scripts.retain(|_, script| {
+            let at = super::parse_eval_shebang(&script.body).map_or(0, |(_, at)| at);
+            match vm.compile(&script.body[at..]) {
+                Ok(id) => {
+                    script.compiled = id;
+                    true
+                }
+                Err(_) => false,
+            }
+        });
+    }
+
     pub fn len(&self) -> usize {
         self.scripts.len()
     }

@@ -1,11 +1,12 @@
-//! `redis.call` from a script: the script rules (Redis's scriptCall), then the same command
-//! table, handlers and statistics as a client's command.
+//! `redis.call` from a script: the script rules (Redis's scriptCall, in
+//! [`admission::admit_script_call`]), then the same command table, handlers and statistics as a
+//! client's command. Also the script's periodic interruption: slow-script handling and KILL.
 
 use crate::client::ClientState;
-use crate::commands::{self, flags, Ctx};
+use crate::commands::{self, admission, flags, Ctx};
 use crate::state::ServerState;
 use bytes::Bytes;
-use moonkv_protocol::ReplySink;
+use moonkv_protocol::{ErrorReply, ReplySink};
 use quanta::Instant;
 
 /// What the runner decided about one script run before it started.
@@ -30,64 +31,16 @@ pub struct ScriptHost<'a> {
     pub wrote: bool,
 }
 
-impl ScriptHost<'_> {
-    /// Counts a refused command like Redis: an error reply in the error statistics and a
-    /// rejected call of the command.
-    fn refuse(&mut self, index: Option<usize>, text: &str) -> Result<(), String> {
-        let counted = match text.strip_prefix('-') {
-            Some(rest) => rest.to_string(),
-            None => format!("ERR {text}"),
-        };
-        self.state.stats.record_error(&counted);
-        if let Some(i) = index {
-            commands::record_rejection(self.state, i);
-        }
-        Err(text.to_string())
-    }
-}
-
 impl moonkv_lua::Host for ScriptHost<'_> {
-    fn call(&mut self, args: &[Bytes], reply: &mut dyn ReplySink) -> Result<(), String> {
-        let Some((index, spec)) = commands::resolve(self.client, args) else {
-            return self.refuse(None, "Unknown Redis command called from script");
-        };
-        if !spec.arity_ok(args.len()) {
-            return self.refuse(
-                Some(index),
-                "Wrong number of args calling Redis command from script",
-            );
-        }
-        if spec.has(flags::NOSCRIPT) && !self.state.scripting.allow_noscript_commands {
-            return self.refuse(Some(index), "This Redis command is not allowed from script");
-        }
-        if self.rules.read_only && spec.has(flags::WRITE | flags::MAY_REPLICATE) {
-            return self.refuse(
-                Some(index),
-                "Write commands are not allowed from read-only scripts.",
-            );
-        }
-        if spec.has(flags::WRITE)
-            && !self.wrote
-            && self.state.replication.primary.is_some()
-            && self.state.config.get_bool("replica-read-only")
-        {
-            return self.refuse(
-                Some(index),
-                "-READONLY You can't write against a read only replica.",
-            );
-        }
-        if !self.rules.allow_oom
-            && self.rules.oom_at_start
-            && !self.wrote
-            && spec.has(flags::DENYOOM)
-        {
-            return self.refuse(
-                Some(index),
-                "-OOM command not allowed when used memory > 'maxmemory'.",
-            );
-        }
-        if spec.has(flags::WRITE) {
+    fn call(&mut self, args: &[Bytes], reply: &mut dyn ReplySink) -> Result<(), ErrorReply> {
+        let (index, spec) =
+            admission::admit_script_call(self.state, self.client, args, &self.rules, self.wrote)
+                .map_err(|refusal| admission::count(self.state, refusal))?;
+        if spec.has(flags::WRITE) && !self.wrote {
             self.wrote = true;
+            if let Some(run) = self.state.scripting.running.as_mut() {
+                run.wrote = true;
+            }
         }
         self.client.last_command = spec.name;
         let mut ctx = Ctx::new(self.state, self.client, spec, args, reply, self.now_ms);
@@ -109,6 +62,10 @@ impl moonkv_lua::Host for ScriptHost<'_> {
 
     fn acl_check(&mut self, args: &[Bytes]) -> Option<bool> {
         // Every client is the default user with all permissions until ACL users exist.
-        commands::resolve(self.client, args).map(|_| true)
+        commands::resolve(self.client, args).ok().map(|_| true)
+    }
+
+    fn interrupt(&mut self) -> Option<String> {
+        super::slow::tick(self.state)
     }
 }

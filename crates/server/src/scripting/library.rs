@@ -185,6 +185,21 @@ impl Libraries {
         }
     }
 
+    /// The same libraries, loaded again into another (fresh) VM. A library that fails to load
+    /// there is dropped, with a warning.
+    pub fn reload_into(&self, vm: &mut LuaVm) -> Libraries {
+        let mut fresh = Libraries::default();
+        for library in self.libraries.values() {
+            if let Err(e) = fresh.load(vm, library.code.clone(), false) {
+                crate::log::warning(&format!(
+                    "Library '{}' could not be loaded again: {e}",
+                    library.name
+                ));
+            }
+        }
+        fresh
+    }
+
     /// FUNCTION DELETE.
     pub fn delete(&mut self, vm: &mut LuaVm, name: &str) -> bool {
         match self.libraries.remove(name) {

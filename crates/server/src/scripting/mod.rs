@@ -12,8 +12,12 @@ pub mod cache;
 pub mod host;
 pub mod library;
 pub mod run;
+pub mod slow;
 
 use crate::client::ClientState;
+use crate::commands::CommandSpec;
+use crate::state::ServerState;
+use bytes::Bytes;
 use moonkv_lua::{LuaVm, VmKind};
 
 /// Flags a script declares in its shebang or a function at registration.
@@ -146,6 +150,8 @@ pub struct Scripting {
     pub script_client: Option<Box<ClientState>>,
     /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call noscript commands.
     pub allow_noscript_commands: bool,
+    /// The script or function running now (a busy one can be looked at and killed).
+    pub running: Option<slow::RunningScript>,
 }
 
 impl Default for Scripting {
@@ -166,7 +172,44 @@ impl Scripting {
             libraries: library::Libraries::default(),
             script_client: Some(Box::new(client)),
             allow_noscript_commands: false,
+            running: None,
         }
+    }
+
+    /// The kind of script keeping the server busy (run past `busy-reply-threshold`), if any.
+    pub fn busy(&self) -> Option<VmKind> {
+        self.running
+            .as_ref()
+            .filter(|r| r.timed_out)
+            .map(|r| r.kind)
+    }
+
+    fn slot(&mut self, kind: VmKind) -> &mut Option<LuaVm> {
+        match kind {
+            VmKind::Eval => &mut self.eval_vm,
+            VmKind::Functions => &mut self.functions_vm,
+        }
+    }
+
+    /// Puts a VM back after a run. If its slot was filled meanwhile (SCRIPT FLUSH, FUNCTION
+    /// FLUSH or DEBUG RELOAD from inside the script), the scripts and functions now point into
+    /// the new VM: the one that ran is stale and is dropped.
+    pub fn return_vm(&mut self, kind: VmKind, vm: LuaVm) {
+        let slot = self.slot(kind);
+        if slot.is_none() {
+            *slot = Some(vm);
+        }
+    }
+
+    /// Replaces a VM that a panic went through (its Lua state may be inconsistent) with a
+    /// fresh one, into which the cached scripts or the libraries are compiled again.
+    pub fn replace_damaged_vm(&mut self, kind: VmKind) {
+        let mut vm = LuaVm::new(kind);
+        match kind {
+            VmKind::Eval => self.scripts.recompile_into(&mut vm),
+            VmKind::Functions => self.libraries = self.libraries.reload_into(&mut vm),
+        }
+        *self.slot(kind) = Some(vm);
     }
 
     /// SCRIPT FLUSH: forgets every script and starts a fresh Lua state.
@@ -187,6 +230,29 @@ impl Scripting {
 
     pub fn functions_vm_memory(&self) -> usize {
         self.functions_vm.as_ref().map_or(0, LuaVm::used_memory)
+    }
+}
+
+/// The flags a script or function that `args` would run declares, for admission (Redis's
+/// getCommandFlags): from an EVAL body's shebang, a cached script or a function. None when
+/// it is not known yet (the command then fails on its own).
+pub fn declared_flags(
+    state: &ServerState,
+    spec: &CommandSpec,
+    args: &[Bytes],
+) -> Option<ScriptFlags> {
+    let target = args.get(1)?;
+    match spec.name {
+        "eval" | "eval_ro" => parse_eval_shebang(target).ok().map(|(flags, _)| flags),
+        "evalsha" | "evalsha_ro" => cache::parse_sha(target)
+            .and_then(|sha| state.scripting.scripts.get(&sha))
+            .map(|s| s.flags),
+        "fcall" | "fcall_ro" => state
+            .scripting
+            .libraries
+            .function(&String::from_utf8_lossy(target))
+            .map(|f| f.flags),
+        _ => None,
     }
 }
 

@@ -2,10 +2,10 @@
 //! against the server state and the command used), the run itself on the right Lua state with
 //! the script client, and the reply.
 
-use super::host::{RunRules, ScriptHost};
+use super::host::ScriptHost;
+use super::slow::RunningScript;
 use super::ScriptFlags;
-use crate::commands::Ctx;
-use crate::state::ServerState;
+use crate::commands::{admission, Ctx};
 use bytes::Bytes;
 use moonkv_lua::{CompiledId, VmKind};
 use moonkv_protocol::ReplySink;
@@ -21,35 +21,6 @@ pub struct Invocation<'a> {
     pub read_only_command: bool,
     pub keys: &'a [Bytes],
     pub args: &'a [Bytes],
-}
-
-/// Redis's scriptPrepareForRun checks; the rules for the run or the error to reply.
-fn prepare(
-    state: &ServerState,
-    flags: ScriptFlags,
-    read_only_command: bool,
-) -> Result<RunRules, &'static str> {
-    let compat = flags.has(ScriptFlags::EVAL_COMPAT);
-    let oom_at_start = crate::commands::over_maxmemory(state);
-    if !compat {
-        if !flags.has(ScriptFlags::NO_WRITES) {
-            if state.replication.primary.is_some() && state.config.get_bool("replica-read-only") {
-                return Err("READONLY Can not run script with write flag on readonly replica");
-            }
-            if read_only_command {
-                return Err("ERR Can not execute a script with write flag using *_ro command.");
-            }
-        }
-        if oom_at_start && !flags.has(ScriptFlags::ALLOW_OOM) && !flags.has(ScriptFlags::NO_WRITES)
-        {
-            return Err("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'");
-        }
-    }
-    Ok(RunRules {
-        read_only: read_only_command || (!compat && flags.has(ScriptFlags::NO_WRITES)),
-        allow_oom: !compat && flags.has(ScriptFlags::ALLOW_OOM),
-        oom_at_start,
-    })
 }
 
 /// Collects the errors a script's reply contains, to count them once the caller's context is
@@ -73,9 +44,9 @@ impl ReplySink for ScriptReply<'_> {
 
 /// Runs `inv` for the client of `ctx` and replies.
 pub fn run(ctx: &mut Ctx, inv: Invocation) {
-    let rules = match prepare(ctx.state, inv.flags, inv.read_only_command) {
+    let rules = match admission::admit_script_run(ctx.state, inv.flags, inv.read_only_command) {
         Ok(rules) => rules,
-        Err(msg) => return ctx.error(msg),
+        Err(e) => return ctx.error(&e.message),
     };
     let scripting = &mut ctx.state.scripting;
     let vm_slot = match inv.vm {
@@ -91,6 +62,8 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
         return ctx.error("ERR a script is already running");
     };
     script_client.db = ctx.client.db;
+    scripting.running = Some(RunningScript::new(inv.vm, inv.name, ctx.args));
+    vm.set_memory_limit(ctx.state.settings.script_memory_limit);
     let now_ms = ctx.now_ms;
     let (state, _caller, sink) = ctx.parts();
     let mut reply = ScriptReply {
@@ -104,8 +77,8 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
         now_ms,
         wrote: false,
     };
-    // A panic in the run (a bug) must not leave scripting without its Lua state: put the state
-    // and the script client back first, then let the connection's guard handle the panic.
+    // A panic that gets past the Lua layer's own guards (a bug) leaves the Lua state
+    // suspect: it is replaced by a fresh one before the connection's guard handles the panic.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         vm.run(
             inv.compiled,
@@ -117,24 +90,31 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
         )
     }));
     let errors = std::mem::take(&mut reply.errors);
-    let scripting = &mut ctx.state.scripting;
-    match inv.vm {
-        VmKind::Eval => scripting.eval_vm = Some(vm),
-        VmKind::Functions => scripting.functions_vm = Some(vm),
+    let state = &mut *ctx.state;
+    let run = state.scripting.running.take();
+    if run.is_some_and(|r| r.timed_out) {
+        // Work still waiting goes back to its connections, which take the lock next.
+        state.desk.close();
     }
-    scripting.script_client = Some(script_client);
+    let scripting = &mut state.scripting;
+    if scripting.script_client.is_none() {
+        scripting.script_client = Some(script_client);
+    }
     let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(panic) => std::panic::resume_unwind(panic),
+        Ok(outcome) => {
+            scripting.return_vm(inv.vm, vm);
+            outcome
+        }
+        Err(panic) => {
+            drop(vm);
+            scripting.replace_damaged_vm(inv.vm);
+            std::panic::resume_unwind(panic)
+        }
     };
     for (msg, counted_elsewhere) in errors {
         ctx.note_error(&msg, counted_elsewhere);
     }
     if let Err(e) = outcome {
-        if e.counted {
-            ctx.error_counted_elsewhere(&e.message);
-        } else {
-            ctx.error(&e.message);
-        }
+        ctx.error_reply(&e);
     }
 }

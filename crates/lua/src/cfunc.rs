@@ -51,7 +51,7 @@ pub(crate) fn c_function(l: L, body: impl FnOnce(L) -> Exit) -> c_int {
     let outer_mode = heap.set_lua_mode(false);
     let mut exit = run_body(l, body);
     if heap.take_exceeded() {
-        exit = Exit::RaiseTable(l.memory_error());
+        exit = Exit::RaiseTable(format!("-{}", l.memory_error()));
     }
     match exit {
         Exit::Return(n) => {
@@ -83,7 +83,7 @@ pub(crate) fn hook(l: L, body: impl FnOnce(L) -> Exit) {
     let outer_mode = heap.set_lua_mode(false);
     let mut exit = run_body(l, body);
     if heap.take_exceeded() {
-        exit = Exit::RaiseTable(l.memory_error());
+        exit = Exit::RaiseTable(format!("-{}", l.memory_error()));
     }
     match exit {
         Exit::Return(_) => {

@@ -30,9 +30,10 @@ pub(crate) struct Heap {
     /// The heap passed the ceiling in Rust mode: the next C function to return raises the
     /// memory error instead.
     exceeded: Cell<bool>,
-    /// An allocation was refused for the ceiling during the current run (as opposed to a real
-    /// out-of-memory), so a "not enough memory" error means the limit.
-    refused: Cell<bool>,
+    /// The ceiling was hit during the current run (an allocation refused for it, or passed
+    /// in Rust mode), so a "not enough memory" error means the limit and the run's garbage
+    /// is worth collecting at once.
+    hit: Cell<bool>,
 }
 
 impl Heap {
@@ -43,7 +44,7 @@ impl Heap {
             budget: Cell::new(0),
             lua_mode: Cell::new(false),
             exceeded: Cell::new(false),
-            refused: Cell::new(false),
+            hit: Cell::new(false),
         })
     }
 
@@ -58,7 +59,7 @@ impl Heap {
         self.ceiling.set(ceiling);
         self.budget.set(budget.unwrap_or(0));
         self.exceeded.set(false);
-        self.refused.set(false);
+        self.hit.set(false);
     }
 
     /// The error a script gets when it goes past its budget.
@@ -81,14 +82,15 @@ impl Heap {
     pub fn charge(&self, pending: usize) -> bool {
         if self.used().saturating_add(pending) > self.ceiling.get() {
             self.exceeded.set(true);
+            self.hit.set(true);
             return false;
         }
         true
     }
 
-    /// Whether the ceiling was hit during this run (refused or exceeded).
+    /// Whether the ceiling was hit during this run.
     pub fn limit_hit(&self) -> bool {
-        self.refused.get() || self.exceeded.get()
+        self.hit.get()
     }
 
     /// Takes the "passed the ceiling in Rust mode" note, clearing it.
@@ -148,8 +150,8 @@ pub(crate) unsafe extern "C" fn allocate(
     let growth = new_size.saturating_sub(old_size);
     let after = heap.used.get() - old_size + new_size;
     if growth > 0 && after > heap.ceiling.get() {
+        heap.hit.set(true);
         if heap.lua_mode.get() {
-            heap.refused.set(true);
             return std::ptr::null_mut();
         }
         heap.exceeded.set(true);

@@ -360,3 +360,159 @@ fn every_run_sees_only_its_own_keys_and_argv() {
         "*4\r\n$3\r\nnil\r\n$3\r\nnil\r\n$3\r\nnil\r\n:1\r\n"
     );
 }
+
+/// A host for the limit tests: `BIG n` replies an array of n distinct 1 KiB strings; every
+/// `interrupt_after` hook ticks it asks the script to stop.
+struct LimitHost {
+    ticks: usize,
+    interrupt_after: Option<usize>,
+}
+
+impl Host for LimitHost {
+    fn call(&mut self, args: &[Bytes], reply: &mut dyn ReplySink) -> Result<(), ErrorReply> {
+        if args[0].eq_ignore_ascii_case(b"big") {
+            let n: usize = std::str::from_utf8(&args[1]).unwrap().parse().unwrap();
+            reply.array(n);
+            for i in 0..n {
+                let mut s = format!("{i:08}").into_bytes();
+                s.resize(1024, b'x');
+                reply.bulk(&s);
+            }
+            return Ok(());
+        }
+        reply.simple("OK");
+        Ok(())
+    }
+    fn set_repl(&mut self, _flags: i64) {}
+    fn log(&mut self, _level: i64, _message: &[u8]) {}
+    fn acl_check(&mut self, _args: &[Bytes]) -> Option<bool> {
+        Some(true)
+    }
+    fn interrupt(&mut self) -> Option<String> {
+        self.ticks += 1;
+        match self.interrupt_after {
+            Some(n) if self.ticks >= n => Some("-ERR stopped by the host".into()),
+            _ => None,
+        }
+    }
+}
+
+fn run_with(vm: &mut LuaVm, host: &mut LimitHost, body: &str) -> Result<String, ScriptError> {
+    let f = vm.compile(body.as_bytes()).expect("compiles");
+    let mut out = Vec::new();
+    let mut w = RespWriter::new(&mut out, Protocol::Resp2);
+    let r = vm.run(f, "sha", &[], &[], host, &mut w);
+    vm.release(f);
+    r.map(|_| String::from_utf8_lossy(&out).into_owned())
+}
+
+fn limit_host() -> LimitHost {
+    LimitHost {
+        ticks: 0,
+        interrupt_after: None,
+    }
+}
+
+#[test]
+fn memory_limit_fails_the_script_and_keeps_the_state_usable() {
+    let mut vm = LuaVm::new(VmKind::Eval);
+    let mut host = limit_host();
+    let baseline = vm.used_memory();
+    vm.set_memory_limit(Some(4 << 20));
+    let cases = [
+        // Lua's own C functions allocating in Lua mode.
+        "return string.rep('x', 8 * 1024 * 1024)",
+        "local t = {} for i = 1, 1e7 do t[i] = i end return #t",
+        "local t = {} for i = 1, 1e5 do t[i] = string.rep('y', 100) .. i end return table.concat(t)",
+        // Rust library functions building output outside the Lua heap.
+        "local t = {} for i = 1, 3e4 do t[i] = string.rep('z', 50) .. i end return cjson.encode(t)",
+        "local t = {} for i = 1, 3e4 do t[i] = string.rep('z', 50) .. i end return cmsgpack.pack(t)",
+        // A command reply too big for the budget, built in Rust mode.
+        "return #redis.call('big', '10000')",
+        "return #redis.pcall('big', '10000')",
+    ];
+    for body in cases {
+        let err = run_with(&mut vm, &mut host, body).expect_err(body);
+        assert!(
+            err.message
+                .starts_with("ERR Lua memory limit reached: 'script-memory-limit' is 4194304 bytes"),
+            "{body}: {}",
+            err.message
+        );
+        // The state is usable and the memory is back.
+        assert_eq!(run_with(&mut vm, &mut host, "return 1").unwrap(), ":1\r\n");
+        assert!(
+            vm.used_memory() < baseline + (1 << 20),
+            "{body}: {} bytes left after the failure (baseline {baseline})",
+            vm.used_memory()
+        );
+    }
+    // A script may catch the memory error and go on within its budget.
+    assert_eq!(
+        run_with(
+            &mut vm,
+            &mut host,
+            "local ok = pcall(string.rep, 'x', 8 * 1024 * 1024) return tostring(ok)"
+        )
+        .unwrap(),
+        "$5\r\nfalse\r\n"
+    );
+    // Within the budget everything works, and without a limit bigger runs do too.
+    assert_eq!(
+        run_with(&mut vm, &mut host, "return #redis.call('big', '100')").unwrap(),
+        ":100\r\n"
+    );
+    vm.set_memory_limit(None);
+    assert_eq!(
+        run_with(&mut vm, &mut host, "return #redis.call('big', '10000')").unwrap(),
+        ":10000\r\n"
+    );
+}
+
+#[test]
+fn a_panic_in_a_library_function_is_contained() {
+    let mut vm = LuaVm::new(VmKind::Eval);
+    for body in [
+        "return cjson.encode({1, 2})",
+        "return redis.call('echo', 'x')",
+        "return bit.band(1, 3)",
+        "return struct.pack('>I2', 1)",
+    ] {
+        moonkv_lua::panic_in_next_library_call();
+        let err = eval(&mut vm, body, &[], &[]).expect_err(body);
+        assert!(
+            err.message
+                .contains("internal error in a moonkv script function"),
+            "{body}: {}",
+            err.message
+        );
+        // The next run works, redis.call included (no call is left "in progress").
+        assert_eq!(
+            eval(&mut vm, "return redis.call('echo', 'after')", &[], &[]).unwrap(),
+            "*2\r\n$4\r\necho\r\n$5\r\nafter\r\n"
+        );
+    }
+}
+
+#[test]
+fn the_host_can_stop_a_running_script_even_through_pcall() {
+    let mut vm = LuaVm::new(VmKind::Eval);
+    for body in [
+        "while true do end",
+        "local f = function() while true do end end while true do pcall(f) end",
+        "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end",
+    ] {
+        let mut host = LimitHost {
+            ticks: 0,
+            interrupt_after: Some(3),
+        };
+        let err = run_with(&mut vm, &mut host, body).expect_err(body);
+        assert!(
+            err.message.starts_with("ERR stopped by the host"),
+            "{body}: {}",
+            err.message
+        );
+        let mut calm = limit_host();
+        assert_eq!(run_with(&mut vm, &mut calm, "return 2").unwrap(), ":2\r\n");
+    }
+}

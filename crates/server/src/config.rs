@@ -164,6 +164,9 @@ pub static DIRECTIVES: &[Directive] = &[
     // moonkv's own: how much one script run may add to the Lua heap (0: no limit). See the
     // README for why 1gb.
     d("script-memory-limit", MEM, "1073741824"),
+    // moonkv's own: how many scripts that only came through EVAL stay cached, least recently
+    // used first out (0: no bound, Redis 7.0's behaviour); SCRIPT LOAD'ed ones always stay.
+    d("script-eval-cache-size", int(0, INT_MAX), "500"),
     d(
         "notify-keyspace-events",
         Kind::Custom(crate::notify::normalize_config),

@@ -38,6 +38,9 @@ pub struct Settings {
     /// `script-memory-limit`: how much one script run may add to the Lua heap (None: no
     /// limit).
     pub script_memory_limit: Option<usize>,
+    /// `script-eval-cache-size`: how many scripts that only came through EVAL are kept
+    /// (0: no bound).
+    pub script_eval_cache_size: usize,
 }
 
 impl Settings {
@@ -85,6 +88,7 @@ impl Settings {
                 n if n <= 0 => None,
                 n => Some(n as usize),
             },
+            script_eval_cache_size: c.get_i64("script-eval-cache-size").max(0) as usize,
         }
     }
 }

@@ -151,10 +151,21 @@ fn parse_numkeys(ctx: &mut Ctx, bad_number: &str) -> Option<usize> {
     Some(n as usize)
 }
 
+/// How a script reached the cache: SCRIPT LOAD keeps it for good, EVAL in a bounded list.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CachedBy {
+    Eval,
+    ScriptLoad,
+}
+
 /// Compiles `body` into the script cache under its SHA1 unless it is there already.
-fn cache_script(ctx: &mut Ctx, body: &Bytes) -> Option<Sha> {
+fn cache_script(ctx: &mut Ctx, body: &Bytes, by: CachedBy) -> Option<Sha> {
     let sha = sha1_of(body);
-    if ctx.state.scripting.scripts.contains(&sha) {
+    let scripting = &mut ctx.state.scripting;
+    if scripting.scripts.contains(&sha) {
+        if by == CachedBy::ScriptLoad {
+            scripting.scripts.pin(&sha);
+        }
         return Some(sha);
     }
     let (flags, code_at) = match parse_eval_shebang(body) {
@@ -164,20 +175,26 @@ fn cache_script(ctx: &mut Ctx, body: &Bytes) -> Option<Sha> {
             return None;
         }
     };
-    let Some(vm) = ctx.state.scripting.eval_vm.as_mut() else {
+    let Some(vm) = scripting.eval_vm.as_mut() else {
         ctx.error("ERR a script is already running");
         return None;
     };
     match vm.compile(&body[code_at..]) {
         Ok(compiled) => {
-            ctx.state.scripting.scripts.insert(
-                sha,
-                CachedScript {
-                    body: body.clone(),
-                    flags,
-                    compiled,
-                },
-            );
+            let script = CachedScript {
+                body: body.clone(),
+                flags,
+                compiled,
+            };
+            match by {
+                CachedBy::ScriptLoad => scripting.scripts.insert_loaded(sha, script),
+                CachedBy::Eval => {
+                    let capacity = ctx.state.settings.script_eval_cache_size;
+                    for old in scripting.scripts.insert_from_eval(sha, script, capacity) {
+                        vm.release(old);
+                    }
+                }
+            }
             Some(sha)
         }
         Err(msg) => {
@@ -206,12 +223,12 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, read_only: bool) {
         }
     } else {
         let body = ctx.args[1].clone();
-        match cache_script(ctx, &body) {
+        match cache_script(ctx, &body, CachedBy::Eval) {
             Some(sha) => sha,
             None => return,
         }
     };
-    let Some(script) = ctx.state.scripting.scripts.get(&sha) else {
+    let Some(script) = ctx.state.scripting.scripts.get_for_call(&sha) else {
         return ctx.error("NOSCRIPT No matching script. Please use EVAL.");
     };
     let (compiled, flags) = (script.compiled, script.flags);
@@ -249,7 +266,7 @@ fn evalsha_ro(ctx: &mut Ctx) {
 
 fn script_load(ctx: &mut Ctx) {
     let body = ctx.args[2].clone();
-    if let Some(sha) = cache_script(ctx, &body) {
+    if let Some(sha) = cache_script(ctx, &body, CachedBy::ScriptLoad) {
         ctx.bulk(&sha);
     }
 }

@@ -1,8 +1,12 @@
 //! EVAL's script cache: scripts by the SHA1 of their body, compiled once. Like Redis's it is
-//! volatile (gone after SCRIPT FLUSH or a restart) and unbounded.
+//! volatile (gone after SCRIPT FLUSH or a restart). Scripts added with SCRIPT LOAD stay until
+//! then; scripts that only came through EVAL are kept in a least-recently-used list of
+//! bounded size (`script-eval-cache-size`, like Redis 7.4's 500), so clients that build a new
+//! script text per call cannot grow the server without bound.
 
 use super::ScriptFlags;
 use bytes::Bytes;
+use lru::LruCache;
 use moonkv_lua::CompiledId;
 use std::collections::HashMap;
 
@@ -15,11 +19,26 @@ pub struct CachedScript {
     pub compiled: CompiledId,
 }
 
-#[derive(Default)]
 pub struct ScriptCache {
-    scripts: HashMap<Sha, CachedScript, foldhash::fast::RandomState>,
+    /// Scripts added with SCRIPT LOAD: never evicted.
+    loaded: HashMap<Sha, CachedScript, foldhash::fast::RandomState>,
+    /// Scripts that only came through EVAL, least recently called first.
+    by_eval: LruCache<Sha, CachedScript, foldhash::fast::RandomState>,
     /// Bytes held by bodies and SHA1s (INFO used_memory_scripts_eval).
     memory: usize,
+    /// EVAL scripts dropped from the list since start (INFO evicted_scripts).
+    evicted: u64,
+}
+
+impl Default for ScriptCache {
+    fn default() -> Self {
+        ScriptCache {
+            loaded: HashMap::default(),
+            by_eval: LruCache::unbounded_with_hasher(Default::default()),
+            memory: 0,
+            evicted: 0,
+        }
+    }
 }
 
 /// The SHA1 of a script body, as Redis names scripts.
@@ -48,23 +67,63 @@ fn entry_size(body: &[u8]) -> usize {
 }
 
 impl ScriptCache {
-    pub fn get(&self, sha: &Sha) -> Option<&CachedScript> {
-        self.scripts.get(sha)
+    /// The script, for a call: an EVAL script becomes the most recently used.
+    pub fn get_for_call(&mut self, sha: &Sha) -> Option<&CachedScript> {
+        match self.loaded.get(sha) {
+            Some(script) => Some(script),
+            None => self.by_eval.get(sha),
+        }
+    }
+
+    /// The script, without counting it as used.
+    pub fn peek(&self, sha: &Sha) -> Option<&CachedScript> {
+        self.loaded.get(sha).or_else(|| self.by_eval.peek(sha))
     }
 
     pub fn contains(&self, sha: &Sha) -> bool {
-        self.scripts.contains_key(sha)
+        self.loaded.contains_key(sha) || self.by_eval.contains(sha)
     }
 
-    pub fn insert(&mut self, sha: Sha, script: CachedScript) {
+    /// Adds a script that came through EVAL, then drops the least recently used EVAL
+    /// scripts beyond `capacity` (0: no bound). Returns the compiled code of the dropped
+    /// scripts, for the caller to release from the Lua state.
+    pub fn insert_from_eval(
+        &mut self,
+        sha: Sha,
+        script: CachedScript,
+        capacity: usize,
+    ) -> Vec<CompiledId> {
         self.memory += entry_size(&script.body);
-        self.scripts.insert(sha, script);
+        self.by_eval.put(sha, script);
+        let mut dropped = Vec::new();
+        while capacity > 0 && self.by_eval.len() > capacity {
+            let Some((_, old)) = self.by_eval.pop_lru() else {
+                break;
+            };
+            self.memory -= entry_size(&old.body);
+            self.evicted += 1;
+            dropped.push(old.compiled);
+        }
+        dropped
+    }
+
+    /// Adds a script that came through SCRIPT LOAD.
+    pub fn insert_loaded(&mut self, sha: Sha, script: CachedScript) {
+        self.memory += entry_size(&script.body);
+        self.loaded.insert(sha, script);
+    }
+
+    /// SCRIPT LOAD of a script EVAL already cached: it is kept for good from now on.
+    pub fn pin(&mut self, sha: &Sha) {
+        if let Some(script) = self.by_eval.pop(sha) {
+            self.loaded.insert(*sha, script);
+        }
     }
 
     /// Compiles every cached script again into another (fresh) VM; a script that no longer
     /// compiles is dropped.
     pub fn recompile_into(&mut self, vm: &mut moonkv_lua::LuaVm) {
-        self.scripts.retain(|_, script| {
+        let mut recompile = |script: &mut CachedScript| {
             let at = super::parse_eval_shebang(&script.body).map_or(0, |(_, at)| at);
             match vm.compile(&script.body[at..]) {
                 Ok(id) => {
@@ -73,18 +132,81 @@ impl ScriptCache {
                 }
                 Err(_) => false,
             }
-        });
+        };
+        self.loaded.retain(|_, script| recompile(script));
+        let failed: Vec<Sha> = self
+            .by_eval
+            .iter_mut()
+            .filter_map(|(sha, script)| (!recompile(script)).then_some(*sha))
+            .collect();
+        for sha in failed {
+            self.by_eval.pop(&sha);
+        }
+        self.memory = self
+            .loaded
+            .values()
+            .chain(self.by_eval.iter().map(|(_, s)| s))
+            .map(|s| entry_size(&s.body))
+            .sum();
     }
 
     pub fn len(&self) -> usize {
-        self.scripts.len()
+        self.loaded.len() + self.by_eval.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.scripts.is_empty()
+        self.len() == 0
     }
 
     pub fn memory(&self) -> usize {
         self.memory
+    }
+
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(n: i32) -> CachedScript {
+        CachedScript {
+            body: Bytes::from(format!("return {n}")),
+            flags: ScriptFlags::default(),
+            compiled: n,
+        }
+    }
+
+    fn sha(n: u8) -> Sha {
+        [n; 40]
+    }
+
+    #[test]
+    fn eval_scripts_are_bounded_and_loaded_ones_stay() {
+        let mut cache = ScriptCache::default();
+        cache.insert_loaded(sha(0), script(0));
+        for n in 1..=3 {
+            assert!(cache.insert_from_eval(sha(n), script(n as i32), 3).is_empty());
+        }
+        // Calling 1 makes 2 the least recently used.
+        assert!(cache.get_for_call(&sha(1)).is_some());
+        assert_eq!(cache.insert_from_eval(sha(4), script(4), 3), vec![2]);
+        assert!(!cache.contains(&sha(2)));
+        assert_eq!(cache.evicted(), 1);
+        // A pinned script leaves the list: room for one more EVAL script.
+        cache.pin(&sha(3));
+        assert!(cache.insert_from_eval(sha(5), script(5), 3).is_empty());
+        assert_eq!(cache.insert_from_eval(sha(6), script(6), 3), vec![1]);
+        assert!(cache.contains(&sha(0)) && cache.contains(&sha(3)));
+        assert_eq!(cache.len(), 5);
+        assert_eq!(
+            cache.memory(),
+            [0, 3, 4, 5, 6]
+                .iter()
+                .map(|n| entry_size(format!("return {n}").as_bytes()))
+                .sum::<usize>()
+        );
     }
 }

@@ -245,7 +245,7 @@ pub fn declared_flags(
     match spec.name {
         "eval" | "eval_ro" => parse_eval_shebang(target).ok().map(|(flags, _)| flags),
         "evalsha" | "evalsha_ro" => cache::parse_sha(target)
-            .and_then(|sha| state.scripting.scripts.get(&sha))
+            .and_then(|sha| state.scripting.scripts.peek(&sha))
             .map(|s| s.flags),
         "fcall" | "fcall_ro" => state
             .scripting

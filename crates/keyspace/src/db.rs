@@ -5,6 +5,7 @@
 //! script or a transaction can run against one frozen instant, as in Redis.
 
 use crate::dict::{Dict, Key};
+use crate::journal::{Completeness, Journal, ValueBefore};
 use crate::value::Value;
 use rand::Rng;
 use std::collections::{HashMap, VecDeque};
@@ -63,6 +64,12 @@ pub struct Db {
     /// Big values waiting for the server to hand them to its freeing thread.
     pub garbage: Vec<Value>,
     pub stats: DbStats,
+    /// While on (Some), the state of each key before its first change is kept so the changes
+    /// can be undone (see [`Journal`]).
+    journaling: Option<Completeness>,
+    /// The journal, made on the first change while journaling (most script runs touch one
+    /// database of the sixteen).
+    journal: Option<Box<Journal>>,
 }
 
 impl Db {
@@ -131,6 +138,9 @@ impl Db {
     /// once it actually changed the value.
     pub fn get_mut(&mut self, key: &[u8], now: i64) -> Option<&mut Value> {
         self.expire_if_needed(key, now);
+        if self.journaling.is_some() {
+            self.journal_key(key);
+        }
         self.entries.get_mut(key)
     }
 
@@ -140,11 +150,17 @@ impl Db {
 
     /// Stores a value, replacing any old one. The old TTL is dropped unless `keep_ttl`.
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        let expiry = self.journal_expiry(key);
         let replaced = self.entries.insert(key, value);
         if replaced.is_none() && self.events.track_new {
             self.events.pending.push(("new", key.to_vec()));
         }
-        if let Some(old) = replaced {
+        if self.journal_wants(key) {
+            // The replaced value goes to the journal instead of being freed.
+            if let Some(j) = self.journal() {
+                j.record_key(key, replaced.map(ValueBefore::Owned), expiry);
+            }
+        } else if let Some(old) = replaced {
             if self.lazy_overwrite {
                 self.defer_free(old);
             }
@@ -163,6 +179,7 @@ impl Db {
         make: impl FnOnce() -> Value,
     ) -> &mut Value {
         self.expire_if_needed(key, now);
+        self.journal_key(key);
         if self.events.track_new && !self.entries.contains_key(key) {
             self.events.pending.push(("new", key.to_vec()));
         }
@@ -172,6 +189,8 @@ impl Db {
     /// Deletes a key. Returns the value if it existed (and had not expired).
     pub fn remove(&mut self, key: &[u8], now: i64) -> Option<Value> {
         self.expire_if_needed(key, now);
+        // The caller keeps the removed value (GETDEL, RENAME), so the journal copies it.
+        self.journal_key(key);
         let removed = self.remove_entry(key);
         if removed.is_some() {
             self.mark_modified(key);
@@ -188,11 +207,108 @@ impl Db {
 
     /// Removes an expired key, deferring the value's freeing if so configured.
     fn remove_expired(&mut self, key: &[u8]) {
+        let expiry = self.journal_expiry(key);
         if let Some(value) = self.remove_entry(key) {
-            if self.lazy_expire {
+            if self.journal_wants(key) {
+                if let Some(j) = self.journal() {
+                    j.record_key(key, Some(ValueBefore::Owned(value)), expiry);
+                }
+            } else if self.lazy_expire {
                 self.defer_free(value);
             }
         }
+    }
+
+    /// The journal to record a change in; None when not journaling. The journal is made on
+    /// first use and kept (emptied) between runs.
+    fn journal(&mut self) -> Option<&mut Journal> {
+        let completeness = self.journaling?;
+        Some(
+            self.journal
+                .get_or_insert_with(|| Box::new(Journal::new(completeness))),
+        )
+    }
+
+    /// Whether a change to `key` must be recorded first.
+    fn journal_wants(&self, key: &[u8]) -> bool {
+        self.journaling.is_some() && self.journal.as_ref().is_none_or(|j| j.wants_key(key))
+    }
+
+    /// The key's expiry, when the journal will want to record the key (None otherwise).
+    fn journal_expiry(&self, key: &[u8]) -> Option<i64> {
+        if !self.expires.is_empty() && self.journal_wants(key) {
+            self.expires.get(key).copied()
+        } else {
+            None
+        }
+    }
+
+    /// Records the key's present state in the journal, if one is on, before a change in place.
+    fn journal_key(&mut self, key: &[u8]) {
+        if !self.journal_wants(key) {
+            return;
+        }
+        let Db {
+            journal,
+            journaling,
+            entries,
+            expires,
+            ..
+        } = self;
+        let Some(completeness) = *journaling else {
+            return;
+        };
+        let value = entries.get(key);
+        // A missing key has no expiry to look up.
+        let expiry = match value {
+            Some(_) if !expires.is_empty() => expires.get(key).copied(),
+            _ => None,
+        };
+        journal
+            .get_or_insert_with(|| Box::new(Journal::new(completeness)))
+            .record_key(key, value.map(ValueBefore::Borrowed), expiry);
+    }
+
+    /// Starts journaling changes (see [`Journal`]).
+    pub fn start_journal(&mut self, completeness: Completeness) {
+        self.journaling = Some(completeness);
+        if let Some(j) = self.journal.as_mut() {
+            j.reset(completeness);
+        }
+    }
+
+    /// Whether the journal (if one is on) can undo everything so far.
+    pub fn journal_complete(&self) -> bool {
+        self.journaling.is_none() || self.journal.as_ref().is_none_or(|j| j.is_complete())
+    }
+
+    /// Stops journaling and keeps the changes.
+    pub fn commit_journal(&mut self) {
+        if self.journaling.take().is_some() {
+            if let Some(j) = self.journal.as_mut() {
+                j.reset(Completeness::BestEffort);
+            }
+        }
+    }
+
+    /// Stops journaling and undoes every change made since it started. False if the journal
+    /// had given up (nothing is undone then).
+    pub fn undo_journal(&mut self) -> bool {
+        if self.journaling.take().is_none() {
+            return true;
+        }
+        let Some(journal) = self.journal.as_mut() else {
+            return true;
+        };
+        if !journal.is_complete() {
+            journal.reset(Completeness::BestEffort);
+            return false;
+        }
+        if !journal.is_empty() {
+            journal.undo(&mut self.entries, &mut self.expires);
+            self.stats.dirty += 1;
+        }
+        true
     }
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Value> {
@@ -217,9 +333,22 @@ impl Db {
             return false;
         }
         if at_ms <= now {
-            self.remove_entry(key);
+            let wanted = self.journal_wants(key);
+            let expiry = self.journal_expiry(key);
+            let removed = self.remove_entry(key);
+            if wanted {
+                if let Some(j) = self.journal() {
+                    j.record_key(key, removed.map(ValueBefore::Owned), expiry);
+                }
+            }
             self.mark_modified(key);
             return true;
+        }
+        if self.journaling.is_some() {
+            let before = self.expires.get(key).copied();
+            if let Some(j) = self.journal() {
+                j.record_expiry(key, before);
+            }
         }
         self.expires.insert(key, at_ms);
         self.mark_modified(key);
@@ -228,6 +357,13 @@ impl Db {
 
     /// Removes the TTL. Returns true if there was one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
+        if self.journaling.is_some() {
+            if let Some(&at) = self.expires.get(key) {
+                if let Some(j) = self.journal() {
+                    j.record_expiry(key, Some(at));
+                }
+            }
+        }
         let had = self.expires.remove(key).is_some();
         if had {
             self.mark_modified(key);
@@ -389,13 +525,25 @@ impl Db {
         self.touch_all_watched(None, now);
         // Flushing always counts as a change (it is replicated even on an empty database).
         self.stats.dirty += self.entries.len() as u64 + 1;
-        (self.entries.take_all(), self.expires.take_all())
+        let (entries, expires) = (self.entries.take_all(), self.expires.take_all());
+        match self.journal() {
+            // The journal keeps the old contents; nothing is left to free.
+            Some(j) if j.is_complete() => {
+                j.record_flush(entries, expires);
+                (Dict::new(), Dict::new())
+            }
+            _ => (entries, expires),
+        }
     }
 
     /// Exchanges contents with another database, keeping each one's WATCH registrations.
     pub fn swap_contents(&mut self, other: &mut Db) {
         std::mem::swap(&mut self.entries, &mut other.entries);
         std::mem::swap(&mut self.expires, &mut other.expires);
+        // A journal describes its contents: it moves with them (the caller records the swap
+        // to undo it after the journals).
+        std::mem::swap(&mut self.journal, &mut other.journal);
+        std::mem::swap(&mut self.journaling, &mut other.journaling);
     }
 
     /// Iterates over all entries, including keys that have expired but were not yet deleted;

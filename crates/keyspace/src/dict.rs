@@ -235,14 +235,34 @@ impl<V> Dict<V> {
     }
 }
 
+/// A copy with the same hash seed and bucket chains, so it iterates (and SCANs, and dumps)
+/// in the same order as the original: an undone change must give back the same value.
 impl<V: Clone> Clone for Dict<V> {
     fn clone(&self) -> Self {
-        let mut copy = Dict::new();
-        for (k, v) in self.iter() {
-            copy.insert(k, v.clone());
+        Dict {
+            buckets: self.buckets.iter().map(clone_chain).collect(),
+            len: self.len,
+            hasher: self.hasher.clone(),
         }
-        copy
     }
+}
+
+fn clone_chain<V: Clone>(link: &Link<V>) -> Link<V> {
+    let mut nodes = Vec::new();
+    let mut at = link;
+    while let Some(node) = at {
+        nodes.push((node.key.clone(), node.value.clone()));
+        at = &node.next;
+    }
+    let mut head = None;
+    for (key, value) in nodes.into_iter().rev() {
+        head = Some(Box::new(Node {
+            key,
+            value,
+            next: head,
+        }));
+    }
+    head
 }
 
 impl<V> std::fmt::Debug for Dict<V> {

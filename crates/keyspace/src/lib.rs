@@ -3,6 +3,7 @@
 pub mod db;
 pub mod dict;
 pub mod hash;
+pub mod journal;
 pub mod list;
 pub mod order_index;
 pub mod pattern;
@@ -13,6 +14,7 @@ pub mod zset;
 pub use db::{Db, DbEvents, WatchFlag};
 pub use dict::{Dict, Key};
 pub use hash::{Hash, HashLimits};
+pub use journal::{Completeness, Journal};
 pub use list::{End, List};
 pub use pattern::glob_match;
 pub use set::Set;

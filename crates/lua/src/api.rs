@@ -463,6 +463,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "allow-stale",
     "no-cluster",
     "allow-cross-slot-keys",
+    "rollback-on-error",
 ];
 
 fn read_registration(l: L) -> Result<RegisteredFunction, &'static str> {

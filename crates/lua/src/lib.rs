@@ -63,10 +63,27 @@ pub trait Host {
     }
 }
 
-/// A script run that ended with an error reply: the full text with its code, e.g.
-/// `ERR user_script:1: ... script: <sha>, on ...`, and whether it was already counted in the
-/// error statistics (it came from a command the script called).
-pub type ScriptError = ErrorReply;
+/// A script run that ended with an error reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptError {
+    /// The full text with its code, e.g. `ERR user_script:1: ... script: <sha>, on ...`.
+    pub message: String,
+    /// Already counted in the error statistics (it came from a command the script called).
+    pub counted: bool,
+    /// The script failed with it (raised it, or was stopped); false when it returned an
+    /// error reply as its result.
+    pub raised: bool,
+}
+
+impl ScriptError {
+    /// The error as the caller is answered.
+    pub fn reply(&self) -> ErrorReply {
+        ErrorReply {
+            message: self.message.clone(),
+            counted: self.counted,
+        }
+    }
+}
 
 /// Test hook: the next library function a script calls (cjson, redis.*, ...) panics inside
 /// its body, to check that a panic is contained.

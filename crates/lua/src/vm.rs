@@ -423,6 +423,7 @@ impl LuaVm {
             return Err(ScriptError {
                 message: "ERR reached lua stack limit".into(),
                 counted: false,
+                raised: true,
             });
         }
         l.raw_get_index(raw::REGISTRY, self.handler_ref as i64);
@@ -462,7 +463,11 @@ impl LuaVm {
             let mut top_error = None;
             emit(l, &self.reply_keys, out, resp3, &mut top_error);
             match top_error {
-                Some((message, counted)) => Err(ScriptError { message, counted }),
+                Some((message, counted)) => Err(ScriptError {
+                    message,
+                    counted,
+                    raised: false,
+                }),
                 None => Ok(()),
             }
         } else if status == raw::ERRMEM && self.heap.limit_hit() {
@@ -470,6 +475,7 @@ impl LuaVm {
             Err(ScriptError {
                 message: format!("{} script: {name}", self.heap.limit_error()),
                 counted: false,
+                raised: true,
             })
         } else {
             let err = script_error(l, name);
@@ -596,6 +602,7 @@ fn script_error(l: L, name: &str) -> ScriptError {
         return ScriptError {
             message: format!("ERR Error running script {name}, {msg}"),
             counted: false,
+            raised: true,
         };
     }
     let field = |key: &str| {
@@ -613,7 +620,11 @@ fn script_error(l: L, name: &str) -> ScriptError {
         (Some(source), Some(line)) => format!("{msg} script: {name}, on {source}:{line}."),
         _ => msg,
     };
-    ScriptError { message, counted }
+    ScriptError {
+        message,
+        counted,
+        raised: true,
+    }
 }
 
 fn push_string_array(l: L, items: &[Bytes]) {

@@ -37,6 +37,7 @@ fn eval(vm: &mut LuaVm, body: &str, keys: &[&str], args: &[&str]) -> Result<Stri
     let f = vm.compile(body.as_bytes()).map_err(|m| ScriptError {
         message: m,
         counted: false,
+        raised: true,
     })?;
     let keys: Vec<Bytes> = keys
         .iter()

@@ -167,6 +167,9 @@ pub static DIRECTIVES: &[Directive] = &[
     // moonkv's own: how many scripts that only came through EVAL stay cached, least recently
     // used first out (0: no bound, Redis 7.0's behaviour); SCRIPT LOAD'ed ones always stay.
     d("script-eval-cache-size", int(0, INT_MAX), "500"),
+    // moonkv's own: scripts keep an undo journal, so SCRIPT KILL can stop one that already
+    // wrote by undoing its writes. See the README for its cost.
+    d("script-kill-undo", BOOL, "yes"),
     d(
         "notify-keyspace-events",
         Kind::Custom(crate::notify::normalize_config),

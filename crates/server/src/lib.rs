@@ -8,6 +8,7 @@ pub mod busy;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod journal;
 pub mod lazyfree;
 pub mod log;
 pub mod net;

@@ -41,6 +41,11 @@ pub struct Settings {
     /// `script-eval-cache-size`: how many scripts that only came through EVAL are kept
     /// (0: no bound).
     pub script_eval_cache_size: usize,
+    /// `script-kill-undo`: scripts keep an undo journal, so one that wrote can still be
+    /// killed.
+    pub script_kill_undo: bool,
+    /// `min-replicas-to-write`.
+    pub min_replicas_to_write: usize,
 }
 
 impl Settings {
@@ -89,6 +94,8 @@ impl Settings {
                 n => Some(n as usize),
             },
             script_eval_cache_size: c.get_i64("script-eval-cache-size").max(0) as usize,
+            script_kill_undo: c.get_bool("script-kill-undo"),
+            min_replicas_to_write: c.get_i64("min-replicas-to-write").max(0) as usize,
         }
     }
 }
@@ -177,6 +184,8 @@ pub struct ServerState {
     pub server_dirty: u64,
     /// Where connections leave work while a busy script holds the lock.
     pub desk: std::sync::Arc<crate::busy::Desk>,
+    /// The undo journal of the script running now, when it keeps one.
+    pub journal: Option<crate::journal::RunJournal>,
 }
 
 impl ServerState {
@@ -205,6 +214,7 @@ impl ServerState {
             scripting: crate::scripting::Scripting::new(),
             server_dirty: 0,
             desk: Default::default(),
+            journal: None,
             next_client_id: 1,
             last_save_unix: crate::time::unix_ms() / 1000,
             shutdown_requested: false,

@@ -271,8 +271,8 @@ fn replica_is_stale(state: &ServerState) -> bool {
 /// `min-replicas-to-write` is set and fewer replicas are connected. (Replicas do not report
 /// their lag yet, so every connected replica counts as good.)
 fn too_few_good_replicas(state: &ServerState) -> bool {
-    let needed = state.config.get_i64("min-replicas-to-write");
-    needed > 0 && (state.replication.replicas.len() as i64) < needed
+    let needed = state.settings.min_replicas_to_write;
+    needed > 0 && state.replication.replicas.len() < needed
 }
 
 /// True when `maxmemory` is set and the allocator reports more memory in use. There is no

@@ -348,6 +348,7 @@ fn swapdb(ctx: &mut Ctx) {
         second.touch_all_watched(Some(first), now);
         first.swap_contents(second);
         first.stats.dirty += 1;
+        ctx.state.journal_swap(a, b);
         // Clients blocked in either database may find their keys there now.
         crate::blocking::flag_waited_keys(ctx.state, a);
         crate::blocking::flag_waited_keys(ctx.state, b);

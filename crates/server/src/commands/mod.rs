@@ -592,6 +592,11 @@ fn dispatch(
     client.last_interaction_ms = now_ms;
     let mut ctx = Ctx::new(state, client, spec, args, sink, now_ms);
     clock.last = call(&mut ctx, index, clock.last);
+    if state.scripting.running.is_some() {
+        // Served from a busy script's hook: the script's effects are not complete yet, so
+        // nothing is replicated and no blocked client is served until it ends.
+        return;
+    }
     if state.replication.active() {
         crate::replication::flush(state);
     }

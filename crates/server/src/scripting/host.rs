@@ -29,6 +29,9 @@ pub struct ScriptHost<'a> {
     pub now_ms: i64,
     /// A write command ran: later commands may not be refused for server state.
     pub wrote: bool,
+    /// The SHA1 or function name, and the command that runs it (shown once it is busy).
+    pub name: &'a str,
+    pub command: &'a [Bytes],
 }
 
 impl moonkv_lua::Host for ScriptHost<'_> {
@@ -66,6 +69,6 @@ impl moonkv_lua::Host for ScriptHost<'_> {
     }
 
     fn interrupt(&mut self) -> Option<String> {
-        super::slow::tick(self.state)
+        super::slow::tick(self.state, self.name, self.command)
     }
 }

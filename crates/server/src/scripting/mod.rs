@@ -32,6 +32,8 @@ impl ScriptFlags {
     pub const ALLOW_CROSS_SLOT: u8 = 16;
     /// An EVAL script without a shebang: Redis's pre-7 behaviour (no flag checks up front).
     pub const EVAL_COMPAT: u8 = 32;
+    /// moonkv's own: a script that fails with an error has its writes undone.
+    pub const ROLLBACK_ON_ERROR: u8 = 64;
 
     /// The flag names in the order Redis lists them.
     pub const NAMES: &'static [(u8, &'static str)] = &[
@@ -40,6 +42,7 @@ impl ScriptFlags {
         (Self::ALLOW_STALE, "allow-stale"),
         (Self::NO_CLUSTER, "no-cluster"),
         (Self::ALLOW_CROSS_SLOT, "allow-cross-slot-keys"),
+        (Self::ROLLBACK_ON_ERROR, "rollback-on-error"),
     ];
 
     pub fn has(self, flag: u8) -> bool {

@@ -6,6 +6,7 @@ use super::host::ScriptHost;
 use super::slow::RunningScript;
 use super::ScriptFlags;
 use crate::commands::{admission, Ctx};
+use moonkv_keyspace::Completeness;
 use bytes::Bytes;
 use moonkv_lua::{CompiledId, VmKind};
 use moonkv_protocol::ReplySink;
@@ -62,9 +63,25 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
         return ctx.error("ERR a script is already running");
     };
     script_client.db = ctx.client.db;
-    scripting.running = Some(RunningScript::new(inv.vm, inv.name, ctx.args));
+    scripting.running = Some(RunningScript::new(inv.vm));
+    // An undo journal: complete for a script that asked to roll back on error, best-effort
+    // for SCRIPT KILL after writes (script-kill-undo); none for read-only runs.
+    let rollback_on_error = inv.flags.has(ScriptFlags::ROLLBACK_ON_ERROR);
+    let journal = if rules.read_only {
+        None
+    } else if rollback_on_error {
+        Some(Completeness::Complete)
+    } else if ctx.state.settings.script_kill_undo {
+        Some(Completeness::BestEffort)
+    } else {
+        None
+    };
+    if let Some(completeness) = journal {
+        ctx.state.start_journal(completeness);
+    }
     vm.set_memory_limit(ctx.state.settings.script_memory_limit);
     let now_ms = ctx.now_ms;
+    let command = ctx.args;
     let (state, _caller, sink) = ctx.parts();
     let mut reply = ScriptReply {
         sink,
@@ -76,6 +93,8 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
         rules,
         now_ms,
         wrote: false,
+        name: inv.name,
+        command,
     };
     // A panic that gets past the Lua layer's own guards (a bug) leaves the Lua state
     // suspect: it is replaced by a fresh one before the connection's guard handles the panic.
@@ -92,6 +111,20 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
     let errors = std::mem::take(&mut reply.errors);
     let state = &mut *ctx.state;
     let run = state.scripting.running.take();
+    if journal.is_some() {
+        // Undo a killed script, one that failed and asked for it, and one a panic cut short.
+        let killed = run.as_ref().is_some_and(|r| r.kill_requested);
+        let failed = match &outcome {
+            Ok(Err(e)) => e.raised,
+            Ok(Ok(())) => false,
+            Err(_) => true,
+        };
+        if killed || (failed && (rollback_on_error || outcome.is_err())) {
+            state.undo_journal();
+        } else {
+            state.commit_journal();
+        }
+    }
     if run.is_some_and(|r| r.timed_out) {
         // Work still waiting goes back to its connections, which take the lock next.
         state.desk.close();
@@ -115,6 +148,6 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
         ctx.note_error(&msg, counted_elsewhere);
     }
     if let Err(e) = outcome {
-        ctx.error_reply(&e);
+        ctx.error_reply(&e.reply());
     }
 }

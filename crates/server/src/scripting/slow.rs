@@ -7,14 +7,17 @@
 use crate::state::ServerState;
 use bytes::Bytes;
 use moonkv_lua::VmKind;
-use std::time::{Duration, Instant};
+use quanta::Instant;
+use std::time::Duration;
 
 /// The script or function running now.
 pub struct RunningScript {
     pub kind: VmKind,
-    /// The SHA1 of an EVAL script, or the function name.
+    /// The SHA1 of an EVAL script, or the function name; filled in when it becomes busy
+    /// (only then can anyone look).
     pub name: String,
-    /// The command that runs it, as the caller sent it (FUNCTION STATS shows it).
+    /// The command that runs it, as the caller sent it (FUNCTION STATS shows it); filled in
+    /// when it becomes busy.
     pub command: Vec<Bytes>,
     pub started: Instant,
     /// It ran past `busy-reply-threshold`: other clients are served from its hook.
@@ -26,11 +29,11 @@ pub struct RunningScript {
 }
 
 impl RunningScript {
-    pub fn new(kind: VmKind, name: &str, command: &[Bytes]) -> Self {
+    pub fn new(kind: VmKind) -> Self {
         RunningScript {
             kind,
-            name: name.to_string(),
-            command: command.to_vec(),
+            name: String::new(),
+            command: Vec::new(),
             started: Instant::now(),
             timed_out: false,
             kill_requested: false,
@@ -45,11 +48,14 @@ impl RunningScript {
 
 /// The error a killed script ends with (also for functions, as in Redis).
 pub const KILLED: &str = "Script killed by user with SCRIPT KILL...";
+/// The error a script killed after it wrote ends with (its writes are undone).
+pub const KILLED_AND_UNDONE: &str =
+    "Script killed by user with SCRIPT KILL... its writes were undone";
 
 /// The script's periodic look at the server, from its hook: becomes busy once past the
 /// threshold, then serves the clients waiting at the desk. Returns the error to stop the
-/// script with when it was killed.
-pub fn tick(state: &mut ServerState) -> Option<String> {
+/// script with when it was killed. `name` and `command` say what is running.
+pub fn tick(state: &mut ServerState, name: &str, command: &[Bytes]) -> Option<String> {
     let threshold = state.settings.busy_reply_threshold;
     let run = state.scripting.running.as_mut()?;
     if !run.timed_out {
@@ -58,6 +64,8 @@ pub fn tick(state: &mut ServerState) -> Option<String> {
             return None;
         }
         run.timed_out = true;
+        run.name = name.to_string();
+        run.command = command.to_vec();
         crate::log::warning(&format!(
             "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {} command. Script name is: {}.",
             elapsed.as_millis(),
@@ -79,15 +87,17 @@ pub fn tick(state: &mut ServerState) -> Option<String> {
         return None;
     }
     crate::log::warning("Lua script killed by user with SCRIPT KILL.");
-    Some(KILLED.to_string())
+    Some(if run.wrote { KILLED_AND_UNDONE } else { KILLED }.to_string())
 }
 
 /// SCRIPT KILL (`eval`) or FUNCTION KILL: asks the running script to stop, or says why not.
 pub fn kill(state: &mut ServerState, eval: bool) -> Result<(), &'static str> {
+    let can_undo = state.journal_can_undo();
     let Some(run) = state.scripting.running.as_mut() else {
         return Err("NOTBUSY No scripts in execution right now.");
     };
-    if run.wrote {
+    // A script that wrote can only be killed if its writes can be undone (script-kill-undo).
+    if run.wrote && !can_undo {
         return Err("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.");
     }
     match (eval, run.kind) {

@@ -124,6 +124,13 @@ pub struct Stats {
     /// (time, processed) samples for instantaneous_ops_per_sec.
     pub ops_samples: Vec<(Instant, u64)>,
     pub peak_memory: u64,
+    /// EVAL scripts dropped from the bounded cache (INFO evicted_scripts, as Redis 7.4).
+    pub evicted_scripts: u64,
+    /// moonkv's own: scripts that ran past busy-reply-threshold, were killed, and whose
+    /// writes were undone (killed, or rolled back on error).
+    pub busy_scripts: u64,
+    pub killed_scripts: u64,
+    pub undone_scripts: u64,
 }
 
 impl Stats {

@@ -161,6 +161,9 @@ fn a_killed_script_that_wrote_is_undone_exactly() {
     assert!(ttl_after > 0 && ttl_after <= ttl_before);
     let _: () = redis::cmd("SELECT").arg(1).query(&mut c).unwrap();
     assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap(), 0);
+    for field in ["busy_scripts", "killed_scripts", "undone_scripts"] {
+        assert_eq!(info_field(&mut c, "stats", field), "1", "{field}");
+    }
 }
 
 #[test]

@@ -402,6 +402,10 @@ fn function_restore(ctx: &mut Ctx) {
 }
 
 fn function_stats(ctx: &mut Ctx) {
+    // Redis answers BUSY while an EVAL script (not a function) is busy.
+    if ctx.state.scripting.busy() == Some(VmKind::Eval) {
+        return ctx.error(super::admission::busy_error(VmKind::Eval));
+    }
     let libraries = ctx.state.scripting.libraries.libraries.len() as i64;
     let functions = ctx.state.scripting.libraries.function_count() as i64;
     ctx.map(2);

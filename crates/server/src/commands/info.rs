@@ -324,7 +324,10 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("expired_stale_perc:0.00");
             line!("expired_time_cap_reached_count:0");
             line!("evicted_keys:0");
-            line!("evicted_scripts:{}", state.scripting.scripts.evicted());
+            line!("evicted_scripts:{}", s.evicted_scripts);
+            line!("busy_scripts:{}", s.busy_scripts);
+            line!("killed_scripts:{}", s.killed_scripts);
+            line!("undone_scripts:{}", s.undone_scripts);
             line!("evicted_clients:0");
             line!("total_eviction_exceeded_time:0");
             line!("current_eviction_exceeded_time:0");

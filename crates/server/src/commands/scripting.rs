@@ -190,9 +190,11 @@ fn cache_script(ctx: &mut Ctx, body: &Bytes, by: CachedBy) -> Option<Sha> {
                 CachedBy::ScriptLoad => scripting.scripts.insert_loaded(sha, script),
                 CachedBy::Eval => {
                     let capacity = ctx.state.settings.script_eval_cache_size;
-                    for old in scripting.scripts.insert_from_eval(sha, script, capacity) {
-                        vm.release(old);
+                    let evicted = scripting.scripts.insert_from_eval(sha, script, capacity);
+                    for old in &evicted {
+                        vm.release(*old);
                     }
+                    ctx.state.stats.evicted_scripts += evicted.len() as u64;
                 }
             }
             Some(sha)

@@ -353,7 +353,6 @@ fn shutdown(ctx: &mut Ctx) {
             return ctx.error(super::admission::busy_error(kind));
         }
     }
-    crate::log::warning("User requested shutdown...");
     ctx.state.shutdown_requested = true;
 }
 

@@ -26,8 +26,6 @@ pub struct ScriptCache {
     by_eval: LruCache<Sha, CachedScript, foldhash::fast::RandomState>,
     /// Bytes held by bodies and SHA1s (INFO used_memory_scripts_eval).
     memory: usize,
-    /// EVAL scripts dropped from the list since start (INFO evicted_scripts).
-    evicted: u64,
 }
 
 impl Default for ScriptCache {
@@ -36,7 +34,6 @@ impl Default for ScriptCache {
             loaded: HashMap::default(),
             by_eval: LruCache::unbounded_with_hasher(Default::default()),
             memory: 0,
-            evicted: 0,
         }
     }
 }
@@ -101,7 +98,6 @@ impl ScriptCache {
                 break;
             };
             self.memory -= entry_size(&old.body);
-            self.evicted += 1;
             dropped.push(old.compiled);
         }
         dropped
@@ -161,10 +157,6 @@ impl ScriptCache {
     pub fn memory(&self) -> usize {
         self.memory
     }
-
-    pub fn evicted(&self) -> u64 {
-        self.evicted
-    }
 }
 
 #[cfg(test)]
@@ -194,7 +186,6 @@ mod tests {
         assert!(cache.get_for_call(&sha(1)).is_some());
         assert_eq!(cache.insert_from_eval(sha(4), script(4), 3), vec![2]);
         assert!(!cache.contains(&sha(2)));
-        assert_eq!(cache.evicted(), 1);
         // A pinned script leaves the list: room for one more EVAL script.
         cache.pin(&sha(3));
         assert!(cache.insert_from_eval(sha(5), script(5), 3).is_empty());

@@ -120,10 +120,15 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
             Err(_) => true,
         };
         if killed || (failed && (rollback_on_error || outcome.is_err())) {
-            state.undo_journal();
+            if state.undo_journal() {
+                state.stats.undone_scripts += 1;
+            }
         } else {
             state.commit_journal();
         }
+    }
+    if run.as_ref().is_some_and(|r| r.kill_requested) {
+        state.stats.killed_scripts += 1;
     }
     if run.is_some_and(|r| r.timed_out) {
         // Work still waiting goes back to its connections, which take the lock next.

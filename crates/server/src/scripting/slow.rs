@@ -64,6 +64,8 @@ pub fn tick(state: &mut ServerState, name: &str, command: &[Bytes]) -> Option<St
             return None;
         }
         run.timed_out = true;
+        state.stats.busy_scripts += 1;
+        let run = state.scripting.running.as_mut()?;
         run.name = name.to_string();
         run.command = command.to_vec();
         crate::log::warning(&format!(

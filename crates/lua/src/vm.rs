@@ -106,6 +106,8 @@ pub(crate) struct RunCtx<'a> {
     /// When loading a library must stop (FUNCTION LOAD's time limit).
     pub deadline: Option<std::time::Instant>,
     pub reply_keys: ReplyKeys,
+    /// The state the run started on (a hook may fire on a coroutine's).
+    pub main: Option<L>,
 }
 
 /// Runs between two checks for a periodic collection step (and the step's size, in Lua's
@@ -148,11 +150,14 @@ unsafe extern "C-unwind" fn run_hook(l: *mut raw::State, _ar: *mut raw::Debug) {
             };
             match host.interrupt() {
                 None => return Exit::Return(0),
-                Some(error) => {
-                    ctx.stopping = Some(error);
-                    l.set_hook(Some(run_hook), raw::LUA_MASKLINE, 0);
-                }
+                Some(error) => ctx.stopping = Some(error),
             }
+        }
+        // From now on every line raises, in the coroutine that noticed and in the main
+        // state, so neither pcall nor coroutines can keep the script going.
+        l.set_hook(Some(run_hook), raw::LUA_MASKLINE, 0);
+        if let Some(main) = ctx.main {
+            main.set_hook(Some(run_hook), raw::LUA_MASKLINE, 0);
         }
         Exit::RaiseTable(ctx.stopping.clone().unwrap_or_default())
     })
@@ -343,6 +348,7 @@ impl LuaVm {
                 registered: Some(&mut registered),
                 deadline,
                 reply_keys: self.reply_keys,
+                main: Some(l),
             };
             l.set_hook(Some(load_hook), raw::LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
             self.heap.set_budget(self.memory_limit);
@@ -453,6 +459,7 @@ impl LuaVm {
             registered: None,
             deadline: None,
             reply_keys: self.reply_keys,
+            main: Some(l),
         };
         l.set_hook(Some(run_hook), raw::LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
         self.heap.set_budget(self.memory_limit);

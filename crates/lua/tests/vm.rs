@@ -502,6 +502,8 @@ fn the_host_can_stop_a_running_script_even_through_pcall() {
         "while true do end",
         "local f = function() while true do end end while true do pcall(f) end",
         "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end",
+        // Coroutines inherit the hook; a fresh one per round cannot swallow the stop either.
+        "while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
     ] {
         let mut host = LimitHost {
             ticks: 0,

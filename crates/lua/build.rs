@@ -21,6 +21,7 @@ const LUA_SRC_VERSION: &str = "551.1.0";
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=MOONKV_LUA_SRC");
+    println!("cargo:rerun-if-env-changed=MOONKV_LUA_SANITIZE");
     let source = find_lua_sources();
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
     let patched = out.join("lua-5.1.5-redis");
@@ -49,6 +50,17 @@ fn main() {
         .flag_if_supported("-fno-common");
     if env::var("PROFILE").as_deref() == Ok("debug") {
         build.define("LUA_USE_APICHECK", None);
+    }
+    // MOONKV_LUA_SANITIZE=address instruments the C Lua for AddressSanitizer, for test runs
+    // whose Rust side is built with `-Zsanitizer=address` too (see tests/sanitize.sh).
+    match env::var("MOONKV_LUA_SANITIZE").as_deref() {
+        Err(_) | Ok("") => {}
+        Ok("address") => {
+            build
+                .flag("-fsanitize=address")
+                .flag("-fno-omit-frame-pointer");
+        }
+        Ok(other) => panic!("MOONKV_LUA_SANITIZE={other}: only `address` is supported"),
     }
     build.compile("moonkv_lua51");
 }

@@ -314,15 +314,107 @@ struct Read {
     at: usize,
 }
 
+/// An array or object being filled: its table is on the Lua stack (with an object's
+/// member key above it).
+enum Open {
+    /// The index the next element goes to.
+    Array(i64),
+    Object,
+}
+
 impl Parser<'_> {
+    /// Parses the whole text into one value on the Lua stack. Open arrays and objects are
+    /// tracked in a Rust vector rather than by recursion, so a deep document (as deep as
+    /// `decode_max_depth` and the Lua stack allow) cannot exhaust the thread's stack.
     fn document(&mut self) -> Result<(), String> {
-        let first = self.next_token()?;
-        self.value(first)?;
-        let last = self.next_token()?;
-        if last.token != Token::End {
-            return Err(self.expected("the end", &last));
+        let l = self.l;
+        let mut open: Vec<Open> = Vec::new();
+        let mut read = self.next_token()?;
+        loop {
+            // `read` starts a value.
+            match read.token {
+                Token::Str | Token::Number | Token::Boolean | Token::Null => {}
+                Token::ObjBegin => {
+                    self.descend(read.at)?;
+                    l.new_table(0, 0);
+                    let first = self.next_token()?;
+                    if first.token == Token::ObjEnd {
+                        self.depth -= 1;
+                    } else {
+                        read = self.member(first)?;
+                        open.push(Open::Object);
+                        continue;
+                    }
+                }
+                Token::ArrBegin => {
+                    self.descend(read.at)?;
+                    l.new_table(0, 0);
+                    let first = self.next_token()?;
+                    if first.token == Token::ArrEnd {
+                        self.depth -= 1;
+                    } else {
+                        read = first;
+                        open.push(Open::Array(1));
+                        continue;
+                    }
+                }
+                _ => return Err(self.expected("value", &read)),
+            }
+            // A complete value is on top: store it in the containers it completes.
+            loop {
+                match open.last_mut() {
+                    None => {
+                        let last = self.next_token()?;
+                        if last.token != Token::End {
+                            return Err(self.expected("the end", &last));
+                        }
+                        return Ok(());
+                    }
+                    Some(Open::Array(i)) => {
+                        l.raw_set_index(-2, *i);
+                        *i += 1;
+                        let next = self.next_token()?;
+                        match next.token {
+                            Token::ArrEnd => {}
+                            Token::Comma => {
+                                read = self.next_token()?;
+                                break;
+                            }
+                            _ => return Err(self.expected("comma or array end", &next)),
+                        }
+                    }
+                    Some(Open::Object) => {
+                        l.raw_set(-3);
+                        let next = self.next_token()?;
+                        match next.token {
+                            Token::ObjEnd => {}
+                            Token::Comma => {
+                                let key = self.next_token()?;
+                                read = self.member(key)?;
+                                break;
+                            }
+                            _ => return Err(self.expected("comma or object end", &next)),
+                        }
+                    }
+                }
+                // The container just ended: it is the complete value now.
+                self.depth -= 1;
+                open.pop();
+            }
         }
-        Ok(())
+    }
+
+    /// Reads `key : ` of an object member, `key` being the token already read (the key
+    /// string stays pushed); returns the token that starts the member's value.
+    fn member(&mut self, key: Read) -> Result<Read, String> {
+        if key.token != Token::Str {
+            return Err(self.expected("object key string", &key));
+        }
+        let colon = self.next_token()?;
+        if colon.token != Token::Colon {
+            return Err(self.expected("colon", &colon));
+        }
+        self.next_token()
     }
 
     fn expected(&self, what: &str, read: &Read) -> String {
@@ -468,6 +560,10 @@ impl Parser<'_> {
 
     fn hex4(&mut self) -> Option<u32> {
         let digits = self.text.get(self.pos..self.pos + 4)?;
+        // Exactly four hex digits (from_str_radix alone would also take a sign).
+        if !digits.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
         let s = std::str::from_utf8(digits).ok()?;
         let v = u32::from_str_radix(s, 16).ok()?;
         self.pos += 4;
@@ -505,92 +601,6 @@ impl Parser<'_> {
         }
         Ok(())
     }
-
-    /// Builds the value that starts with `read` on the Lua stack.
-    fn value(&mut self, read: Read) -> Result<(), String> {
-        match read.token {
-            Token::Str | Token::Number | Token::Boolean | Token::Null => Ok(()),
-            Token::ObjBegin => self.object(read.at),
-            Token::ArrBegin => self.array(read.at),
-            _ => Err(self.expected("value", &read)),
-        }
-    }
-
-    fn object(&mut self, at: usize) -> Result<(), String> {
-        self.descend(at)?;
-        let l = self.l;
-        l.new_table(0, 0);
-        let mut read = self.next_token()?;
-        if read.token == Token::ObjEnd {
-            self.depth -= 1;
-            return Ok(());
-        }
-        loop {
-            if read.token != Token::Str {
-                let e = self.expected("object key string", &read);
-                l.pop(1);
-                return Err(e);
-            }
-            let colon = self.next_token()?;
-            if colon.token != Token::Colon {
-                let e = self.expected("colon", &colon);
-                l.pop(2);
-                return Err(e);
-            }
-            let value = self.next_token()?;
-            if let Err(e) = self.value(value) {
-                l.pop(2);
-                return Err(e);
-            }
-            l.raw_set(-3);
-            read = self.next_token()?;
-            match read.token {
-                Token::ObjEnd => {
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                Token::Comma => read = self.next_token()?,
-                _ => {
-                    let e = self.expected("comma or object end", &read);
-                    l.pop(1);
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    fn array(&mut self, at: usize) -> Result<(), String> {
-        self.descend(at)?;
-        let l = self.l;
-        l.new_table(0, 0);
-        let mut read = self.next_token()?;
-        if read.token == Token::ArrEnd {
-            self.depth -= 1;
-            return Ok(());
-        }
-        let mut i = 1i64;
-        loop {
-            if let Err(e) = self.value(read) {
-                l.pop(1);
-                return Err(e);
-            }
-            l.raw_set_index(-2, i);
-            i += 1;
-            read = self.next_token()?;
-            match read.token {
-                Token::ArrEnd => {
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                Token::Comma => read = self.next_token()?,
-                _ => {
-                    let e = self.expected("comma or array end", &read);
-                    l.pop(1);
-                    return Err(e);
-                }
-            }
-        }
-    }
 }
 
 /// Parses the longest prefix of `text` that C's strtod would: decimal numbers, and with
@@ -621,24 +631,40 @@ fn parse_c_number(text: &str, invalid: bool) -> Option<(f64, usize)> {
             }
         }
     }
-    // The longest prefix that parses as a decimal float.
-    let mut end = body.len();
-    while end > 0 {
-        let candidate = &body[..end];
-        if candidate
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_digit() || b == b'.')
-            && !candidate.contains("inf")
-            && !candidate.contains("nan")
-        {
-            if let Ok(v) = candidate.parse::<f64>() {
-                return Some((sign * v, sign_len + end));
-            }
+    // The longest prefix that is a decimal float (strtod's and Rust's grammar alike:
+    // digits, an optional fraction, at least one digit in all, then an optional exponent),
+    // found in one pass: trying ever shorter prefixes would take quadratic time on a long
+    // run of number-like characters.
+    let b = body.as_bytes();
+    let digits_from = |i: usize| {
+        b[i.min(b.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
+    let int_digits = digits_from(0);
+    let mut end = int_digits;
+    if b.get(end) == Some(&b'.') {
+        let frac_digits = digits_from(end + 1);
+        if int_digits + frac_digits > 0 {
+            end += 1 + frac_digits;
         }
-        end -= 1;
     }
-    None
+    if end == 0 {
+        return None;
+    }
+    if b.get(end) == Some(&b'e') {
+        let mut j = end + 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let exp_digits = digits_from(j);
+        if exp_digits > 0 {
+            end = j + exp_digits;
+        }
+    }
+    let v = body[..end].parse::<f64>().ok()?;
+    Some((sign * v, sign_len + end))
 }
 
 // ---- configuration ----------------------------------------------------------------------------

@@ -196,6 +196,9 @@ fn encode(l: L, out: &mut Vec<u8>, level: usize) -> Result<(), String> {
 enum DecodeError {
     MissingBytes,
     BadFormat,
+    /// A map key that is a NaN number, which Lua cannot index a table with (lua-cmsgpack's
+    /// `lua_settable` raises the same message).
+    NanKey,
     /// The values made so far took the script past its memory budget.
     OverBudget,
 }
@@ -203,6 +206,10 @@ enum DecodeError {
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
+    /// How many table slots may still be allocated ahead of their elements: claimed counts
+    /// are only trusted up to the input bytes left, so a header claiming 4e9 elements (or
+    /// thousands of nested ones) cannot reserve more memory than the input could fill.
+    presize_credit: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -223,10 +230,105 @@ impl<'a> Cursor<'a> {
         b.copy_from_slice(self.take(N)?);
         Ok(b)
     }
+    /// Slots to reserve for a container claiming `n` entries of at least `bytes_each` bytes.
+    fn presize(&mut self, n: usize, bytes_each: usize) -> usize {
+        let k = n.min(self.presize_credit / bytes_each).min(1 << 16);
+        self.presize_credit -= k * bytes_each;
+        k
+    }
 }
 
-/// Decodes one object onto the Lua stack.
+/// A container being filled: its table is on the Lua stack (with a map's pending key above).
+enum Open {
+    Array {
+        len: usize,
+        filled: usize,
+    },
+    Map {
+        len: usize,
+        filled: usize,
+        has_key: bool,
+    },
+}
+
+/// What one tag read: a value pushed, or a container whose elements follow.
+enum Item {
+    Value,
+    Array(usize),
+    Map(usize),
+}
+
+/// Decodes one object onto the Lua stack. Nested containers are tracked in a Rust vector,
+/// not by recursion, so the depth (bounded by the Lua stack) never exhausts the thread's
+/// stack.
 fn decode(l: L, c: &mut Cursor) -> Result<(), DecodeError> {
+    let mut open: Vec<Open> = Vec::new();
+    loop {
+        match read_item(l, c)? {
+            Item::Value => {}
+            Item::Array(len) => {
+                l.new_table(c.presize(len, 1), 0);
+                if len > 0 {
+                    open.push(Open::Array { len, filled: 0 });
+                    continue;
+                }
+            }
+            Item::Map(len) => {
+                l.new_table(0, c.presize(len, 2));
+                if len > 0 {
+                    open.push(Open::Map {
+                        len,
+                        filled: 0,
+                        has_key: false,
+                    });
+                    continue;
+                }
+            }
+        }
+        // A complete value is on top: store it in the containers it completes.
+        loop {
+            match open.last_mut() {
+                None => return Ok(()),
+                Some(Open::Array { len, filled }) => {
+                    *filled += 1;
+                    l.raw_set_index(-2, *filled as i64);
+                    if filled < len {
+                        break;
+                    }
+                }
+                Some(Open::Map {
+                    len,
+                    filled,
+                    has_key,
+                }) => {
+                    if !*has_key {
+                        *has_key = true;
+                        break;
+                    }
+                    // Lua cannot index a table with nil or NaN; lua-cmsgpack's settable would
+                    // raise too. (Checked here: a raw set would raise over Rust frames.)
+                    match l.kind(-2) {
+                        raw::TNIL => return Err(DecodeError::BadFormat),
+                        raw::TNUMBER if l.to_number(-2).is_nan() => {
+                            return Err(DecodeError::NanKey)
+                        }
+                        _ => {}
+                    }
+                    l.raw_set(-3);
+                    *has_key = false;
+                    *filled += 1;
+                    if filled < len {
+                        break;
+                    }
+                }
+            }
+            open.pop();
+        }
+    }
+}
+
+/// Reads one tag: a scalar is pushed on the Lua stack, a container's length returned.
+fn read_item(l: L, c: &mut Cursor) -> Result<Item, DecodeError> {
     if !l.check_stack(3) {
         return Err(DecodeError::BadFormat);
     }
@@ -241,8 +343,8 @@ fn decode(l: L, c: &mut Cursor) -> Result<(), DecodeError> {
             let s = c.take((tag & 0x1f) as usize)?;
             l.push_bytes(s);
         }
-        0x90..=0x9f => decode_array(l, c, (tag & 0x0f) as usize)?,
-        0x80..=0x8f => decode_map(l, c, (tag & 0x0f) as usize)?,
+        0x90..=0x9f => return Ok(Item::Array((tag & 0x0f) as usize)),
+        0x80..=0x8f => return Ok(Item::Map((tag & 0x0f) as usize)),
         0xc0 => l.push_nil(),
         0xc2 => l.push_bool(false),
         0xc3 => l.push_bool(true),
@@ -271,48 +373,13 @@ fn decode(l: L, c: &mut Cursor) -> Result<(), DecodeError> {
             let s = c.take(n)?;
             l.push_bytes(s);
         }
-        0xdc => {
-            let n = u16::from_be_bytes(c.be()?) as usize;
-            decode_array(l, c, n)?
-        }
-        0xdd => {
-            let n = u32::from_be_bytes(c.be()?) as usize;
-            decode_array(l, c, n)?
-        }
-        0xde => {
-            let n = u16::from_be_bytes(c.be()?) as usize;
-            decode_map(l, c, n)?
-        }
-        0xdf => {
-            let n = u32::from_be_bytes(c.be()?) as usize;
-            decode_map(l, c, n)?
-        }
+        0xdc => return Ok(Item::Array(u16::from_be_bytes(c.be()?) as usize)),
+        0xdd => return Ok(Item::Array(u32::from_be_bytes(c.be()?) as usize)),
+        0xde => return Ok(Item::Map(u16::from_be_bytes(c.be()?) as usize)),
+        0xdf => return Ok(Item::Map(u32::from_be_bytes(c.be()?) as usize)),
         _ => return Err(DecodeError::BadFormat),
     }
-    Ok(())
-}
-
-fn decode_array(l: L, c: &mut Cursor, n: usize) -> Result<(), DecodeError> {
-    l.new_table(n.min(1 << 16), 0);
-    for i in 1..=n {
-        decode(l, c)?;
-        l.raw_set_index(-2, i as i64);
-    }
-    Ok(())
-}
-
-fn decode_map(l: L, c: &mut Cursor, n: usize) -> Result<(), DecodeError> {
-    l.new_table(0, n.min(1 << 16));
-    for _ in 0..n {
-        decode(l, c)?;
-        decode(l, c)?;
-        if l.kind(-2) == raw::TNIL {
-            // Lua cannot index a table with nil; lua-cmsgpack's settable would raise too.
-            return Err(DecodeError::BadFormat);
-        }
-        l.raw_set(-3);
-    }
-    Ok(())
+    Ok(Item::Value)
 }
 
 /// Decodes up to `limit` objects (all when both limit and offset are 0) from argument 1
@@ -341,6 +408,7 @@ fn unpack_full(l: L, limit: i64, offset: i64) -> Result<c_int, String> {
     let mut cursor = Cursor {
         data,
         pos: offset as usize,
+        presize_credit: data.len() - offset as usize,
     };
     let mut count: c_int = 0;
     while cursor.pos < data.len() && (count as i64) < limit {
@@ -353,6 +421,7 @@ fn unpack_full(l: L, limit: i64, offset: i64) -> Result<c_int, String> {
             Ok(()) => count += 1,
             Err(DecodeError::MissingBytes) => return Err("Missing bytes in input.".into()),
             Err(DecodeError::BadFormat) => return Err("Bad data format in input.".into()),
+            Err(DecodeError::NanKey) => return Err("table index is NaN".into()),
             // The wrapper raises the memory error instead.
             Err(DecodeError::OverBudget) => return Err(String::new()),
         }

@@ -150,7 +150,8 @@ fn get_integer(data: &[u8], little: bool, signed: bool, size: usize) -> f64 {
     if !signed {
         return v as f64;
     }
-    if size < 8 {
+    // `i0` reads no bytes: zero, without a sign bit to extend.
+    if (1..8).contains(&size) {
         let mask = u64::MAX << (size * 8 - 1);
         if v & mask != 0 {
             v |= mask;

@@ -11,7 +11,6 @@
 use crate::raw::L;
 use crate::reply::push_error_table;
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a C function or hook asks its wrapper to do once Rust has cleaned up.
 pub(crate) enum Exit {
@@ -25,18 +24,10 @@ pub(crate) enum Exit {
     RaiseTable(String),
 }
 
-/// Test hook: the next C function body panics instead of running (see
-/// [`crate::panic_in_next_library_call`]).
-static PANIC_NEXT: AtomicBool = AtomicBool::new(false);
-
-pub(crate) fn arm_panic() {
-    PANIC_NEXT.store(true, Ordering::Relaxed);
-}
-
 /// Runs a body with panics caught: a panic becomes an internal-error table.
 fn run_body(l: L, body: impl FnOnce(L) -> Exit) -> Exit {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if PANIC_NEXT.load(Ordering::Relaxed) && PANIC_NEXT.swap(false, Ordering::Relaxed) {
+        if l.heap().take_panic_request() {
             panic!("panic injected into a Lua library call (test hook)");
         }
         body(l)

@@ -34,6 +34,8 @@ pub(crate) struct Heap {
     /// in Rust mode), so a "not enough memory" error means the limit and the run's garbage
     /// is worth collecting at once.
     hit: Cell<bool>,
+    /// Test hook: the next C function body panics instead of running.
+    panic_next: Cell<bool>,
 }
 
 impl Heap {
@@ -45,6 +47,7 @@ impl Heap {
             lua_mode: Cell::new(false),
             exceeded: Cell::new(false),
             hit: Cell::new(false),
+            panic_next: Cell::new(false),
         })
     }
 
@@ -96,6 +99,16 @@ impl Heap {
     /// Takes the "passed the ceiling in Rust mode" note, clearing it.
     pub fn take_exceeded(&self) -> bool {
         self.exceeded.replace(false)
+    }
+
+    /// Test hook: makes the next C function body panic.
+    pub fn request_panic(&self) {
+        self.panic_next.set(true);
+    }
+
+    /// Takes the test hook's request.
+    pub fn take_panic_request(&self) -> bool {
+        self.panic_next.replace(false)
     }
 
     /// Enters Lua or Rust mode, returning the mode to restore afterwards.

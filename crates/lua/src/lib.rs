@@ -85,8 +85,3 @@ impl ScriptError {
     }
 }
 
-/// Test hook: the next library function a script calls (cjson, redis.*, ...) panics inside
-/// its body, to check that a panic is contained.
-pub fn panic_in_next_library_call() {
-    cfunc::arm_panic();
-}

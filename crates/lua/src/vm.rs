@@ -564,6 +564,12 @@ impl LuaVm {
         }
     }
 
+    /// Test hook: the next library function a script calls on this state (cjson, redis.*,
+    /// ...) panics inside its body, to check that a panic is contained.
+    pub fn panic_in_next_library_call(&self) {
+        self.heap.request_panic();
+    }
+
     /// Bytes the Lua state holds (Lua's own count).
     pub fn used_memory(&self) -> usize {
         let kb = self.l.gc(raw::LUA_GCCOUNT, 0).max(0) as usize;

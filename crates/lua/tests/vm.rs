@@ -479,7 +479,7 @@ fn a_panic_in_a_library_function_is_contained() {
         "return bit.band(1, 3)",
         "return struct.pack('>I2', 1)",
     ] {
-        moonkv_lua::panic_in_next_library_call();
+        vm.panic_in_next_library_call();
         let err = eval(&mut vm, body, &[], &[]).expect_err(body);
         assert!(
             err.message

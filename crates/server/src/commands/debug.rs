@@ -41,7 +41,10 @@ fn debug(ctx: &mut Ctx) {
         "lua-panic-next" if ctx.args.len() == 2 => {
             // moonkv's test hook: the next Lua library function a script calls panics, to
             // check that a panic in the Lua layer is contained.
-            moonkv_lua::panic_in_next_library_call();
+            let scripting = &ctx.state.scripting;
+            for vm in [&scripting.eval_vm, &scripting.functions_vm].into_iter().flatten() {
+                vm.panic_in_next_library_call();
+            }
             ctx.ok();
         }
         "object" if ctx.args.len() == 3 => object(ctx),

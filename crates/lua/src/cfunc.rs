@@ -35,51 +35,31 @@ fn run_body(l: L, body: impl FnOnce(L) -> Exit) -> Exit {
     .unwrap_or_else(|_| Exit::RaiseTable("ERR internal error in a moonkv script function".into()))
 }
 
-/// The body of a C function called by Lua. Returns what the C function returns to Lua, or
-/// does not return (raises).
-pub(crate) fn c_function(l: L, body: impl FnOnce(L) -> Exit) -> c_int {
+/// Where a body runs: a C function owns its stack frame; a hook runs on the frame of the Lua
+/// function it interrupts, which must not be emptied.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    Own,
+    Borrowed,
+}
+
+/// Runs `body` in Rust mode and ends as it asks: returns the number of results, or raises.
+fn enter(l: L, frame: Frame, body: impl FnOnce(L) -> Exit) -> c_int {
     let heap = l.heap();
     let outer_mode = heap.set_lua_mode(false);
     let mut exit = run_body(l, body);
     if heap.take_exceeded() {
         exit = Exit::RaiseTable(format!("-{}", l.memory_error()));
+    }
+    // A C function's frame holds at least LUA_MINSTACK (20) slots, so emptying it leaves room
+    // for the error value whatever the body pushed; a hook is given LUA_MINSTACK free slots.
+    if frame == Frame::Own && matches!(exit, Exit::RaiseMessage(_) | Exit::RaiseTable(_)) {
+        l.set_top(0);
     }
     match exit {
         Exit::Return(n) => {
             heap.set_lua_mode(outer_mode);
             return n;
-        }
-        Exit::Raise => {}
-        // A C function owns its stack frame, which holds at least LUA_MINSTACK (20) slots:
-        // emptying it first leaves room for the error value whatever the body pushed.
-        Exit::RaiseMessage(msg) => {
-            l.set_top(0);
-            l.push_str(&msg);
-            drop(msg);
-            l.prefix_position();
-        }
-        Exit::RaiseTable(text) => {
-            l.set_top(0);
-            push_error_table(l, &text, false);
-        }
-    }
-    heap.set_lua_mode(outer_mode);
-    l.raise()
-}
-
-/// The body of a debug hook. A hook runs on the frame of the Lua function it interrupts, so
-/// the stack is not emptied; Lua guarantees LUA_MINSTACK free slots to a hook.
-pub(crate) fn hook(l: L, body: impl FnOnce(L) -> Exit) {
-    let heap = l.heap();
-    let outer_mode = heap.set_lua_mode(false);
-    let mut exit = run_body(l, body);
-    if heap.take_exceeded() {
-        exit = Exit::RaiseTable(format!("-{}", l.memory_error()));
-    }
-    match exit {
-        Exit::Return(_) => {
-            heap.set_lua_mode(outer_mode);
-            return;
         }
         Exit::Raise => {}
         Exit::RaiseMessage(msg) => {
@@ -90,5 +70,16 @@ pub(crate) fn hook(l: L, body: impl FnOnce(L) -> Exit) {
         Exit::RaiseTable(text) => push_error_table(l, &text, false),
     }
     heap.set_lua_mode(outer_mode);
-    l.raise();
+    l.raise()
+}
+
+/// The body of a C function called by Lua. Returns what the C function returns to Lua, or
+/// does not return (raises).
+pub(crate) fn c_function(l: L, body: impl FnOnce(L) -> Exit) -> c_int {
+    enter(l, Frame::Own, body)
+}
+
+/// The body of a debug hook.
+pub(crate) fn hook(l: L, body: impl FnOnce(L) -> Exit) {
+    enter(l, Frame::Borrowed, body);
 }

@@ -503,11 +503,11 @@ fn sorted_sets() {
 }
 
 fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
+    let value = common::info_field(c, section, field);
+    value
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("INFO {section} {field} is not a number: {value}"))
 }
 
 #[test]

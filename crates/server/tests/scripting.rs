@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestServer;
+use common::{info_field, TestServer};
 use redis::{RedisResult, Value};
 
 fn err_text<T: std::fmt::Debug>(r: RedisResult<T>) -> String {
@@ -20,14 +20,6 @@ fn eval<T: redis::FromRedisValue>(
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(script).arg(keys.len()).arg(keys).arg(args);
     cmd.query(c)
-}
-
-fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
-    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::TestServer;
+use common::{info_field, TestServer};
 use redis::{RedisResult, Value};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,14 +17,6 @@ fn err_text<T: std::fmt::Debug>(r: RedisResult<T>) -> String {
         (Some(code), Some(detail)) => format!("{code} {detail}"),
         _ => format!("{e}"),
     }
-}
-
-fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
-    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
 }
 
 /// Runs `cmd` on a connection of its own in another thread (it blocks until the script ends).

@@ -10,15 +10,9 @@ use moonkv_persistence::rdb::{dump_functions, restore_functions, FunctionsRestor
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const FCALL_FLAGS: u32 = NOSCRIPT
-    | SKIP_MONITOR
-    | MAY_REPLICATE
-    | NO_MANDATORY_KEYS
-    | STALE
-    | PROPAGATES_INNER
-    | RUNS_SCRIPT;
-const FCALL_RO_FLAGS: u32 =
-    NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | RUNS_SCRIPT;
+/// FCALL and FCALL_RO are flagged as EVAL and EVAL_RO are.
+const FCALL_FLAGS: u32 = super::scripting::EVAL_FLAGS;
+const FCALL_RO_FLAGS: u32 = super::scripting::EVAL_RO_FLAGS;
 
 fn fcall_keys(args: &[bytes::Bytes]) -> Result<Vec<usize>, String> {
     super::keys_after_numkeys(args, 2)

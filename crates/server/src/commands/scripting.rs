@@ -11,14 +11,14 @@ use moonkv_lua::VmKind;
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
-const EVAL_FLAGS: u32 = NOSCRIPT
+pub(super) const EVAL_FLAGS: u32 = NOSCRIPT
     | SKIP_MONITOR
     | MAY_REPLICATE
     | NO_MANDATORY_KEYS
     | STALE
     | PROPAGATES_INNER
     | RUNS_SCRIPT;
-const EVAL_RO_FLAGS: u32 =
+pub(super) const EVAL_RO_FLAGS: u32 =
     NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | RUNS_SCRIPT;
 
 fn script_keys(args: &[Bytes]) -> Result<Vec<usize>, String> {

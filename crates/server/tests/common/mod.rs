@@ -173,3 +173,12 @@ impl RawConn {
         }
     }
 }
+
+/// One field of an INFO section, as text.
+pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
+}

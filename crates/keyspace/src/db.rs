@@ -138,10 +138,28 @@ impl Db {
     /// once it actually changed the value.
     pub fn get_mut(&mut self, key: &[u8], now: i64) -> Option<&mut Value> {
         self.expire_if_needed(key, now);
-        if self.journaling.is_some() {
-            self.journal_key(key);
+        let Some(completeness) = self.journaling else {
+            return self.entries.get_mut(key);
+        };
+        // Journaling: one look-up serves both the record and the caller.
+        let wanted = self.journal_wants(key);
+        let Db {
+            entries,
+            expires,
+            journal,
+            ..
+        } = self;
+        let slot = entries.get_mut(key);
+        if wanted {
+            let expiry = match slot {
+                Some(_) if !expires.is_empty() => expires.get(key).copied(),
+                _ => None,
+            };
+            journal
+                .get_or_insert_with(|| Box::new(Journal::new(completeness)))
+                .record_key(key, slot.as_deref().map(ValueBefore::Borrowed), expiry);
         }
-        self.entries.get_mut(key)
+        slot
     }
 
     pub fn exists(&mut self, key: &[u8], now: i64) -> bool {
@@ -150,12 +168,17 @@ impl Db {
 
     /// Stores a value, replacing any old one. The old TTL is dropped unless `keep_ttl`.
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
-        let expiry = self.journal_expiry(key);
+        let wanted = self.journal_wants(key);
+        let expiry = if wanted && !self.expires.is_empty() {
+            self.expires.get(key).copied()
+        } else {
+            None
+        };
         let replaced = self.entries.insert(key, value);
         if replaced.is_none() && self.events.track_new {
             self.events.pending.push(("new", key.to_vec()));
         }
-        if self.journal_wants(key) {
+        if wanted {
             // The replaced value goes to the journal instead of being freed.
             if let Some(j) = self.journal() {
                 j.record_key(key, replaced.map(ValueBefore::Owned), expiry);
@@ -344,7 +367,7 @@ impl Db {
             self.mark_modified(key);
             return true;
         }
-        if self.journaling.is_some() {
+        if self.journaling.is_some() && self.journal.as_ref().is_none_or(|j| j.wants_expiry(key)) {
             let before = self.expires.get(key).copied();
             if let Some(j) = self.journal() {
                 j.record_expiry(key, before);

@@ -191,9 +191,14 @@ impl Journal {
         });
     }
 
+    /// Whether the key's expiry must still be recorded before an expiry-only change.
+    pub(crate) fn wants_expiry(&self, key: &[u8]) -> bool {
+        !self.gave_up && !self.recorded(key, false) && !self.recorded(key, true)
+    }
+
     /// Records a key's expiry before an expiry-only change.
     pub(crate) fn record_expiry(&mut self, key: &[u8], before: Option<i64>) {
-        if self.gave_up || self.recorded(key, false) || self.recorded(key, true) {
+        if !self.wants_expiry(key) {
             return;
         }
         self.push(Undo::Expiry {

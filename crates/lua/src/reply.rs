@@ -4,7 +4,7 @@
 
 use crate::raw::{self, L};
 use moonkv_protocol::number::format_double;
-use moonkv_protocol::{Protocol, ReplySink};
+use moonkv_protocol::{ErrorReply, Protocol, ReplySink};
 use std::ffi::c_int;
 
 /// Nesting deeper than this is answered with Redis's stack-limit error instead of recursing.
@@ -400,7 +400,7 @@ pub fn emit(
     keys: &ReplyKeys,
     out: &mut dyn ReplySink,
     script_resp3: bool,
-    top_level_error: &mut Option<(String, bool)>,
+    top_level_error: &mut Option<ErrorReply>,
 ) {
     emit_value(l, keys, out, script_resp3, 0, top_level_error);
 }
@@ -411,7 +411,7 @@ fn emit_value(
     out: &mut dyn ReplySink,
     resp3: bool,
     depth: usize,
-    top_error: &mut Option<(String, bool)>,
+    top_error: &mut Option<ErrorReply>,
 ) {
     if depth > MAX_DEPTH || !l.check_stack(4) {
         l.pop(1);
@@ -451,7 +451,7 @@ fn emit_table(
     out: &mut dyn ReplySink,
     resp3: bool,
     depth: usize,
-    top_error: &mut Option<(String, bool)>,
+    top_error: &mut Option<ErrorReply>,
 ) {
     // A table with an empty hash part has none of the special fields: straight to the array.
     if l.has_no_hash_keys(-1) {
@@ -464,7 +464,10 @@ fn emit_table(
         l.pop(1);
         if depth == 0 {
             // The caller replies it, so it can honour `counted`.
-            *top_error = Some((msg, counted));
+            *top_error = Some(ErrorReply {
+                message: msg,
+                counted,
+            });
         } else if counted {
             out.error_counted_elsewhere(&msg);
         } else {

@@ -470,9 +470,9 @@ impl LuaVm {
             let mut top_error = None;
             emit(l, &self.reply_keys, out, resp3, &mut top_error);
             match top_error {
-                Some((message, counted)) => Err(ScriptError {
-                    message,
-                    counted,
+                Some(e) => Err(ScriptError {
+                    message: e.message,
+                    counted: e.counted,
                     raised: false,
                 }),
                 None => Ok(()),

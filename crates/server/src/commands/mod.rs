@@ -372,10 +372,10 @@ impl<'a> Ctx<'a> {
 
     /// Accounts for an error reply written through [`Ctx::parts`]: the command failed, and the
     /// error statistics count it unless it was counted where it arose.
-    pub fn note_error(&mut self, msg: &str, counted_elsewhere: bool) {
+    pub fn note_error(&mut self, error: &ErrorReply) {
         self.errors += 1;
-        if !counted_elsewhere {
-            self.state.stats.record_error(msg);
+        if !error.counted {
+            self.state.stats.record_error(&error.message);
         }
     }
 

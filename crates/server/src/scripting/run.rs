@@ -9,7 +9,7 @@ use crate::commands::{admission, Ctx};
 use moonkv_keyspace::Completeness;
 use bytes::Bytes;
 use moonkv_lua::{CompiledId, VmKind};
-use moonkv_protocol::ReplySink;
+use moonkv_protocol::{ErrorReply, ReplySink};
 
 /// One run to make: which compiled code, under which name and flags, with which arguments.
 pub struct Invocation<'a> {
@@ -28,17 +28,20 @@ pub struct Invocation<'a> {
 /// usable again.
 struct ScriptReply<'a> {
     sink: &'a mut dyn ReplySink,
-    errors: Vec<(String, bool)>,
+    errors: Vec<ErrorReply>,
 }
 
 impl ReplySink for ScriptReply<'_> {
     moonkv_protocol::forward_reply_sink!(sink);
     fn error(&mut self, msg: &str) {
-        self.errors.push((msg.to_string(), false));
+        self.errors.push(ErrorReply::new(msg));
         self.sink.error(msg)
     }
     fn error_counted_elsewhere(&mut self, msg: &str) {
-        self.errors.push((msg.to_string(), true));
+        self.errors.push(ErrorReply {
+            message: msg.to_string(),
+            counted: true,
+        });
         self.sink.error(msg)
     }
 }
@@ -120,7 +123,8 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
             Err(_) => true,
         };
         if killed || (failed && (rollback_on_error || outcome.is_err())) {
-            if state.undo_journal() {
+            let wrote = run.as_ref().is_some_and(|r| r.wrote);
+            if state.undo_journal() && wrote {
                 state.stats.undone_scripts += 1;
             }
         } else {
@@ -149,8 +153,8 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
             std::panic::resume_unwind(panic)
         }
     };
-    for (msg, counted_elsewhere) in errors {
-        ctx.note_error(&msg, counted_elsewhere);
+    for error in &errors {
+        ctx.note_error(error);
     }
     if let Err(e) = outcome {
         ctx.error_reply(&e.reply());

@@ -330,7 +330,8 @@ mod tests {
         db.remove(b"a", now);
         assert!(db.undo_journal());
         assert_eq!(
-            db.peek_stored(b"a").and_then(|v| v.as_str().map(|s| s.to_vec())),
+            db.peek_stored(b"a")
+                .and_then(|v| v.as_str().map(|s| s.to_vec())),
             Some(b"kept".to_vec())
         );
     }
@@ -355,7 +356,11 @@ mod tests {
         }
         assert!(db.journal_complete());
         assert!(db.undo_journal());
-        assert_eq!(db.peek_stored(b"big").and_then(|v| v.as_str().map(|s| s.len())), Some(big.len()));
+        assert_eq!(
+            db.peek_stored(b"big")
+                .and_then(|v| v.as_str().map(|s| s.len())),
+            Some(big.len())
+        );
     }
 
     #[test]
@@ -365,7 +370,11 @@ mod tests {
         for round in 0..3 {
             for i in 0..100 {
                 let key = format!("k{i}");
-                db.set(key.as_bytes(), Value::string(format!("{round}").as_bytes()), false);
+                db.set(
+                    key.as_bytes(),
+                    Value::string(format!("{round}").as_bytes()),
+                    false,
+                );
             }
         }
         assert!(db.undo_journal());

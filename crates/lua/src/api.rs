@@ -183,7 +183,8 @@ pub unsafe extern "C-unwind" fn status_reply(l: *mut raw::State) -> c_int {
 pub unsafe extern "C-unwind" fn set_repl(l: *mut raw::State) -> c_int {
     c_function(L(l), |l| {
         let Some(ctx) = run_ctx() else {
-            return raise_error_table("redis.set_repl can only be called inside a script invocation",
+            return raise_error_table(
+                "redis.set_repl can only be called inside a script invocation",
             );
         };
         if l.top() != 1 {
@@ -191,7 +192,8 @@ pub unsafe extern "C-unwind" fn set_repl(l: *mut raw::State) -> c_int {
         }
         let flags = l.to_number(-1) as i64;
         if flags & !repl::ALL != 0 {
-            return raise_error_table("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+            return raise_error_table(
+                "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
             );
         }
         if let Some(host) = ctx.host.as_deref_mut() {
@@ -204,7 +206,8 @@ pub unsafe extern "C-unwind" fn set_repl(l: *mut raw::State) -> c_int {
 pub unsafe extern "C-unwind" fn acl_check_cmd(l: *mut raw::State) -> c_int {
     c_function(L(l), |l| {
         let Some(ctx) = run_ctx() else {
-            return raise_error_table("redis.acl_check_cmd can only be called inside a script invocation",
+            return raise_error_table(
+                "redis.acl_check_cmd can only be called inside a script invocation",
             );
         };
         let args = match command_args(l) {
@@ -257,7 +260,8 @@ pub unsafe extern "C-unwind" fn log(l: *mut raw::State) -> c_int {
 pub unsafe extern "C-unwind" fn setresp(l: *mut raw::State) -> c_int {
     c_function(L(l), |l| {
         let Some(ctx) = run_ctx() else {
-            return raise_error_table("redis.setresp can only be called inside a script invocation",
+            return raise_error_table(
+                "redis.setresp can only be called inside a script invocation",
             );
         };
         if l.top() != 1 {
@@ -420,7 +424,8 @@ pub unsafe extern "C-unwind" fn register_function(l: *mut raw::State) -> c_int {
     c_function(L(l), |l| {
         let registering = run_ctx().and_then(|c| c.registered.as_deref_mut());
         let Some(registered) = registering else {
-            return raise_error_table("redis.register_function can only be called on FUNCTION LOAD command",
+            return raise_error_table(
+                "redis.register_function can only be called on FUNCTION LOAD command",
             );
         };
         match read_registration(l) {

@@ -598,9 +598,8 @@ fn with_run_ctx<R>(ctx: &mut RunCtx<'_>, f: impl FnOnce() -> R) -> R {
             RUN_CTX.with(|c| c.set(self.0));
         }
     }
-    let _restore = Restore(
-        RUN_CTX.with(|c| c.replace(ctx as *mut RunCtx<'_> as *mut std::ffi::c_void)),
-    );
+    let _restore =
+        Restore(RUN_CTX.with(|c| c.replace(ctx as *mut RunCtx<'_> as *mut std::ffi::c_void)));
     f()
 }
 

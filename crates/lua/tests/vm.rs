@@ -435,8 +435,9 @@ fn memory_limit_fails_the_script_and_keeps_the_state_usable() {
     for body in cases {
         let err = run_with(&mut vm, &mut host, body).expect_err(body);
         assert!(
-            err.message
-                .starts_with("ERR Lua memory limit reached: 'script-memory-limit' is 4194304 bytes"),
+            err.message.starts_with(
+                "ERR Lua memory limit reached: 'script-memory-limit' is 4194304 bytes"
+            ),
             "{body}: {}",
             err.message
         );

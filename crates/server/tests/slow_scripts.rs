@@ -79,8 +79,10 @@ fn a_runaway_script_is_answered_busy_and_killed() {
     let hello: Value = redis::cmd("HELLO").arg("2").query(&mut fresh).unwrap();
     assert!(matches!(hello, Value::Array(_)));
     // The wrong kind of kill says which one to use.
-    assert!(err_text(redis::cmd("FUNCTION").arg("KILL").query::<String>(&mut c))
-        .contains("You can only call SCRIPT KILL"));
+    assert!(
+        err_text(redis::cmd("FUNCTION").arg("KILL").query::<String>(&mut c))
+            .contains("You can only call SCRIPT KILL")
+    );
     let _: () = redis::cmd("SCRIPT").arg("KILL").query(&mut c).unwrap();
     let result = runaway.join().unwrap();
     assert!(
@@ -88,7 +90,10 @@ fn a_runaway_script_is_answered_busy_and_killed() {
         "the caller learns its script was killed"
     );
     assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
-    assert_eq!(info_field(&mut c, "errorstats", "errorstat_BUSY"), "count=4");
+    assert_eq!(
+        info_field(&mut c, "errorstats", "errorstat_BUSY"),
+        "count=4"
+    );
 }
 
 #[test]
@@ -107,9 +112,14 @@ fn a_busy_function_is_killed_with_function_kill_and_shown_in_stats() {
     assert!(err_text(redis::cmd("PING").query::<String>(&mut c)).contains("FUNCTION KILL"));
     let stats: Value = redis::cmd("FUNCTION").arg("STATS").query(&mut c).unwrap();
     let text = format!("{stats:?}");
-    assert!(text.contains("spin") && text.contains("duration_ms"), "{text}");
-    assert!(err_text(redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut c))
-        .contains("You can only call FUNCTION KILL"));
+    assert!(
+        text.contains("spin") && text.contains("duration_ms"),
+        "{text}"
+    );
+    assert!(
+        err_text(redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut c))
+            .contains("You can only call FUNCTION KILL")
+    );
     let _: () = redis::cmd("FUNCTION").arg("KILL").query(&mut c).unwrap();
     assert!(err_text(runaway.join().unwrap()).contains("killed by user"));
     assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
@@ -119,12 +129,36 @@ fn a_busy_function_is_killed_with_function_kill_and_shown_in_stats() {
 fn a_killed_script_that_wrote_is_undone_exactly() {
     let server = TestServer::start_with(&["--busy-reply-threshold", "50"]);
     let mut c = server.conn();
-    let _: () = redis::cmd("SET").arg("s").arg("original").query(&mut c).unwrap();
-    let _: () = redis::cmd("EXPIRE").arg("s").arg(1000).query(&mut c).unwrap();
-    let _: () = redis::cmd("RPUSH").arg("l").arg(&["a", "b", "c"]).query(&mut c).unwrap();
-    let _: () = redis::cmd("HSET").arg("h").arg(&["f1", "1", "f2", "2"]).query(&mut c).unwrap();
-    let _: () = redis::cmd("ZADD").arg("z").arg(&["1", "x", "2", "y"]).query(&mut c).unwrap();
-    let _: () = redis::cmd("SADD").arg("st").arg(&["m1", "m2"]).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("s")
+        .arg("original")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("EXPIRE")
+        .arg("s")
+        .arg(1000)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg("l")
+        .arg(&["a", "b", "c"])
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("h")
+        .arg(&["f1", "1", "f2", "2"])
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg("z")
+        .arg(&["1", "x", "2", "y"])
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg("st")
+        .arg(&["m1", "m2"])
+        .query(&mut c)
+        .unwrap();
     let keys = ["s", "l", "h", "z", "st", "new", "moved"];
     let before = dumps(&mut c, &keys);
     let ttl_before: i64 = redis::cmd("TTL").arg("s").query(&mut c).unwrap();
@@ -215,19 +249,41 @@ fn transactions_meeting_a_busy_script_are_not_half_run() {
 fn rollback_on_error_undoes_a_failed_script() {
     let server = TestServer::start();
     let mut c = server.conn();
-    let _: () = redis::cmd("SET").arg("balance").arg(100).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("balance")
+        .arg(100)
+        .query(&mut c)
+        .unwrap();
     let script = "#!lua flags=rollback-on-error
         redis.call('DECRBY', 'balance', 30)
         redis.call('RPUSH', 'ledger', 'debit 30')
         return redis.call('HSET', 'balance', 'oops', 1)";
     let e = err_text(eval_cmd(script, &[]).query::<Value>(&mut c));
     assert!(e.starts_with("WRONGTYPE"), "{e}");
-    assert_eq!(redis::cmd("GET").arg("balance").query::<i64>(&mut c).unwrap(), 100);
-    assert_eq!(redis::cmd("EXISTS").arg("ledger").query::<i64>(&mut c).unwrap(), 0);
+    assert_eq!(
+        redis::cmd("GET")
+            .arg("balance")
+            .query::<i64>(&mut c)
+            .unwrap(),
+        100
+    );
+    assert_eq!(
+        redis::cmd("EXISTS")
+            .arg("ledger")
+            .query::<i64>(&mut c)
+            .unwrap(),
+        0
+    );
     // Without the flag the writes before the error stay, as in Redis.
     let plain = script.trim_start_matches("#!lua flags=rollback-on-error\n");
     assert!(err_text(eval_cmd(plain, &[]).query::<Value>(&mut c)).starts_with("WRONGTYPE"));
-    assert_eq!(redis::cmd("GET").arg("balance").query::<i64>(&mut c).unwrap(), 70);
+    assert_eq!(
+        redis::cmd("GET")
+            .arg("balance")
+            .query::<i64>(&mut c)
+            .unwrap(),
+        70
+    );
     // A function may declare it too.
     let _: String = redis::cmd("FUNCTION")
         .arg("LOAD")
@@ -237,14 +293,21 @@ fn rollback_on_error_undoes_a_failed_script() {
     let mut fcall = redis::cmd("FCALL");
     fcall.arg("pay").arg(1).arg("paid");
     assert!(err_text(fcall.query::<Value>(&mut c)).contains("declined"));
-    assert_eq!(redis::cmd("EXISTS").arg("paid").query::<i64>(&mut c).unwrap(), 0);
+    assert_eq!(
+        redis::cmd("EXISTS")
+            .arg("paid")
+            .query::<i64>(&mut c)
+            .unwrap(),
+        0
+    );
 }
 
 #[test]
 fn the_memory_limit_fails_the_script_and_the_server_lives_on() {
     let server = TestServer::start_with(&["--script-memory-limit", "8mb"]);
     let mut c = server.conn();
-    let e = err_text(eval_cmd("return string.rep('x', 64 * 1024 * 1024)", &[]).query::<Value>(&mut c));
+    let e =
+        err_text(eval_cmd("return string.rep('x', 64 * 1024 * 1024)", &[]).query::<Value>(&mut c));
     assert!(
         e.contains("Lua memory limit reached: 'script-memory-limit' is 8388608 bytes"),
         "{e}"
@@ -256,16 +319,34 @@ fn the_memory_limit_fails_the_script_and_the_server_lives_on() {
         eval_cmd("return #redis.call('LRANGE', 'big', 0, -1)", &[]).query::<Value>(&mut c),
     );
     assert!(e.contains("Lua memory limit reached"), "{e}");
-    let used: i64 = info_field(&mut c, "memory", "used_memory_lua").parse().unwrap();
-    assert!(used < 4 << 20, "the failed script's memory was not given back: {used}");
+    let used: i64 = info_field(&mut c, "memory", "used_memory_lua")
+        .parse()
+        .unwrap();
+    assert!(
+        used < 4 << 20,
+        "the failed script's memory was not given back: {used}"
+    );
     // Other clients never noticed, and scripts still run.
     let mut other = server.conn();
-    assert_eq!(redis::cmd("LLEN").arg("big").query::<i64>(&mut other).unwrap(), 20000);
+    assert_eq!(
+        redis::cmd("LLEN")
+            .arg("big")
+            .query::<i64>(&mut other)
+            .unwrap(),
+        20000
+    );
     assert_eq!(eval_cmd("return 7", &[]).query::<i64>(&mut c).unwrap(), 7);
     // CONFIG SET raises it at run time.
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("script-memory-limit").arg("64mb").query(&mut c).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("script-memory-limit")
+        .arg("64mb")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(
-        eval_cmd("return #redis.call('LRANGE', 'big', 0, -1)", &[]).query::<i64>(&mut c).unwrap(),
+        eval_cmd("return #redis.call('LRANGE', 'big', 0, -1)", &[])
+            .query::<i64>(&mut c)
+            .unwrap(),
         20000
     );
 }
@@ -279,23 +360,53 @@ fn eval_scripts_are_evicted_but_loaded_ones_stay() {
         .arg("return 'loaded'")
         .query(&mut c)
         .unwrap();
-    let first_sha: String = redis::cmd("SCRIPT").arg("LOAD").arg("return 0").query(&mut c).unwrap();
+    let first_sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return 0")
+        .query(&mut c)
+        .unwrap();
     // "return 0" is now pinned; the EVAL'ed ones are bounded.
     for i in 1..=25 {
         let _: i64 = eval_cmd(&format!("return {i}"), &[]).query(&mut c).unwrap();
     }
-    assert_eq!(info_field(&mut c, "memory", "number_of_cached_scripts"), "12");
+    assert_eq!(
+        info_field(&mut c, "memory", "number_of_cached_scripts"),
+        "12"
+    );
     assert_eq!(info_field(&mut c, "stats", "evicted_scripts"), "15");
     let evicted_sha = sha1_hex("return 1");
-    let e = err_text(redis::cmd("EVALSHA").arg(&evicted_sha).arg(0).query::<i64>(&mut c));
+    let e = err_text(
+        redis::cmd("EVALSHA")
+            .arg(&evicted_sha)
+            .arg(0)
+            .query::<i64>(&mut c),
+    );
     assert!(e.starts_with("NOSCRIPT"), "{e}");
     let recent_sha = sha1_hex("return 25");
-    assert_eq!(redis::cmd("EVALSHA").arg(&recent_sha).arg(0).query::<i64>(&mut c).unwrap(), 25);
     assert_eq!(
-        redis::cmd("EVALSHA").arg(&loaded).arg(0).query::<String>(&mut c).unwrap(),
+        redis::cmd("EVALSHA")
+            .arg(&recent_sha)
+            .arg(0)
+            .query::<i64>(&mut c)
+            .unwrap(),
+        25
+    );
+    assert_eq!(
+        redis::cmd("EVALSHA")
+            .arg(&loaded)
+            .arg(0)
+            .query::<String>(&mut c)
+            .unwrap(),
         "loaded"
     );
-    assert_eq!(redis::cmd("EVALSHA").arg(&first_sha).arg(0).query::<i64>(&mut c).unwrap(), 0);
+    assert_eq!(
+        redis::cmd("EVALSHA")
+            .arg(&first_sha)
+            .arg(0)
+            .query::<i64>(&mut c)
+            .unwrap(),
+        0
+    );
 }
 
 /// The SHA1 of a script body, as Redis names scripts.
@@ -307,15 +418,25 @@ fn sha1_hex(body: &str) -> String {
 fn a_panic_in_the_lua_layer_leaves_the_server_answering_scripts() {
     let server = TestServer::start_with(&["--enable-debug-command", "yes"]);
     let mut c = server.conn();
-    let _: () = redis::cmd("DEBUG").arg("LUA-PANIC-NEXT").query(&mut c).unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("LUA-PANIC-NEXT")
+        .query(&mut c)
+        .unwrap();
     let e = err_text(eval_cmd("return cjson.encode({1})", &[]).query::<Value>(&mut c));
-    assert!(e.contains("internal error in a moonkv script function"), "{e}");
+    assert!(
+        e.contains("internal error in a moonkv script function"),
+        "{e}"
+    );
     assert_eq!(
-        eval_cmd("return redis.call('PING')", &[]).query::<String>(&mut c).unwrap(),
+        eval_cmd("return redis.call('PING')", &[])
+            .query::<String>(&mut c)
+            .unwrap(),
         "PONG"
     );
     assert_eq!(
-        eval_cmd("return cjson.encode({1})", &[]).query::<String>(&mut c).unwrap(),
+        eval_cmd("return cjson.encode({1})", &[])
+            .query::<String>(&mut c)
+            .unwrap(),
         "[1]"
     );
 }

@@ -50,15 +50,11 @@ fn finish(l: L, result: Result<u32, String>) -> Result<c_int, String> {
 }
 
 unsafe extern "C-unwind" fn tobit(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        finish(l, arg(l, 1, "tobit"))
-    })
+    super::lib_function(l, |l| finish(l, arg(l, 1, "tobit")))
 }
 
 unsafe extern "C-unwind" fn bnot(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        finish(l, arg(l, 1, "bnot").map(|b| !b))
-    })
+    super::lib_function(l, |l| finish(l, arg(l, 1, "bnot").map(|b| !b)))
 }
 
 fn fold(l: L, fname: &str, op: fn(u32, u32) -> u32) -> Result<u32, String> {
@@ -70,21 +66,15 @@ fn fold(l: L, fname: &str, op: fn(u32, u32) -> u32) -> Result<u32, String> {
 }
 
 unsafe extern "C-unwind" fn band(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        finish(l, fold(l, "band", |a, b| a & b))
-    })
+    super::lib_function(l, |l| finish(l, fold(l, "band", |a, b| a & b)))
 }
 
 unsafe extern "C-unwind" fn bor(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        finish(l, fold(l, "bor", |a, b| a | b))
-    })
+    super::lib_function(l, |l| finish(l, fold(l, "bor", |a, b| a | b)))
 }
 
 unsafe extern "C-unwind" fn bxor(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        finish(l, fold(l, "bxor", |a, b| a ^ b))
-    })
+    super::lib_function(l, |l| finish(l, fold(l, "bxor", |a, b| a ^ b)))
 }
 
 fn shift(l: L, fname: &str, op: fn(u32, u32) -> u32) -> Result<u32, String> {
@@ -94,15 +84,11 @@ fn shift(l: L, fname: &str, op: fn(u32, u32) -> u32) -> Result<u32, String> {
 }
 
 unsafe extern "C-unwind" fn lshift(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        finish(l, shift(l, "lshift", |b, n| b << n))
-    })
+    super::lib_function(l, |l| finish(l, shift(l, "lshift", |b, n| b << n)))
 }
 
 unsafe extern "C-unwind" fn rshift(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        finish(l, shift(l, "rshift", |b, n| b >> n))
-    })
+    super::lib_function(l, |l| finish(l, shift(l, "rshift", |b, n| b >> n)))
 }
 
 unsafe extern "C-unwind" fn arshift(l: *mut raw::State) -> c_int {
@@ -112,21 +98,15 @@ unsafe extern "C-unwind" fn arshift(l: *mut raw::State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn rol(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        finish(l, shift(l, "rol", |b, n| b.rotate_left(n)))
-    })
+    super::lib_function(l, |l| finish(l, shift(l, "rol", |b, n| b.rotate_left(n))))
 }
 
 unsafe extern "C-unwind" fn ror(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        finish(l, shift(l, "ror", |b, n| b.rotate_right(n)))
-    })
+    super::lib_function(l, |l| finish(l, shift(l, "ror", |b, n| b.rotate_right(n))))
 }
 
 unsafe extern "C-unwind" fn bswap(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        finish(l, arg(l, 1, "bswap").map(u32::swap_bytes))
-    })
+    super::lib_function(l, |l| finish(l, arg(l, 1, "bswap").map(u32::swap_bytes)))
 }
 
 /// `bit.tohex(x [, n])`: the low |n| hex digits (8 by default), uppercase when n < 0.

@@ -736,15 +736,11 @@ fn depth_setting(l: L, pick: fn(&mut Config) -> &mut i32) -> Result<c_int, Strin
 }
 
 unsafe extern "C-unwind" fn encode_max_depth(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        depth_setting(l, |c| &mut c.encode_max_depth)
-    })
+    super::lib_function(l, |l| depth_setting(l, |c| &mut c.encode_max_depth))
 }
 
 unsafe extern "C-unwind" fn decode_max_depth(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        depth_setting(l, |c| &mut c.decode_max_depth)
-    })
+    super::lib_function(l, |l| depth_setting(l, |c| &mut c.decode_max_depth))
 }
 
 unsafe extern "C-unwind" fn encode_number_precision(l: *mut raw::State) -> c_int {

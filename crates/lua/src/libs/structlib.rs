@@ -224,14 +224,12 @@ fn pack_impl(l: L) -> Result<Vec<u8>, String> {
 }
 
 unsafe extern "C-unwind" fn pack(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        match pack_impl(l) {
-            Ok(bytes) => {
-                l.push_bytes(&bytes);
-                Ok(1)
-            }
-            Err(msg) => Err(msg),
+    super::lib_function(l, |l| match pack_impl(l) {
+        Ok(bytes) => {
+            l.push_bytes(&bytes);
+            Ok(1)
         }
+        Err(msg) => Err(msg),
     })
 }
 
@@ -330,9 +328,7 @@ fn unpack_impl(l: L) -> Result<c_int, String> {
 }
 
 unsafe extern "C-unwind" fn unpack(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        unpack_impl(l)
-    })
+    super::lib_function(l, |l| unpack_impl(l))
 }
 
 fn size_impl(l: L) -> Result<usize, String> {
@@ -360,13 +356,11 @@ fn size_impl(l: L) -> Result<usize, String> {
 }
 
 unsafe extern "C-unwind" fn size(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| {
-        match size_impl(l) {
-            Ok(n) => {
-                l.push_number(n as f64);
-                Ok(1)
-            }
-            Err(msg) => Err(msg),
+    super::lib_function(l, |l| match size_impl(l) {
+        Ok(n) => {
+            l.push_number(n as f64);
+            Ok(1)
         }
+        Err(msg) => Err(msg),
     })
 }

@@ -107,8 +107,7 @@ pub fn admit(
             format!("ERR wrong number of arguments for '{}' command", spec.name),
         ));
     }
-    if !client.authenticated && state.settings.requirepass.is_some() && !spec.has(flags::NO_AUTH)
-    {
+    if !client.authenticated && state.settings.requirepass.is_some() && !spec.has(flags::NO_AUTH) {
         return Err(Refusal::of(index, super::errors::NOAUTH));
     }
     let in_multi = client.multi.is_some();
@@ -148,7 +147,10 @@ pub fn admit(
     if replica_is_stale(state) {
         // EXEC is refused if any command it queued may not run on a stale replica.
         let queued_deny_stale = is(spec, "exec")
-            && client.multi.as_ref().is_some_and(|m| m.missing_flags & flags::STALE != 0);
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.missing_flags & flags::STALE != 0);
         if effective() & flags::STALE == 0 || queued_deny_stale {
             return Err(Refusal::of(index, MASTERDOWN));
         }
@@ -333,8 +335,7 @@ pub fn effective_flags(
         if let Some(declared) = crate::scripting::declared_flags(state, spec, args) {
             if !declared.has(ScriptFlags::EVAL_COMPAT) {
                 f &= !(flags::STALE | flags::DENYOOM | flags::WRITE);
-                if !declared.has(ScriptFlags::ALLOW_OOM) && !declared.has(ScriptFlags::NO_WRITES)
-                {
+                if !declared.has(ScriptFlags::ALLOW_OOM) && !declared.has(ScriptFlags::NO_WRITES) {
                     f |= flags::DENYOOM;
                 }
                 if !declared.has(ScriptFlags::NO_WRITES) {

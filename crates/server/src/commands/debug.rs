@@ -42,7 +42,10 @@ fn debug(ctx: &mut Ctx) {
             // moonkv's test hook: the next Lua library function a script calls panics, to
             // check that a panic in the Lua layer is contained.
             let scripting = &ctx.state.scripting;
-            for vm in [&scripting.eval_vm, &scripting.functions_vm].into_iter().flatten() {
+            for vm in [&scripting.eval_vm, &scripting.functions_vm]
+                .into_iter()
+                .flatten()
+            {
                 vm.panic_in_next_library_call();
             }
             ctx.ok();

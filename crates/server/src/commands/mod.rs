@@ -30,12 +30,12 @@ pub use pubsub::publish_message;
 pub use spec::{flags, CommandSpec, Handler, KeyFinder};
 
 use crate::client::{ClientState, ReplyMode};
-use admission::Refusal;
-use moonkv_protocol::ErrorReply;
 use crate::state::ServerState;
+use admission::Refusal;
 use bytes::Bytes;
 use moonkv_keyspace::{Db, Value};
 use moonkv_protocol::number::{parse_f64, parse_i64};
+use moonkv_protocol::ErrorReply;
 use moonkv_protocol::{ReplySink, RespWriter};
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -499,9 +499,7 @@ pub fn resolve(
         return Ok((index, spec));
     }
     let full = [spec.name.as_bytes(), b"|", &args[1]].concat();
-    table()
-        .lookup(&full)
-        .ok_or(Unresolved::Subcommand(spec))
+    table().lookup(&full).ok_or(Unresolved::Subcommand(spec))
 }
 
 /// Formats Redis's unknown-command error: the name and up to 128 bytes of arguments.
@@ -614,7 +612,9 @@ fn reject(
     sink: &mut dyn ReplySink,
     mut refusal: Refusal,
 ) {
-    let refused_exec = refusal.command.is_some_and(|i| table().specs[i].name == "exec");
+    let refused_exec = refusal
+        .command
+        .is_some_and(|i| table().specs[i].name == "exec");
     if refused_exec && client.multi.is_some() {
         transactions::discard_transaction(state, client);
         refusal.error = ErrorReply::new(format!(

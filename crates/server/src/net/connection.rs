@@ -180,7 +180,11 @@ fn serve_at_desk(state: &mut ServerState, work: DeskWork) -> DeskDone {
 
 /// Runs `work` on the state: under the lock, or at the desk while a busy script holds it.
 /// None if the work was lost at the desk.
-async fn with_state<I, O>(shared: &Shared, mut input: I, work: fn(&mut ServerState, I) -> O) -> Option<O>
+async fn with_state<I, O>(
+    shared: &Shared,
+    mut input: I,
+    work: fn(&mut ServerState, I) -> O,
+) -> Option<O>
 where
     I: Send + 'static,
     O: Send + 'static,

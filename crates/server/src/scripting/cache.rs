@@ -180,7 +180,9 @@ mod tests {
         let mut cache = ScriptCache::default();
         cache.insert_loaded(sha(0), script(0));
         for n in 1..=3 {
-            assert!(cache.insert_from_eval(sha(n), script(n as i32), 3).is_empty());
+            assert!(cache
+                .insert_from_eval(sha(n), script(n as i32), 3)
+                .is_empty());
         }
         // Calling 1 makes 2 the least recently used.
         assert!(cache.get_for_call(&sha(1)).is_some());

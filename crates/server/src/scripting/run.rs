@@ -6,8 +6,8 @@ use super::host::ScriptHost;
 use super::slow::RunningScript;
 use super::ScriptFlags;
 use crate::commands::{admission, Ctx};
-use moonkv_keyspace::Completeness;
 use bytes::Bytes;
+use moonkv_keyspace::Completeness;
 use moonkv_lua::{CompiledId, VmKind};
 use moonkv_protocol::{ErrorReply, ReplySink};
 

@@ -104,7 +104,9 @@ pub fn kill(state: &mut ServerState, eval: bool) -> Result<(), &'static str> {
     }
     match (eval, run.kind) {
         // Each command kills only its own kind; the error names the one to use.
-        (true, VmKind::Functions) => return Err(crate::commands::admission::busy_error(VmKind::Functions)),
+        (true, VmKind::Functions) => {
+            return Err(crate::commands::admission::busy_error(VmKind::Functions))
+        }
         (false, VmKind::Eval) => return Err(crate::commands::admission::busy_error(VmKind::Eval)),
         _ => {}
     }

@@ -122,6 +122,9 @@ pub static DIRECTIVES: &[Directive] = &[
     d("timeout", int(0, INT_MAX), "0"),
     d("tcp-keepalive", int(0, INT_MAX), "300"),
     fixed("tcp-backlog", int(0, INT_MAX), "511"),
+    // Accepted so that configuration files naming a socket load; moonkv listens on TCP only
+    // and says so at start-up.
+    fixed("unixsocket", TEXT, ""),
     d("loglevel", Kind::Enum(LOG_LEVELS), "notice"),
     fixed("logfile", TEXT, ""),
     fixed("pidfile", TEXT, ""),
@@ -273,6 +276,9 @@ pub static DIRECTIVES: &[Directive] = &[
     d("min-replicas-to-write", int(0, INT_MAX), "0"),
     d("min-replicas-max-lag", int(0, INT_MAX), "10"),
     d("lua-replicate-commands", BOOL, "yes"),
+    // Redis 7.0.15 offers scripts setfenv, getfenv and newproxy only when this is yes; moonkv
+    // never does yet, and warns at start-up when asked to.
+    fixed("lua-enable-deprecated-api", BOOL, "no"),
     d(
         "client-output-buffer-limit",
         WORDS,
@@ -281,6 +287,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("latency-tracking", BOOL, "yes"),
     d("latency-tracking-info-percentiles", WORDS, "50 99 99.9"),
     d("crash-log-enabled", BOOL, "yes"),
+    d("crash-memcheck-enabled", BOOL, "yes"),
     d("set-proc-title", BOOL, "yes"),
     d("close-on-replica-write", BOOL, "no"),
     d("lfu-log-factor", int(0, INT_MAX), "10"),

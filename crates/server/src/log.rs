@@ -62,6 +62,11 @@ pub fn log_with_role(level: Level, role: char, msg: &str) {
         level.mark(),
         msg
     );
+    write_raw(&line);
+}
+
+/// Appends text to the log file, or writes it to stdout when there is none.
+fn write_raw(line: &str) {
     match LOG_FILE.get().and_then(|f| f.as_ref()) {
         Some(path) => {
             if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -78,6 +83,24 @@ pub fn log_with_role(level: Level, role: char, msg: &str) {
             let _ = out.flush();
         }
     }
+}
+
+/// The start-up banner, logged (at notice level, without the usual line prefix) where Redis
+/// shows its logo: when `always-show-logo` is set, or when the log goes to a terminal. Its
+/// `PID:` line is what tools that start a server and read its log (Redis's own test suite
+/// among them) look for to know the server started.
+pub fn banner(mode: &str, port: &str) {
+    if !enabled(Level::Notice) {
+        return;
+    }
+    write_raw(&format!(
+        "\n    moonkv {} (Redis {} compatible) 64 bit\n    Running in {} mode\n    Port: {}\n    PID: {}\n\n",
+        crate::MOONKV_VERSION,
+        crate::REDIS_VERSION,
+        mode,
+        port,
+        std::process::id()
+    ));
 }
 
 pub fn log(level: Level, msg: &str) {

@@ -97,6 +97,23 @@ fn main() {
     } else {
         log::log_with_role(Level::Warning, 'C', "Configuration loaded");
     }
+    if config.get_bool("lua-enable-deprecated-api") {
+        log::log_with_role(
+            Level::Warning,
+            'C',
+            "Warning: lua-enable-deprecated-api is not supported: scripts get no setfenv, getfenv or newproxy",
+        );
+    }
+    if !config.get("unixsocket").is_empty() {
+        log::log_with_role(
+            Level::Warning,
+            'C',
+            &format!(
+                "Warning: unix sockets are not supported: not listening on {}",
+                config.get("unixsocket")
+            ),
+        );
+    }
     // Like Redis's `io-threads`, the default is one thread doing all socket work and command
     // execution: with a single global lock, more runtime threads only add cross-thread wake-ups
     // and lock hand-offs (measured: P1 GET 0.89 -> 1.06 of redis-server with one thread). Long
@@ -109,6 +126,9 @@ fn main() {
         .max(1);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(io_threads)
+        // Scripts run on these threads; deep but legal recursion (cjson.encode of a table
+        // nested to its depth limit, conversions of nested replies) gets a comfortable stack.
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()
     {

@@ -1,10 +1,11 @@
 //! Server start-up, the periodic cron (active expiry, statistics) and shutdown.
 
+use crate::busy::Desk;
 use crate::config::Config;
 use crate::log;
 use crate::net;
-use crate::busy::Desk;
 use crate::state::ServerState;
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -147,15 +148,26 @@ pub async fn run(config: Config, config_file: Option<String>) -> i32 {
         .map(String::from)
         .collect();
     let backlog = state.config.get_i64("tcp-backlog") as u32;
+    // Redis shows its logo when forced to, or when the log goes to a terminal.
+    let banner = state.config.get_bool("always-show-logo")
+        || (state.config.get("logfile").is_empty() && std::io::stdout().is_terminal());
     let shared = Arc::new(Shared::new(state));
 
     let listeners = match net::bind_all(&binds, port, backlog).await {
         Ok(l) => l,
         Err(e) => {
             log::warning(&e);
+            // The line tools that start servers on guessed ports look for to try another.
+            log::warning(&format!(
+                "Failed listening on port {} (tcp), aborting.",
+                port
+            ));
             return 1;
         }
     };
+    if banner {
+        log::banner("standalone", &port.to_string());
+    }
     log::notice(&format!("Running mode=standalone, port={}.", port));
     log::notice("Server initialized");
     for listener in listeners {

@@ -706,7 +706,7 @@ fn bool_arg(l: L, i: c_int) -> Result<Option<bool>, String> {
 
 unsafe extern "C-unwind" fn encode_sparse_array(l: *mut raw::State) -> c_int {
     super::lib_function(l, |l| {
-        let r = (|| {
+        (|| {
             let cfg = config(l);
             if let Some(b) = bool_arg(l, 1)? {
                 cfg.sparse_convert = b;
@@ -721,8 +721,7 @@ unsafe extern "C-unwind" fn encode_sparse_array(l: *mut raw::State) -> c_int {
             l.push_number(cfg.sparse_ratio as f64);
             l.push_number(cfg.sparse_safe as f64);
             Ok(3)
-        })();
-        r
+        })()
     })
 }
 
@@ -745,29 +744,27 @@ unsafe extern "C-unwind" fn decode_max_depth(l: *mut raw::State) -> c_int {
 
 unsafe extern "C-unwind" fn encode_number_precision(l: *mut raw::State) -> c_int {
     super::lib_function(l, |l| {
-        let r = (|| {
+        (|| {
             let cfg = config(l);
             if let Some(n) = int_arg(l, 1, 1, 14)? {
                 cfg.precision = n;
             }
             l.push_number(cfg.precision as f64);
             Ok(1)
-        })();
-        r
+        })()
     })
 }
 
 unsafe extern "C-unwind" fn encode_keep_buffer(l: *mut raw::State) -> c_int {
     super::lib_function(l, |l| {
-        let r = (|| {
+        (|| {
             let cfg = config(l);
             if let Some(b) = bool_arg(l, 1)? {
                 cfg.keep_buffer = b;
             }
             l.push_bool(cfg.keep_buffer);
             Ok(1)
-        })();
-        r
+        })()
     })
 }
 
@@ -792,14 +789,13 @@ unsafe extern "C-unwind" fn encode_invalid_numbers(l: *mut raw::State) -> c_int 
 
 unsafe extern "C-unwind" fn decode_invalid_numbers(l: *mut raw::State) -> c_int {
     super::lib_function(l, |l| {
-        let r = (|| {
+        (|| {
             let cfg = config(l);
             if let Some(b) = bool_arg(l, 1)? {
                 cfg.decode_invalid = b;
             }
             l.push_bool(cfg.decode_invalid);
             Ok(1)
-        })();
-        r
+        })()
     })
 }

@@ -328,7 +328,7 @@ fn unpack_impl(l: L) -> Result<c_int, String> {
 }
 
 unsafe extern "C-unwind" fn unpack(l: *mut raw::State) -> c_int {
-    super::lib_function(l, |l| unpack_impl(l))
+    super::lib_function(l, unpack_impl)
 }
 
 fn size_impl(l: L) -> Result<usize, String> {

@@ -706,22 +706,20 @@ fn bool_arg(l: L, i: c_int) -> Result<Option<bool>, String> {
 
 unsafe extern "C-unwind" fn encode_sparse_array(l: *mut raw::State) -> c_int {
     super::lib_function(l, |l| {
-        (|| {
-            let cfg = config(l);
-            if let Some(b) = bool_arg(l, 1)? {
-                cfg.sparse_convert = b;
-            }
-            if let Some(n) = int_arg(l, 2, 0, i32::MAX)? {
-                cfg.sparse_ratio = n;
-            }
-            if let Some(n) = int_arg(l, 3, 0, i32::MAX)? {
-                cfg.sparse_safe = n;
-            }
-            l.push_bool(cfg.sparse_convert);
-            l.push_number(cfg.sparse_ratio as f64);
-            l.push_number(cfg.sparse_safe as f64);
-            Ok(3)
-        })()
+        let cfg = config(l);
+        if let Some(b) = bool_arg(l, 1)? {
+            cfg.sparse_convert = b;
+        }
+        if let Some(n) = int_arg(l, 2, 0, i32::MAX)? {
+            cfg.sparse_ratio = n;
+        }
+        if let Some(n) = int_arg(l, 3, 0, i32::MAX)? {
+            cfg.sparse_safe = n;
+        }
+        l.push_bool(cfg.sparse_convert);
+        l.push_number(cfg.sparse_ratio as f64);
+        l.push_number(cfg.sparse_safe as f64);
+        Ok(3)
     })
 }
 
@@ -744,27 +742,23 @@ unsafe extern "C-unwind" fn decode_max_depth(l: *mut raw::State) -> c_int {
 
 unsafe extern "C-unwind" fn encode_number_precision(l: *mut raw::State) -> c_int {
     super::lib_function(l, |l| {
-        (|| {
-            let cfg = config(l);
-            if let Some(n) = int_arg(l, 1, 1, 14)? {
-                cfg.precision = n;
-            }
-            l.push_number(cfg.precision as f64);
-            Ok(1)
-        })()
+        let cfg = config(l);
+        if let Some(n) = int_arg(l, 1, 1, 14)? {
+            cfg.precision = n;
+        }
+        l.push_number(cfg.precision as f64);
+        Ok(1)
     })
 }
 
 unsafe extern "C-unwind" fn encode_keep_buffer(l: *mut raw::State) -> c_int {
     super::lib_function(l, |l| {
-        (|| {
-            let cfg = config(l);
-            if let Some(b) = bool_arg(l, 1)? {
-                cfg.keep_buffer = b;
-            }
-            l.push_bool(cfg.keep_buffer);
-            Ok(1)
-        })()
+        let cfg = config(l);
+        if let Some(b) = bool_arg(l, 1)? {
+            cfg.keep_buffer = b;
+        }
+        l.push_bool(cfg.keep_buffer);
+        Ok(1)
     })
 }
 
@@ -789,13 +783,11 @@ unsafe extern "C-unwind" fn encode_invalid_numbers(l: *mut raw::State) -> c_int 
 
 unsafe extern "C-unwind" fn decode_invalid_numbers(l: *mut raw::State) -> c_int {
     super::lib_function(l, |l| {
-        (|| {
-            let cfg = config(l);
-            if let Some(b) = bool_arg(l, 1)? {
-                cfg.decode_invalid = b;
-            }
-            l.push_bool(cfg.decode_invalid);
-            Ok(1)
-        })()
+        let cfg = config(l);
+        if let Some(b) = bool_arg(l, 1)? {
+            cfg.decode_invalid = b;
+        }
+        l.push_bool(cfg.decode_invalid);
+        Ok(1)
     })
 }

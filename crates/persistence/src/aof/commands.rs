@@ -40,7 +40,10 @@ pub enum ReadError {
     /// The data ends in the middle of a command (or of an annotation line). `valid_len` is
     /// where the last complete command ends: the length `aof-load-truncated yes` cuts the
     /// file back to. Inside an unfinished MULTI it is where that MULTI starts instead, so
-    /// the cut never leaves half a transaction behind.
+    /// the cut never leaves half a transaction behind (Redis 7.0.15 cuts after the last
+    /// queued command there, leaving a MULTI without EXEC that swallows later appends).
+    /// An annotation line cut before its newline also counts (Redis would load it as is,
+    /// and the next append would then be glued onto the annotation).
     Truncated { valid_len: usize },
     /// The data ends cleanly but inside a MULTI with no EXEC. Redis logs `Revert incomplete
     /// MULTI/EXEC transaction in AOF file <name>` and then handles it as a truncation at

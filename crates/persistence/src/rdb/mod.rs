@@ -277,12 +277,12 @@ pub struct LoadLimits {
 }
 
 impl Default for LoadLimits {
-    /// Redis's defaults.
+    /// Redis 7.0's defaults (hash-max-listpack-entries is 512, zset's 128).
     fn default() -> Self {
         LoadLimits {
             set_max_intset_entries: 512,
             hash: moonkv_keyspace::HashLimits {
-                max_entries: 128,
+                max_entries: 512,
                 max_value: 64,
             },
             zset: moonkv_keyspace::ZSetLimits {

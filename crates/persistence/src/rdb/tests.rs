@@ -123,7 +123,7 @@ fn sample_values(big: bool) -> Vec<(&'static str, Value)> {
     }
     out.push(("set-hashtable-600-ints", Value::Set(Box::new(big_set))));
     let mut big_hash = Hash::new();
-    for i in 0..300 {
+    for i in 0..600 {
         big_hash.set(
             format!("f{i}").as_bytes(),
             format!("{}", i * 3).as_bytes(),

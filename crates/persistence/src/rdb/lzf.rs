@@ -13,7 +13,9 @@ const MAX_LITERAL: usize = 32;
 const MAX_DISTANCE: usize = 1 << 13;
 /// Longest match one back reference can copy (7 + 255 + 2).
 const MAX_MATCH: usize = 264;
-const HASH_BITS: u32 = 14;
+/// Largest hash table (entries as a power of two); small inputs get a smaller one, so
+/// compressing a short string does not clear a large table.
+const MAX_HASH_BITS: u32 = 14;
 
 /// Why a compressed string could not be expanded.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,9 +30,9 @@ pub enum LzfError {
     TooShort,
 }
 
-fn hash3(bytes: &[u8]) -> usize {
+fn hash3(bytes: &[u8], bits: u32) -> usize {
     let v = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
-    (v.wrapping_mul(2_654_435_761) >> (32 - HASH_BITS)) as usize
+    (v.wrapping_mul(2_654_435_761) >> (32 - bits)) as usize
 }
 
 /// Compresses `input`; None when the result would not fit in `max_out` bytes (the caller
@@ -38,17 +40,19 @@ fn hash3(bytes: &[u8]) -> usize {
 pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(max_out.min(input.len()));
     // Position + 1 of the last place each 3-byte hash was seen (0: never).
-    let mut table = vec![0usize; 1 << HASH_BITS];
+    let bits = (usize::BITS - input.len().leading_zeros()).clamp(6, MAX_HASH_BITS);
+    let mut table = vec![0u32; 1 << bits];
     let mut literal_start = 0;
     let mut i = 0;
     while i + 2 < input.len() {
-        let h = hash3(&input[i..]);
-        let candidate = table[h];
-        table[h] = i + 1;
+        let h = hash3(&input[i..], bits);
+        let candidate = table[h] as usize;
+        table[h] = (i + 1) as u32;
         if candidate > 0 {
+            // Positions are kept in 32 bits: past 4 GiB a stale one is merely a miss.
             let at = candidate - 1;
-            let distance = i - at;
-            if distance <= MAX_DISTANCE && input[at..at + 3] == input[i..i + 3] {
+            let distance = i.wrapping_sub(at);
+            if at < i && distance <= MAX_DISTANCE && input[at..at + 3] == input[i..i + 3] {
                 let limit = MAX_MATCH.min(input.len() - i);
                 let mut len = 3;
                 while len < limit && input[at + len] == input[i + len] {
@@ -69,7 +73,7 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
                 }
                 // Remember the positions inside the match too, for later references.
                 for j in i + 1..(i + len).min(input.len().saturating_sub(2)) {
-                    table[hash3(&input[j..])] = j + 1;
+                    table[hash3(&input[j..], bits)] = (j + 1) as u32;
                 }
                 i += len;
                 literal_start = i;

@@ -199,9 +199,8 @@ pub fn restore_functions(payload: &[u8]) -> Result<Vec<Vec<u8>>, FunctionsRestor
     let body = dump_body(payload).ok_or(FunctionsRestoreError::VersionOrChecksum)?;
     let mut input = read::Input::new(body);
     let mut codes = Vec::new();
-    let mut left = body.len();
-    while left > 0 {
-        let before = left;
+    // Each step consumes at least the opcode byte.
+    while input.remaining() > 0 {
         match input.byte() {
             Ok(op @ (OP_FUNCTION | OP_FUNCTION2)) => codes.push(
                 input
@@ -211,8 +210,6 @@ pub fn restore_functions(payload: &[u8]) -> Result<Vec<Vec<u8>>, FunctionsRestor
             Ok(_) => return Err(FunctionsRestoreError::NotAFunction),
             Err(_) => return Err(FunctionsRestoreError::Unreadable),
         }
-        left = input.remaining();
-        debug_assert!(left < before);
     }
     Ok(codes)
 }

@@ -558,6 +558,14 @@ fn reads_what_redis_saves_uncompressed_without_checksum() {
     let snapshot = read_snapshot_from(&data[..], &LoadLimits::default()).unwrap();
     assert_eq!(snapshot.checksum, Checksum::Disabled);
     compare_with_redis(&snapshot, &mut c);
+    // Damage to Redis's own file (no checksum to catch it): an error or a load, never a
+    // panic; any cut is an error.
+    for i in (9..data.len()).step_by(61) {
+        let mut bad = data.clone();
+        bad[i] ^= 0x5A;
+        let _ = read_snapshot_from(&bad[..], &LoadLimits::default());
+        assert!(read_snapshot_from(&data[..i], &LoadLimits::default()).is_err());
+    }
 }
 
 /// Values of every kind and encoding, built with moonkv's own types.

@@ -151,7 +151,9 @@ start_server() {
     local unit_log="$1"
     port=$(free_port)
     local cmd=${server_cmd//\{port\}/$port}
-    # Run in a scratch directory so no stray dump file is loaded or written.
+    # Run in a scratch directory so no stray dump file is loaded or written; a dump an
+    # earlier unit's server left there (DEBUG RELOAD, SAVE, a save at shutdown) goes first.
+    rm -f "$scratch/dump.rdb"
     set -m  # own process group, so that stop_server can stop all of it
     (cd "$scratch" && eval "exec $cmd") > "$unit_log.server" 2>&1 &
     server_pid=$!

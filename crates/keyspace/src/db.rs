@@ -559,6 +559,17 @@ impl Db {
         }
     }
 
+    /// A copy of the keys, values and expiry times alone (no watchers, waiters, statistics
+    /// or journal): the frozen image a background save serializes while this database goes
+    /// on changing.
+    pub fn snapshot(&self) -> Db {
+        Db {
+            entries: self.entries.clone(),
+            expires: self.expires.clone(),
+            ..Db::default()
+        }
+    }
+
     /// Exchanges contents with another database, keeping each one's WATCH registrations.
     pub fn swap_contents(&mut self, other: &mut Db) {
         std::mem::swap(&mut self.entries, &mut other.entries);

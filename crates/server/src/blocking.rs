@@ -60,6 +60,9 @@ pub struct Blocked {
     /// Set while ready keys are being served, so the commands re-run for blocked clients do
     /// not start a nested round (the outer round picks up the keys they make ready).
     serving: bool,
+    /// Clients served in the current round, sent back to their connections once the
+    /// round's effects are in the append-only file (a reply never precedes its effect there).
+    served: Vec<(Box<ClientState>, Vec<u8>)>,
 }
 
 impl Blocked {
@@ -167,6 +170,10 @@ pub fn unblock(state: &mut ServerState, client_id: u64, how: Release) -> bool {
 }
 
 fn resume(state: &mut ServerState, client: Box<ClientState>, reply: Vec<u8>) {
+    if state.blocked.serving {
+        state.blocked.served.push((client, reply));
+        return;
+    }
     if let Some(entry) = state.clients.get(&client.id) {
         // If the connection is gone its task already took the client back; nothing to do.
         let _ = entry.tx.send(Outbound::Resumed(client, reply));
@@ -195,8 +202,12 @@ pub fn serve_ready_keys(state: &mut ServerState) {
     state.blocked.serving = false;
     // Keys found expired while looking for data are deleted now; replicas must hear of it.
     crate::notify::drain_db_events(state);
-    if state.replication.active() {
+    if state.propagating() {
         crate::replication::flush(state);
+    }
+    crate::persist::aof::write_pending(state);
+    for (client, reply) in std::mem::take(&mut state.blocked.served) {
+        resume(state, client, reply);
     }
 }
 

@@ -131,8 +131,10 @@ pub static DIRECTIVES: &[Directive] = &[
     fixed("supervised", Kind::Enum(SUPERVISED), "no"),
     fixed("always-show-logo", BOOL, "no"),
     d("dir", TEXT, "."),
-    d("dbfilename", TEXT, "dump.rdb"),
-    d("save", WORDS, ""),
+    d("dbfilename", Kind::Custom(base_name_only), "dump.rdb"),
+    // Redis's built-in save points: an hour after 1 change, 5 minutes after 100, a minute
+    // after 10000.
+    d("save", Kind::Custom(crate::persist::normalize_save_points), "3600 1 300 100 60 10000"),
     d("appendonly", BOOL, "no"),
     fixed("appendfilename", TEXT, "appendonly.aof"),
     fixed("appenddirname", TEXT, "appendonlydir"),
@@ -388,6 +390,14 @@ pub fn normalize(dir: &Directive, value: &str) -> Result<String, String> {
     }
 }
 
+/// `dbfilename` names a file inside `dir`, never a path (as Redis insists since 7.0).
+fn base_name_only(value: &str) -> Result<String, String> {
+    if value.contains('/') {
+        return Err("dbfilename can't be a path, just a filename".into());
+    }
+    Ok(value.to_string())
+}
+
 /// Live configuration values, keyed by canonical directive name.
 #[derive(Clone)]
 pub struct Config {
@@ -441,6 +451,7 @@ impl Config {
     /// Applies a redis.conf text. Directives take one value, except list-valued ones (bind,
     /// save, client-output-buffer-limit) whose words are joined.
     pub fn apply_text(&mut self, text: &str) -> Result<(), ConfigFileError> {
+        let mut save_lines_seen = false;
         for (i, raw_line) in text.lines().enumerate() {
             let line = raw_line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -465,11 +476,19 @@ impl Config {
             };
             let value = match (dir.kind, values.len()) {
                 (Kind::Words, _) => values.join(" "),
+                // Each `save` line adds save points to those of earlier lines; the first
+                // replaces the defaults, and `save ""` clears them.
+                (_, _) if dir.name == "save" => {
+                    let earlier = if save_lines_seen { self.get("save") } else { "" };
+                    save_lines_seen = true;
+                    let cleared = values.iter().all(String::is_empty);
+                    let earlier = if cleared { "" } else { earlier };
+                    format!("{} {}", earlier, values.join(" ")).trim().to_string()
+                }
                 (Kind::Text | Kind::Custom(_), 0) => String::new(),
                 (_, 1) => values[0].clone(),
                 _ => return Err(fail("wrong number of arguments")),
             };
-            // `save ""` and repeated `save` lines accumulate in Redis; keep the last for now.
             if let Err(reason) = self.set(dir.name, &value, true) {
                 return Err(fail(&reason));
             }

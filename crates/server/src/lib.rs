@@ -13,6 +13,7 @@ pub mod lazyfree;
 pub mod log;
 pub mod net;
 pub mod notify;
+pub mod persist;
 pub mod replication;
 pub mod scripting;
 pub mod server;

@@ -105,7 +105,7 @@ pub fn drain_db_events(state: &mut ServerState) {
         let pending = std::mem::take(&mut state.dbs[db].events.pending);
         for (event, key) in pending {
             let expired = event == "expired";
-            if expired && state.replication.active() {
+            if expired && state.propagating() {
                 crate::replication::feed_now(state, db, &[b"DEL", &key]);
             }
             let event_class = if expired { class::EXPIRED } else { class::NEW };
@@ -119,7 +119,7 @@ pub fn drain_db_events(state: &mut ServerState) {
 pub fn apply_to_dbs(state: &mut ServerState) {
     let flags = state.settings.notify_flags;
     let publishing = flags & (class::KEYSPACE | class::KEYEVENT) != 0;
-    let replicating = state.replication.active();
+    let replicating = state.propagating();
     for db in state.dbs.iter_mut() {
         db.events.track_expired = (publishing && flags & class::EXPIRED != 0) || replicating;
         db.events.track_new = publishing && flags & class::NEW != 0;

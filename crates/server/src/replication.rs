@@ -36,14 +36,6 @@ fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
-fn encode_in_db(state: &mut ServerState, out: &mut Vec<u8>, db: usize, args: &[&[u8]]) {
-    if state.replication.selected_db != Some(db) {
-        encode(out, &[b"SELECT", db.to_string().as_bytes()]);
-        state.replication.selected_db = Some(db);
-    }
-    encode(out, args);
-}
-
 fn send(state: &mut ServerState, bytes: Vec<u8>) {
     if bytes.is_empty() {
         return;
@@ -61,9 +53,8 @@ fn send(state: &mut ServerState, bytes: Vec<u8>) {
 
 /// Sends one effect right away (e.g. the DEL of a key that expired during a lookup).
 pub fn feed_now(state: &mut ServerState, db: usize, args: &[&[u8]]) {
-    let mut out = Vec::new();
-    encode_in_db(state, &mut out, db, args);
-    send(state, out);
+    let effect = (db, args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
+    emit(state, &[effect]);
 }
 
 /// Emits the effects collected while a command ran: alone, or wrapped in MULTI/EXEC when
@@ -78,22 +69,49 @@ pub fn flush(state: &mut ServerState) {
         return;
     }
     let pending = std::mem::take(&mut state.replication.pending);
-    let mut out = Vec::new();
-    let wrap = pending.len() > 1;
-    if wrap {
-        let first_db = pending[0].0;
-        if state.replication.selected_db != Some(first_db) {
-            encode(&mut out, &[b"SELECT", first_db.to_string().as_bytes()]);
-            state.replication.selected_db = Some(first_db);
+    emit(state, &pending);
+}
+
+/// Sends effects to every place they go: the replicas and the append-only file. Each keeps
+/// track of the database it last selected.
+fn emit(state: &mut ServerState, effects: &[(usize, Vec<Bytes>)]) {
+    if state.replication.active() {
+        let mut out = Vec::new();
+        let mut selected = state.replication.selected_db;
+        encode_effects(&mut out, &mut selected, effects);
+        state.replication.selected_db = selected;
+        send(state, out);
+    }
+    if state.aof.is_on() {
+        let timestamps = state.settings.aof_timestamps;
+        state.aof.feed(effects, timestamps);
+    }
+}
+
+/// Encodes effects as RESP commands, with a SELECT wherever the database changes from
+/// `selected`, wrapping several effects in MULTI/EXEC.
+pub fn encode_effects(
+    out: &mut Vec<u8>,
+    selected: &mut Option<usize>,
+    effects: &[(usize, Vec<Bytes>)],
+) {
+    let wrap = effects.len() > 1;
+    let mut select = |out: &mut Vec<u8>, db: usize| {
+        if *selected != Some(db) {
+            encode(out, &[b"SELECT", db.to_string().as_bytes()]);
+            *selected = Some(db);
         }
-        encode(&mut out, &[b"MULTI"]);
+    };
+    if wrap {
+        select(out, effects[0].0);
+        encode(out, &[b"MULTI"]);
     }
-    for (db, args) in &pending {
+    for (db, args) in effects {
+        select(out, *db);
         let parts: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-        encode_in_db(state, &mut out, *db, &parts);
+        encode(out, &parts);
     }
     if wrap {
-        encode(&mut out, &[b"EXEC"]);
+        encode(out, &[b"EXEC"]);
     }
-    send(state, out);
 }

@@ -112,6 +112,7 @@ fn close_idle_clients(state: &mut ServerState) {
 
 fn cron(state: &mut ServerState, tick: Duration) {
     active_expire_cycle(state, tick / 4);
+    crate::persist::cron(state);
     state.lazyfree.collect(&mut state.dbs);
     close_idle_clients(state);
     crate::notify::drain_db_events(state);
@@ -140,6 +141,17 @@ pub async fn run(config: Config, config_file: Option<String>) -> i32 {
     let mut state = ServerState::new(config, table.specs.len());
     state.config_file = config_file;
     state.executable = std::env::args().next().unwrap_or_default();
+    // Like Redis, work inside `dir`: the snapshot and its temporary files are relative to it.
+    let dir = state.config.get("dir").to_string();
+    match crate::persist::enter_dir(&dir) {
+        Ok(absolute) => {
+            let _ = state.config.set("dir", &absolute, true);
+        }
+        Err(e) => {
+            log::warning(&format!("Can't chdir to '{}': {}", dir, e));
+            return 1;
+        }
+    }
     let port = state.tcp_port;
     let binds: Vec<String> = state
         .config
@@ -170,15 +182,47 @@ pub async fn run(config: Config, config_file: Option<String>) -> i32 {
     }
     log::notice(&format!("Running mode=standalone, port={}.", port));
     log::notice("Server initialized");
+    {
+        let mut state = shared.lock().await;
+        // With `appendonly yes` the append-only file is the source of truth and the snapshot
+        // file is not read, as in Redis.
+        let loaded = if state.config.get_bool("appendonly") {
+            crate::persist::aof::load(&mut state)
+                .and_then(|_| crate::persist::aof::open_at_startup(&mut state))
+                .map_err(|_| ())
+        } else {
+            crate::persist::snapshot::load_at_startup(&mut state)
+        };
+        if loaded.is_err() {
+            return 1;
+        }
+    }
     for listener in listeners {
         tokio::spawn(net::accept_loop(shared.clone(), listener));
     }
     tokio::spawn(run_cron(shared.clone()));
     log::notice("Ready to accept connections");
 
-    let reason = wait_for_shutdown(&shared).await;
-    log::warning(reason);
-    log::warning("User requested shutdown...");
+    loop {
+        let reason = wait_for_shutdown(&shared).await;
+        if shared.desk.is_open() {
+            // A busy script holds the state: saving now would persist its half-done work,
+            // and waiting for it could be forever.
+            log::warning(reason);
+            log::warning("A busy script is running: exiting without the final save.");
+            break;
+        }
+        let mut state = shared.lock().await;
+        if state.shutdown_prepared {
+            break;
+        }
+        log::warning(reason);
+        log::warning("User requested shutdown...");
+        if crate::persist::prepare_shutdown(&mut state, false, false).is_ok() {
+            break;
+        }
+        log::warning("SIGTERM received but errors trying to shut down the server, check the logs for more information");
+    }
     log::warning("moonkv is now ready to exit, bye bye...");
     0
 }

@@ -46,6 +46,8 @@ pub struct Settings {
     pub script_kill_undo: bool,
     /// `min-replicas-to-write`.
     pub min_replicas_to_write: usize,
+    /// `aof-timestamp-enabled`.
+    pub aof_timestamps: bool,
 }
 
 impl Settings {
@@ -96,6 +98,7 @@ impl Settings {
             script_eval_cache_size: c.get_i64("script-eval-cache-size").max(0) as usize,
             script_kill_undo: c.get_bool("script-kill-undo"),
             min_replicas_to_write: c.get_i64("min-replicas-to-write").max(0) as usize,
+            aof_timestamps: c.get_bool("aof-timestamp-enabled"),
         }
     }
 }
@@ -174,10 +177,14 @@ pub struct ServerState {
     pub active_expire_enabled: bool,
     pub rng: SmallRng,
     pub next_client_id: u64,
-    /// Unix ms of the last successful save (LASTSAVE); start time until persistence exists.
-    pub last_save_unix: i64,
+    /// Saves to disk: when, how they went, the background save under way.
+    pub persistence: crate::persist::Persistence,
+    /// The append-only file.
+    pub aof: crate::persist::aof::Aof,
     /// Set by SHUTDOWN; the server stops accepting and exits.
     pub shutdown_requested: bool,
+    /// The work before exiting (the final save) is done: SHUTDOWN did it.
+    pub shutdown_prepared: bool,
     pub config_file: Option<String>,
     pub executable: String,
     pub tcp_port: u16,
@@ -223,8 +230,10 @@ impl ServerState {
             desk: Default::default(),
             journal: None,
             next_client_id: 1,
-            last_save_unix: crate::time::unix_ms() / 1000,
+            persistence: crate::persist::Persistence::new(crate::time::unix_ms() / 1000),
+            aof: crate::persist::aof::Aof::default(),
             shutdown_requested: false,
+            shutdown_prepared: false,
             config_file: None,
             executable: String::new(),
             tcp_port,
@@ -255,6 +264,11 @@ impl ServerState {
     /// Whether databases may be holding values for the freeing thread.
     pub fn lazy_collection_enabled(&self) -> bool {
         self.settings.lazyfree_expire || self.settings.lazyfree_server_del
+    }
+
+    /// Whether the effects of write commands go anywhere: to replicas or the append-only file.
+    pub fn propagating(&self) -> bool {
+        self.replication.active() || self.aof.is_on()
     }
 
     /// Modifications so far, over all databases (Redis's `server.dirty`).

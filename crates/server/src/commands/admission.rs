@@ -129,6 +129,12 @@ pub fn admit(
         }
     }
     let writes = || effective() & flags::WRITE != 0;
+    // Redis refuses PING too, so a health check notices the disk problem.
+    if let Some(disk) = crate::persist::disk_error(state) {
+        if writes() || is(spec, "ping") {
+            return Err(Refusal::of(index, disk.command_error()));
+        }
+    }
     if too_few_good_replicas(state) && writes() {
         return Err(Refusal::of(index, NOREPLICAS));
     }
@@ -206,6 +212,9 @@ pub fn admit_script_call(
         if replica_refuses_writes(state) {
             return Err(Refusal::of(index, READONLY_REPLICA));
         }
+        if let Some(disk) = crate::persist::disk_error(state) {
+            return Err(Refusal::of(index, disk.command_error()));
+        }
         if too_few_good_replicas(state) {
             return Err(Refusal::of(index, NOREPLICAS));
         }
@@ -232,6 +241,9 @@ pub fn admit_script_run(
                 return Err(ErrorReply::new(
                     "READONLY Can not run script with write flag on readonly replica",
                 ));
+            }
+            if let Some(disk) = crate::persist::disk_error(state) {
+                return Err(ErrorReply::new(disk.script_error()));
             }
             if read_only_command {
                 return Err(ErrorReply::new(

@@ -62,7 +62,9 @@ fn debug(ctx: &mut Ctx) {
         "digest" if ctx.args.len() == 2 => digest(ctx),
         "digest-value" => digest_value(ctx),
         "change-repl-id" | "jmap" if ctx.args.len() == 2 => ctx.ok(),
-        "reload" | "loadaof" => reload(ctx),
+        "reload" => reload(ctx),
+        "loadaof" if ctx.args.len() == 2 => loadaof(ctx),
+        "populate" if (3..=5).contains(&ctx.args.len()) => populate(ctx),
         // Sets the element size above which Redis stores a list element in its own node.
         // moonkv's lists have no such nodes, so only the argument is checked.
         "quicklist-packed-threshold" if ctx.args.len() == 3 => {
@@ -86,92 +88,106 @@ fn debug(ctx: &mut Ctx) {
     }
 }
 
-/// DEBUG RELOAD / LOADAOF: saves the dataset to an RDB image and loads it back, which checks
-/// that everything survives persistence. There is no disk persistence yet, so the image stays
-/// in memory and both subcommands do the same round trip.
-/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: writes a snapshot of the data and function
-/// libraries and loads it back, as a restart would. NOFLUSH loads over what is there (failing,
-/// as in Redis, when a library or key already exists), MERGE replaces what exists instead.
-/// There is no disk file, so NOSAVE changes nothing.
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: saves the snapshot file (unless NOSAVE) and loads
+/// it back, as a restart would. NOFLUSH loads over what is there (failing before any change,
+/// where Redis fails halfway, when a key or library already exists); MERGE lets loaded keys
+/// and libraries replace existing ones.
 fn reload(ctx: &mut Ctx) {
-    let (mut merge, mut flush) = (false, true);
+    use crate::persist::snapshot::{self, Install};
+    let (mut merge, mut flush, mut save) = (false, true, true);
     for i in 2..ctx.args.len() {
         match ctx.arg_lower(i).as_str() {
             "merge" => merge = true,
             "noflush" => flush = false,
-            "nosave" => {}
+            "nosave" => save = false,
             _ => {
                 return ctx
                     .error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
             }
         }
     }
-    let now = ctx.now_ms;
-    let libraries = ctx.state.scripting.libraries.libraries.values();
-    let image = moonkv_persistence::rdb::write_snapshot(
-        &ctx.state.dbs,
-        libraries.map(|l| &l.code[..]),
-        crate::REDIS_VERSION,
-        now,
-    );
-    let snapshot =
-        match moonkv_persistence::rdb::read_snapshot(&image, &ctx.state.settings.load_limits()) {
-            Ok(snapshot) => snapshot,
-            Err(e) => {
-                crate::log::warning(&format!(
-                    "DEBUG RELOAD could not read back its own snapshot: {:?}",
-                    e
-                ));
-                return ctx.error("ERR Error trying to load the RDB dump");
-            }
-        };
-    if flush {
-        for db in ctx.state.dbs.iter_mut() {
-            drop(db.flush(now));
-        }
-        ctx.state.scripting.flush_functions();
-    } else if !merge {
-        // Loading over existing data without MERGE: a key or library already there is an
-        // error, found before anything changes.
-        let key_clash = snapshot.keys.iter().any(|k| {
-            ctx.state
-                .dbs
-                .get_mut(k.db)
-                .is_some_and(|db| db.peek_stored(&k.key).is_some())
+    if save && snapshot::save(ctx.state).is_err() {
+        return ctx.error("ERR");
+    }
+    let file_name = ctx.state.config.get("dbfilename").to_string();
+    let loaded = std::fs::read(&file_name)
+        .map_err(|e| format!("Fatal error loading the DB: {}", crate::persist::strerror(&e)))
+        .and_then(|data| {
+            moonkv_persistence::rdb::read_snapshot(&data, &ctx.state.settings.load_limits())
+                .map_err(|e| snapshot::load_error_text(&e))
         });
-        if key_clash
-            || !ctx.state.scripting.libraries.libraries.is_empty() && !snapshot.functions.is_empty()
-        {
-            crate::log::warning(
-                "DEBUG RELOAD NOFLUSH: the snapshot holds keys or libraries that already exist",
-            );
-            return ctx.error("ERR Error trying to load the RDB dump");
-        }
+    let how = match (flush, merge) {
+        (true, _) => Install::Replace,
+        (false, true) => Install::Merge,
+        (false, false) => Install::AddOnly,
+    };
+    let now = ctx.now_ms;
+    let result =
+        loaded.and_then(|snapshot| snapshot::install(ctx.state, snapshot, how, now));
+    if let Err(e) = result {
+        crate::log::warning(&e);
+        return ctx.error("ERR Error trying to load the RDB dump");
     }
-    let scripting = &mut ctx.state.scripting;
-    if let Some(vm) = scripting.functions_vm.as_mut() {
-        for code in snapshot.functions {
-            if let Err(e) = scripting
-                .libraries
-                .load(vm, bytes::Bytes::from(code), merge)
-            {
-                crate::log::warning(&format!(
-                    "DEBUG RELOAD could not load a function library: {e}"
-                ));
-                return ctx.error("ERR Error trying to load the RDB dump");
-            }
-        }
+    crate::log::warning("DB reloaded by DEBUG RELOAD");
+    ctx.ok();
+}
+
+/// DEBUG LOADAOF: makes the append-only file durable, empties the dataset and loads it back
+/// from the file, as a restart would.
+fn loadaof(ctx: &mut Ctx) {
+    crate::persist::aof::flush_and_sync(ctx.state);
+    let now = ctx.now_ms;
+    for db in ctx.state.dbs.iter_mut() {
+        drop(db.flush(now));
     }
-    for loaded in snapshot.keys {
-        let Some(db) = ctx.state.dbs.get_mut(loaded.db) else {
+    ctx.state.scripting.flush_functions();
+    if crate::persist::aof::load(ctx.state).is_err() {
+        // As Redis, which exits: the dataset is gone and the file cannot give it back.
+        crate::log::warning("DEBUG LOADAOF could not load the append only file. Exiting.");
+        std::process::exit(1);
+    }
+    crate::log::warning("Append Only File loaded by DEBUG LOADAOF");
+    ctx.ok();
+}
+
+/// DEBUG POPULATE count [prefix] [size]: creates `prefix:N` keys (default prefix `key`) for
+/// N below count, skipping keys that exist, with the value `value:N`, zero-padded or cut to
+/// `size` bytes when a size is given.
+fn populate(ctx: &mut Ctx) {
+    let count = match moonkv_protocol::number::parse_i64(ctx.arg(2)) {
+        Some(n) if n >= 0 => n as u64,
+        _ => return ctx.error("ERR value is out of range, must be positive"),
+    };
+    let prefix = if ctx.args.len() > 3 {
+        ctx.arg(3).to_vec()
+    } else {
+        b"key".to_vec()
+    };
+    let size = if ctx.args.len() > 4 {
+        match moonkv_protocol::number::parse_i64(ctx.arg(4)) {
+            Some(n) if n >= 0 => Some(n as usize),
+            _ => return ctx.error("ERR value is out of range, must be positive"),
+        }
+    } else {
+        None
+    };
+    let now = ctx.now_ms;
+    let db = ctx.db();
+    let mut key = Vec::with_capacity(prefix.len() + 21);
+    for i in 0..count {
+        key.clear();
+        key.extend_from_slice(&prefix);
+        key.push(b':');
+        key.extend_from_slice(i.to_string().as_bytes());
+        if db.exists(&key, now) {
             continue;
-        };
-        db.set(&loaded.key, loaded.value, false);
-        if let Some(at) = loaded.expire_at {
-            db.set_expire(&loaded.key, at, now);
         }
+        let mut value = format!("value:{}", i).into_bytes();
+        if let Some(size) = size {
+            value.resize(size, 0);
+        }
+        db.set(&key, moonkv_keyspace::Value::string(&value), false);
     }
-    crate::log::notice("DB reloaded by DEBUG RELOAD");
     ctx.ok();
 }
 

@@ -109,7 +109,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// Memory figures: (allocated by the allocator, resident set size).
-fn memory_usage() -> (u64, u64) {
+pub(crate) fn memory_usage() -> (u64, u64) {
     let allocated = match tikv_jemalloc_ctl::epoch::advance() {
         Ok(_) => tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64,
         Err(_) => 0,
@@ -277,30 +277,72 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("lazyfreed_objects:{}", state.lazyfree.freed());
         }
         "persistence" => {
-            let dirty: u64 = state.dbs.iter().map(|d| d.stats.dirty).sum();
+            let p = &state.persistence;
+            let bgsave = p.bgsave.as_ref();
             line!("# Persistence");
             line!("loading:0");
             line!("async_loading:0");
             line!("current_cow_peak:0");
             line!("current_cow_size:0");
+            line!("current_cow_size_age:0");
             line!("current_fork_perc:0.00");
-            line!("current_save_keys_processed:0");
-            line!("current_save_keys_total:0");
-            line!("rdb_changes_since_last_save:{}", dirty);
-            line!("rdb_bgsave_in_progress:0");
-            line!("rdb_last_save_time:{}", state.last_save_unix);
-            line!("rdb_last_bgsave_status:ok");
-            line!("rdb_last_bgsave_time_sec:-1");
-            line!("rdb_current_bgsave_time_sec:-1");
-            line!("aof_enabled:0");
-            line!("aof_rewrite_in_progress:0");
-            line!("aof_rewrite_scheduled:0");
-            line!("aof_last_rewrite_time_sec:-1");
-            line!("aof_current_rewrite_time_sec:-1");
-            line!("aof_last_bgrewrite_status:ok");
-            line!("aof_last_write_status:ok");
+            line!(
+                "current_save_keys_processed:{}",
+                bgsave.map_or(0, |b| b.keys_written())
+            );
+            line!(
+                "current_save_keys_total:{}",
+                bgsave.map_or(0, |b| b.keys_total)
+            );
+            line!(
+                "rdb_changes_since_last_save:{}",
+                crate::persist::changes_since_last_save(state)
+            );
+            line!("rdb_bgsave_in_progress:{}", bgsave.is_some() as u8);
+            line!("rdb_last_save_time:{}", p.last_save_unix);
+            line!(
+                "rdb_last_bgsave_status:{}",
+                if p.last_bgsave_ok { "ok" } else { "err" }
+            );
+            line!("rdb_last_bgsave_time_sec:{}", p.last_bgsave_secs);
+            line!(
+                "rdb_current_bgsave_time_sec:{}",
+                bgsave.map_or(-1, |b| b.elapsed().as_secs() as i64)
+            );
+            line!("rdb_saves:{}", p.saves);
+            line!("rdb_last_cow_size:0");
+            line!("rdb_last_load_keys_expired:{}", p.last_load_keys_expired);
+            line!("rdb_last_load_keys_loaded:{}", p.last_load_keys_loaded);
+            let aof = &state.aof;
+            line!("aof_enabled:{}", aof.is_on() as u8);
+            line!("aof_rewrite_in_progress:{}", aof.rewrite.is_some() as u8);
+            line!("aof_rewrite_scheduled:{}", aof.rewrite_scheduled as u8);
+            line!("aof_last_rewrite_time_sec:{}", aof.last_rewrite_secs);
+            line!("aof_current_rewrite_time_sec:{}", aof.rewrite_elapsed_secs());
+            line!(
+                "aof_last_bgrewrite_status:{}",
+                if aof.last_rewrite_ok { "ok" } else { "err" }
+            );
+            line!("aof_rewrites:{}", aof.rewrites);
+            line!(
+                "aof_rewrites_consecutive_failures:{}",
+                aof.consecutive_rewrite_failures
+            );
+            line!(
+                "aof_last_write_status:{}",
+                if aof.write_error().is_some() { "err" } else { "ok" }
+            );
+            line!("aof_last_cow_size:0");
             line!("module_fork_in_progress:0");
             line!("module_fork_last_cow_size:0");
+            if aof.is_on() {
+                line!("aof_current_size:{}", aof.current_size());
+                line!("aof_base_size:{}", aof.base_size());
+                line!("aof_pending_rewrite:{}", aof.rewrite_scheduled as u8);
+                line!("aof_buffer_length:{}", aof.buffer_len());
+                line!("aof_pending_bio_fsync:{}", aof.pending_fsyncs());
+                line!("aof_delayed_fsync:{}", aof.delayed_fsyncs);
+            }
         }
         "stats" => {
             let expired: u64 = state.dbs.iter().map(|d| d.stats.expired_keys).sum();

@@ -9,12 +9,13 @@ mod connection;
 mod debug;
 mod functions;
 mod hashes;
-mod info;
+pub(crate) mod info;
 mod introspection;
 pub(crate) mod keys;
 mod lists;
 mod longdouble;
 mod memory;
+mod persistence;
 mod pubsub;
 mod replication;
 mod scripting;
@@ -80,6 +81,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     pubsub::COMMANDS,
     replication::COMMANDS,
     server_admin::COMMANDS,
+    persistence::COMMANDS,
     info::COMMANDS,
     memory::COMMANDS,
     debug::COMMANDS,
@@ -347,10 +349,10 @@ impl<'a> Ctx<'a> {
         self.forced_propagation = true;
     }
 
-    /// Whether this command's effects are sent anywhere (replicas today), so a handler can
+    /// Whether this command's effects are sent anywhere (replicas, the append-only file), so a handler can
     /// skip building a rewritten form nobody reads.
     pub fn propagating(&self) -> bool {
-        self.state.replication.active()
+        self.state.propagating()
     }
 
     /// Errors replied so far by this command.
@@ -407,7 +409,7 @@ impl ReplySink for Ctx<'_> {
 pub fn call(ctx: &mut Ctx, index: usize, started: Instant) -> Instant {
     let spec = ctx.spec;
     let errors_before = ctx.errors;
-    let replicating = ctx.state.replication.active();
+    let replicating = ctx.state.propagating();
     let db_at_start = ctx.client.db;
     let dirty_before = if replicating { ctx.state.dirty() } else { 0 };
     (spec.handler)(ctx);
@@ -573,16 +575,7 @@ fn dispatch(
         Err(refusal) => return reject(state, client, sink, refusal),
     };
     if client.multi.is_some() && !admission::runs_inside_multi(spec) {
-        let flags = admission::effective_flags(state, client, spec, args);
-        if let Some(m) = client.multi.as_mut() {
-            m.flags |= flags;
-            m.missing_flags |= !flags;
-            m.queued.push(crate::client::QueuedCommand {
-                index,
-                spec,
-                args: args.to_vec(),
-            });
-        }
+        queue_in_multi(state, client, index, spec, args);
         sink.simple("QUEUED");
         return;
     }
@@ -595,13 +588,58 @@ fn dispatch(
         // nothing is replicated and no blocked client is served until it ends.
         return;
     }
-    if state.replication.active() {
+    if state.propagating() {
         crate::replication::flush(state);
     }
     crate::blocking::serve_ready_keys(state);
     if state.lazy_collection_enabled() {
         state.lazyfree.collect(&mut state.dbs);
     }
+}
+
+/// Queues a command of a client inside MULTI, noting the flags EXEC's admission will see.
+fn queue_in_multi(
+    state: &ServerState,
+    client: &mut ClientState,
+    index: usize,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) {
+    let flags = admission::effective_flags(state, client, spec, args);
+    if let Some(m) = client.multi.as_mut() {
+        m.flags |= flags;
+        m.missing_flags |= !flags;
+        m.queued.push(crate::client::QueuedCommand {
+            index,
+            spec,
+            args: args.to_vec(),
+        });
+    }
+}
+
+/// Runs a command from a trusted source, the append-only file being loaded (and later a
+/// primary's stream): the same look-up, MULTI queueing and call as a client's request, but
+/// none of the admission rules meant for clients, as in Redis. The command must not block.
+/// Err names a command this server does not know.
+pub fn run_trusted(
+    state: &mut ServerState,
+    client: &mut ClientState,
+    args: &[Bytes],
+    sink: &mut dyn ReplySink,
+    now_ms: i64,
+) -> Result<(), String> {
+    let (index, spec) = match resolve(client, args) {
+        Ok(found) => found,
+        Err(_) => return Err(String::from_utf8_lossy(&args[0]).into_owned()),
+    };
+    if client.multi.is_some() && !admission::runs_inside_multi(spec) {
+        queue_in_multi(state, client, index, spec, args);
+        return Ok(());
+    }
+    let mut ctx = Ctx::new(state, client, spec, args, sink, now_ms);
+    ctx.nested = true;
+    call(&mut ctx, index, Instant::now());
+    Ok(())
 }
 
 /// Replies a refused request as Redis's rejectCommand does: counted as an error and a

@@ -1,5 +1,5 @@
 //! Server administration: CONFIG, INFO, CLIENT, DBSIZE, FLUSHDB, FLUSHALL, SHUTDOWN, MONITOR,
-//! TIME, LASTSAVE, DEBUG.
+//! TIME.
 
 use super::spec::flags::*;
 use super::{CommandSpec, Ctx};
@@ -56,15 +56,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         "",
         time,
-    )
-    .group("server"),
-    CommandSpec::new(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST | RANDOM,
-        (0, 0, 0),
-        "admin dangerous",
-        lastsave,
     )
     .group("server"),
 ];
@@ -248,8 +239,36 @@ fn config_set(ctx: &mut Ctx) {
             ));
         }
     }
+    // `dir` takes effect by changing the working directory, which can fail.
+    if directives.iter().any(|(d, _)| d.name == "dir") {
+        match crate::persist::enter_dir(updated.get("dir")) {
+            Ok(absolute) => {
+                let _ = updated.set("dir", &absolute, false);
+            }
+            Err(reason) => {
+                return ctx.error(&format!(
+                    "ERR CONFIG SET failed (possibly related to argument 'dir') - {}",
+                    reason
+                ));
+            }
+        }
+    }
+    let aof_was_on = ctx.state.config.get_bool("appendonly");
+    let aof_on = updated.get_bool("appendonly");
     ctx.state.config = updated;
     ctx.state.refresh_settings();
+    // `appendonly` takes effect by opening (with a first rewrite) or closing the file.
+    if aof_on && !aof_was_on {
+        if let Err(reason) = crate::persist::aof::turn_on(ctx.state) {
+            let _ = ctx.state.config.set("appendonly", "no", false);
+            return ctx.error(&format!(
+                "ERR CONFIG SET failed (possibly related to argument 'appendonly') - {}",
+                reason
+            ));
+        }
+    } else if aof_was_on && !aof_on {
+        crate::persist::aof::turn_off(ctx.state);
+    }
     ctx.ok();
 }
 
@@ -329,11 +348,21 @@ fn flushall(ctx: &mut Ctx) {
     let now = ctx.now_ms;
     let contents: Vec<_> = ctx.state.dbs.iter_mut().map(|db| db.flush(now)).collect();
     dispose(ctx, contents, lazily);
+    // As in Redis: a background save of the old data is stopped, and with save points the
+    // (now empty) dataset is saved at once, so a restart does not bring the data back.
+    if let Some(bgsave) = ctx.state.persistence.bgsave.take() {
+        bgsave.abandon();
+    }
+    if !ctx.state.config.get("save").is_empty() {
+        let _ = crate::persist::snapshot::save(ctx.state);
+        // The flush itself still counts as a change to replicate and persist.
+        ctx.state.server_dirty += 1;
+    }
     ctx.ok();
 }
 
 fn shutdown(ctx: &mut Ctx) {
-    let (mut nosave, mut save) = (false, false);
+    let (mut nosave, mut save, mut force) = (false, false, false);
     for i in 1..ctx.args.len() {
         let opt = ctx.arg_lower(i);
         if !matches!(opt.as_str(), "nosave" | "save" | "now" | "force" | "abort") {
@@ -344,6 +373,10 @@ fn shutdown(ctx: &mut Ctx) {
         }
         nosave |= opt == "nosave";
         save |= opt == "save";
+        force |= opt == "force";
+    }
+    if save && nosave {
+        return ctx.syntax_error();
     }
     // While a script is busy, a shutdown that would save (and so persist the script's
     // half-done work) is refused, as in Redis; one that saves nothing may go ahead.
@@ -352,6 +385,12 @@ fn shutdown(ctx: &mut Ctx) {
         if would_save {
             return ctx.error(super::admission::busy_error(kind));
         }
+    }
+    crate::log::warning("User requested shutdown...");
+    ctx.state.shutdown_prepared = true;
+    if crate::persist::prepare_shutdown(ctx.state, save, nosave).is_err() && !force {
+        ctx.state.shutdown_prepared = false;
+        return ctx.error("ERR Errors trying to SHUTDOWN. Check logs.");
     }
     ctx.state.shutdown_requested = true;
 }
@@ -370,9 +409,4 @@ fn time(ctx: &mut Ctx) {
     ctx.array(2);
     ctx.bulk(&(us / 1_000_000).to_string().into_bytes());
     ctx.bulk(&(us % 1_000_000).to_string().into_bytes());
-}
-
-fn lastsave(ctx: &mut Ctx) {
-    let t = ctx.state.last_save_unix;
-    ctx.integer(t);
 }

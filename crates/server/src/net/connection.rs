@@ -165,6 +165,7 @@ fn serve_at_desk(state: &mut ServerState, work: DeskWork) -> DeskDone {
     let mut reply = Vec::new();
     let mut clock = commands::BatchClock::now();
     run_guarded(state, &mut client, &args, &mut reply, &mut clock);
+    crate::persist::aof::write_pending(state);
     // Blocking commands are refused while a script is busy; nothing parks here.
     client.block_request = None;
     state.stats.total_net_output_bytes += reply.len() as u64;
@@ -309,6 +310,7 @@ impl Connection {
                 if let Some(request) = client.block_request.take() {
                     let timeout = request.timeout;
                     state.stats.total_net_output_bytes += (self.out.len() - out_before) as u64;
+                    crate::persist::aof::write_pending(&mut state);
                     blocking::park(&mut state, client, self.args.clone(), request);
                     return AfterBatch::Blocked { timeout };
                 }
@@ -328,6 +330,8 @@ impl Connection {
             }
             state.stats.total_net_output_bytes += (self.out.len() - out_before) as u64;
             commands::publish_client_state(&mut state, &client);
+            // The effects of this batch reach the append-only file before its replies leave.
+            crate::persist::aof::write_pending(&mut state);
             self.limits = ConnLimits::from(&state.settings);
             if state.shutdown_requested {
                 drop(state);

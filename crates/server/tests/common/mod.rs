@@ -11,6 +11,25 @@ use std::time::{Duration, Instant};
 pub struct TestServer {
     pub port: u16,
     child: Child,
+    /// The server's working directory (`dir`): its own, so no test sees another's dump file.
+    pub dir: std::path::PathBuf,
+    /// Whether dropping the server removes `dir` (not when the test chose it).
+    owns_dir: bool,
+}
+
+/// A fresh empty directory under the system's temporary directory.
+pub fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "moonkv-test-{}-{}-{}",
+        tag,
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
 }
 
 fn free_port() -> u16 {
@@ -28,6 +47,14 @@ impl TestServer {
 
     /// Starts the server with extra `--directive value` arguments.
     pub fn start_with(args: &[&str]) -> TestServer {
+        let mut server = Self::start_in(&scratch_dir("server"), args);
+        server.owns_dir = true;
+        server
+    }
+
+    /// Starts the server working in `dir` (which outlives it: a test restarts a server on
+    /// the files the last one left).
+    pub fn start_in(dir: &std::path::Path, args: &[&str]) -> TestServer {
         for _attempt in 0..5 {
             let port = free_port();
             // A config file path must come first, as with redis-server.
@@ -38,12 +65,19 @@ impl TestServer {
             let child = Command::new(env!("CARGO_BIN_EXE_moonkv-server"))
                 .args(file)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .arg("--dir")
+                .arg(dir)
                 .args(options)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("spawn moonkv-server");
-            let mut server = TestServer { port, child };
+            let mut server = TestServer {
+                port,
+                child,
+                dir: dir.to_path_buf(),
+                owns_dir: false,
+            };
             if server.wait_ready() {
                 return server;
             }
@@ -113,6 +147,9 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -1,0 +1,494 @@
+//! RDB snapshots on disk: the synchronous save (SAVE, shutdown, FLUSHALL), the background
+//! save (BGSAVE, save points) and loading a snapshot into the server (start-up, DEBUG RELOAD).
+//!
+//! A background save copies the keyspace under the lock (a clone of each database's keys,
+//! values and expiry times: the only moment clients wait) and serializes the copy on a
+//! thread of its own, so the server goes on serving while the file is written. The README's
+//! persistence section has the measurements this choice rests on (stall and peak memory
+//! against redis-server's fork).
+
+use crate::state::ServerState;
+use bytes::Bytes;
+use moonkv_keyspace::Db;
+use moonkv_persistence::rdb::{RdbWriter, Snapshot, WriteOptions};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Only one snapshot may be renamed onto `dbfilename` at a time, and an abandoned background
+/// save must never rename after a later synchronous save did: both rename under this lock,
+/// and the background one checks its cancel flag under it.
+static RENAME: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// Everything a snapshot file holds, as of one moment.
+struct Image<'a> {
+    dbs: &'a [Db],
+    functions: &'a [Bytes],
+    options: WriteOptions,
+}
+
+pub(super) fn write_options(state: &ServerState) -> WriteOptions {
+    WriteOptions {
+        compress: state.config.get_bool("rdbcompression"),
+        checksum: state.config.get_bool("rdbchecksum"),
+    }
+}
+
+fn library_codes(state: &ServerState) -> Vec<Bytes> {
+    state
+        .scripting
+        .libraries
+        .libraries
+        .values()
+        .map(|library| library.code.clone())
+        .collect()
+}
+
+/// Serializes a dataset in RDB form, with the aux fields Redis writes (`aof_base` marks the
+/// base file of an append-only file). `keep_going` is asked before each key (a background
+/// save stops early when abandoned) and `progress` counts the keys written.
+pub(super) fn write_dataset<W: Write>(
+    out: W,
+    dbs: &[Db],
+    functions: &[Bytes],
+    options: WriteOptions,
+    aof_base: bool,
+    keep_going: &dyn Fn() -> bool,
+    progress: &AtomicUsize,
+) -> io::Result<W> {
+    let now_ms = crate::time::unix_ms();
+    let mut rdb = RdbWriter::new(out, options)?;
+    rdb.aux("redis-ver", crate::REDIS_VERSION.as_bytes())?;
+    rdb.aux("redis-bits", b"64")?;
+    rdb.aux("ctime", (now_ms / 1000).to_string().as_bytes())?;
+    let used_memory = crate::commands::info::memory_usage().0;
+    rdb.aux("used-mem", used_memory.to_string().as_bytes())?;
+    rdb.aux("aof-base", if aof_base { b"1" } else { b"0" })?;
+    for code in functions {
+        rdb.function(code)?;
+    }
+    for (index, db) in dbs.iter().enumerate() {
+        if db.is_empty() {
+            continue;
+        }
+        rdb.select_db(index, db.len() as u64, db.expires_len() as u64)?;
+        for (key, value) in db.iter() {
+            if !keep_going() {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "the save was abandoned",
+                ));
+            }
+            let expire_at = db.expire_time(key);
+            // A key already past its expiry is as good as gone; loading would drop it.
+            if expire_at.is_some_and(|at| at <= now_ms) {
+                continue;
+            }
+            rdb.key(key, value, expire_at)?;
+            progress.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    rdb.finish()
+}
+
+fn current_dir_text() -> String {
+    std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Writes a snapshot to `temp`, makes it durable, and renames it onto `target` (so the
+/// target is always a complete file), then makes the rename durable.
+fn write_file(
+    target: &str,
+    temp: &str,
+    image: &Image,
+    cancel: Option<&AtomicBool>,
+    progress: &AtomicUsize,
+) -> io::Result<()> {
+    let file = File::create(temp).map_err(|e| {
+        crate::log::warning(&format!(
+            "Failed opening the temp RDB file {} (in server root dir {}) for saving: {}",
+            temp,
+            current_dir_text(),
+            super::strerror(&e)
+        ));
+        e
+    })?;
+    let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+    let written = write_dataset(
+        BufWriter::with_capacity(1 << 16, file),
+        image.dbs,
+        image.functions,
+        image.options,
+        false,
+        &|| !cancelled(),
+        progress,
+    )
+    .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+    .and_then(|file| file.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(temp);
+        if e.kind() != io::ErrorKind::Interrupted {
+            crate::log::warning(&format!("Write error saving DB on disk: {}", super::strerror(&e)));
+        }
+        return Err(e);
+    }
+    let _guard = RENAME.lock();
+    if cancelled() {
+        let _ = std::fs::remove_file(temp);
+        return Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "the save was abandoned",
+        ));
+    }
+    if let Err(e) = std::fs::rename(temp, target) {
+        crate::log::warning(&format!(
+            "Error moving temp DB file {} on the final destination {} (in server root dir {}): {}",
+            temp,
+            target,
+            current_dir_text(),
+            super::strerror(&e)
+        ));
+        let _ = std::fs::remove_file(temp);
+        return Err(e);
+    }
+    // The rename is durable once the directory entry is.
+    let parent = Path::new(target)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(parent).and_then(|d| d.sync_all())
+}
+
+/// Saves the dataset now, on this thread (SAVE, the save at shutdown, FLUSHALL with save
+/// points).
+pub fn save(state: &mut ServerState) -> io::Result<()> {
+    let functions = library_codes(state);
+    let image = Image {
+        dbs: &state.dbs,
+        functions: &functions,
+        options: write_options(state),
+    };
+    let target = state.config.get("dbfilename").to_string();
+    let temp = format!("temp-{}.rdb", std::process::id());
+    state.persistence.saves += 1;
+    // A synchronous save supersedes a background one under way: that one must not rename its
+    // older image over this one.
+    if let Some(bgsave) = state.persistence.bgsave.take() {
+        bgsave.abandon();
+    }
+    write_file(&target, &temp, &image, None, &AtomicUsize::new(0))?;
+    crate::log::notice("DB saved on disk");
+    let now = crate::time::unix_ms() / 1000;
+    let dirty = state.dirty();
+    let p = &mut state.persistence;
+    p.dirty_at_last_save = dirty;
+    p.last_save_unix = now;
+    p.last_bgsave_ok = true;
+    Ok(())
+}
+
+/// A background save under way.
+pub struct BackgroundSave {
+    started: Instant,
+    dirty_at_start: u64,
+    cancel: Arc<AtomicBool>,
+    pub keys_total: usize,
+    keys_written: Arc<AtomicUsize>,
+    outcome: mpsc::Receiver<io::Result<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundSave {
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn keys_written(&self) -> usize {
+        self.keys_written.load(Ordering::Relaxed)
+    }
+
+    /// Stops the save: it ends at its next key, removes its temporary file and never
+    /// replaces the snapshot file.
+    pub fn abandon(mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts BGSAVE. Err carries the reason for the client.
+pub fn start_background_save(state: &mut ServerState) -> Result<(), String> {
+    if state.persistence.bgsave.is_some() {
+        return Err("Background save already in progress".into());
+    }
+    let copied = Instant::now();
+    let dbs: Vec<Db> = state.dbs.iter().map(Db::snapshot).collect();
+    let functions = library_codes(state);
+    crate::log::log(crate::log::Level::Verbose, &format!(
+        "Background save: dataset copied in {:.3} ms",
+        copied.elapsed().as_secs_f64() * 1000.0
+    ));
+    let options = write_options(state);
+    let target = state.config.get("dbfilename").to_string();
+    let temp = format!("temp-{}-bgsave.rdb", std::process::id());
+    let now_ms = crate::time::unix_ms();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let keys_written = Arc::new(AtomicUsize::new(0));
+    let (report, outcome) = mpsc::channel();
+    let keys_total = dbs.iter().map(Db::len).sum();
+    let thread = {
+        let cancel = cancel.clone();
+        let keys_written = keys_written.clone();
+        std::thread::Builder::new()
+            .name("moonkv-bgsave".into())
+            .spawn(move || {
+                let image = Image {
+                    dbs: &dbs,
+                    functions: &functions,
+                    options,
+                };
+                let result = write_file(&target, &temp, &image, Some(&cancel), &keys_written);
+                let _ = report.send(result);
+                // The copy is freed here, off the serving threads.
+                drop(dbs);
+            })
+            .map_err(|e| {
+                crate::log::warning(&format!("Can't save in background: {}", e));
+                "Can't save in background".to_string()
+            })?
+    };
+    let dirty_at_start = state.dirty();
+    let p = &mut state.persistence;
+    p.saves += 1;
+    p.last_bgsave_try_unix = now_ms / 1000;
+    p.bgsave = Some(BackgroundSave {
+        started: Instant::now(),
+        dirty_at_start,
+        cancel,
+        keys_total,
+        keys_written,
+        outcome,
+        thread: Some(thread),
+    });
+    crate::log::notice(&format!(
+        "Background saving started by pid {}",
+        std::process::id()
+    ));
+    Ok(())
+}
+
+/// Takes in the outcome of a finished background save, if one finished.
+pub fn collect_background_save(state: &mut ServerState) {
+    let outcome = match &state.persistence.bgsave {
+        Some(bgsave) => match bgsave.outcome.try_recv() {
+            Ok(result) => result,
+            Err(mpsc::TryRecvError::Empty) => return,
+            // The thread ended without reporting: it panicked.
+            Err(mpsc::TryRecvError::Disconnected) => {
+                Err(io::Error::other("the background save stopped unexpectedly"))
+            }
+        },
+        None => return,
+    };
+    let Some(mut bgsave) = state.persistence.bgsave.take() else {
+        return;
+    };
+    if let Some(thread) = bgsave.thread.take() {
+        let _ = thread.join();
+    }
+    let p = &mut state.persistence;
+    p.last_bgsave_secs = bgsave.started.elapsed().as_secs() as i64;
+    match outcome {
+        Ok(()) => {
+            crate::log::notice("Background saving terminated with success");
+            p.dirty_at_last_save = bgsave.dirty_at_start;
+            p.last_save_unix = crate::time::unix_ms() / 1000;
+            p.last_bgsave_ok = true;
+        }
+        Err(_) => {
+            crate::log::warning("Background saving error");
+            p.last_bgsave_ok = false;
+        }
+    }
+}
+
+/// How loaded data joins what the server holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Install {
+    /// Everything there is dropped first (start-up, DEBUG RELOAD).
+    Replace,
+    /// Loaded keys and libraries replace existing ones (DEBUG RELOAD MERGE).
+    Merge,
+    /// Loading fails, before changing anything, if a key or library already exists (DEBUG
+    /// RELOAD NOFLUSH).
+    AddOnly,
+}
+
+/// Counts from loading a snapshot.
+#[derive(Default, Debug)]
+pub struct Loaded {
+    pub keys: u64,
+    pub expired: u64,
+}
+
+/// Puts a snapshot's libraries and keys into the server. Keys already expired are dropped
+/// (counted), as a primary does when it loads.
+pub fn install(
+    state: &mut ServerState,
+    snapshot: Snapshot,
+    how: Install,
+    now_ms: i64,
+) -> Result<Loaded, String> {
+    if let Some(k) = snapshot.keys.iter().find(|k| k.db >= state.dbs.len()) {
+        return Err(format!(
+            "FATAL: Data file was created with a Redis server configured to handle more than {} databases. Exiting\n",
+            k.db
+        ));
+    }
+    match how {
+        Install::Replace => {
+            for db in state.dbs.iter_mut() {
+                drop(db.flush(now_ms));
+            }
+            state.scripting.flush_functions();
+        }
+        Install::Merge => {}
+        Install::AddOnly => {
+            let clash = snapshot.keys.iter().any(|k| {
+                state
+                    .dbs
+                    .get(k.db)
+                    .is_some_and(|db| db.peek_stored(&k.key).is_some())
+            });
+            if clash
+                || !state.scripting.libraries.libraries.is_empty()
+                    && !snapshot.functions.is_empty()
+            {
+                return Err("the snapshot holds keys or libraries that already exist".into());
+            }
+        }
+    }
+    let scripting = &mut state.scripting;
+    if let Some(vm) = scripting.functions_vm.as_mut() {
+        for code in snapshot.functions {
+            scripting
+                .libraries
+                .load(vm, Bytes::from(code), how == Install::Merge)
+                .map_err(|e| format!("Failed loading library, {}", e))?;
+        }
+    }
+    let mut loaded = Loaded::default();
+    for key in snapshot.keys {
+        if key.expire_at.is_some_and(|at| at <= now_ms) {
+            loaded.expired += 1;
+            continue;
+        }
+        let db = &mut state.dbs[key.db];
+        db.set(&key.key, key.value, false);
+        if let Some(at) = key.expire_at {
+            db.set_expire(&key.key, at, now_ms);
+        }
+        loaded.keys += 1;
+    }
+    Ok(loaded)
+}
+
+/// Loads `dbfilename` at start-up, as Redis does, logging what it loaded. Ok when the file
+/// does not exist; Err (with the log line already written) when the server must not start.
+pub fn load_at_startup(state: &mut ServerState) -> Result<(), ()> {
+    let started = Instant::now();
+    let file_name = state.config.get("dbfilename").to_string();
+    let data = match std::fs::read(&file_name) {
+        Ok(data) => data,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            crate::log::warning(&format!(
+                "Fatal error loading the DB: {}. Exiting.",
+                super::strerror(&e)
+            ));
+            return Err(());
+        }
+    };
+    let snapshot = match moonkv_persistence::rdb::read_snapshot(&data, &state.settings.load_limits())
+    {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            crate::log::warning(&load_error_text(&e));
+            return Err(());
+        }
+    };
+    log_aux_fields(&snapshot);
+    let now_ms = crate::time::unix_ms();
+    match install(state, snapshot, Install::Replace, now_ms) {
+        Ok(loaded) => {
+            crate::log::notice(&format!(
+                "Done loading RDB, keys loaded: {}, keys expired: {}.",
+                loaded.keys, loaded.expired
+            ));
+            crate::log::notice(&format!(
+                "DB loaded from disk: {:.3} seconds",
+                started.elapsed().as_secs_f64()
+            ));
+            state.persistence.last_load_keys_loaded = loaded.keys;
+            state.persistence.last_load_keys_expired = loaded.expired;
+            state.persistence.dirty_at_last_save = state.dirty();
+            Ok(())
+        }
+        Err(e) => {
+            crate::log::warning(&e);
+            Err(())
+        }
+    }
+}
+
+/// The lines Redis logs about a snapshot's origin before loading it.
+fn log_aux_fields(snapshot: &Snapshot) {
+    for (key, value) in &snapshot.aux {
+        let value = String::from_utf8_lossy(value);
+        match key.as_slice() {
+            b"redis-ver" => {
+                crate::log::notice(&format!("Loading RDB produced by version {}", value))
+            }
+            b"ctime" => {
+                if let Ok(ctime) = value.parse::<i64>() {
+                    let age = (crate::time::unix_ms() / 1000 - ctime).max(0);
+                    crate::log::notice(&format!("RDB age {} seconds", age));
+                }
+            }
+            b"used-mem" => {
+                if let Ok(bytes) = value.parse::<u64>() {
+                    crate::log::notice(&format!(
+                        "RDB memory usage when created {:.2} Mb",
+                        bytes as f64 / (1024.0 * 1024.0)
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Redis's log line for a snapshot that cannot be loaded.
+pub fn load_error_text(error: &moonkv_persistence::rdb::LoadError) -> String {
+    use moonkv_persistence::rdb::LoadError;
+    match error {
+        LoadError::Truncated => {
+            "Short read or OOM loading DB. Unrecoverable error, aborting now.".into()
+        }
+        LoadError::BadChecksum { expected, got } => format!(
+            "Wrong RDB checksum expected: ({:016x}) got ({:016x}). Aborting now.",
+            expected, got
+        ),
+        LoadError::UnsupportedVersion(version) => {
+            format!("Can't handle RDB format version {}", version)
+        }
+        other => format!("Internal error in RDB reading: {}", other),
+    }
+}

@@ -134,7 +134,11 @@ pub static DIRECTIVES: &[Directive] = &[
     d("dbfilename", Kind::Custom(base_name_only), "dump.rdb"),
     // Redis's built-in save points: an hour after 1 change, 5 minutes after 100, a minute
     // after 10000.
-    d("save", Kind::Custom(crate::persist::normalize_save_points), "3600 1 300 100 60 10000"),
+    d(
+        "save",
+        Kind::Custom(crate::persist::normalize_save_points),
+        "3600 1 300 100 60 10000",
+    ),
     d("appendonly", BOOL, "no"),
     fixed("appendfilename", TEXT, "appendonly.aof"),
     fixed("appenddirname", TEXT, "appendonlydir"),
@@ -479,11 +483,17 @@ impl Config {
                 // Each `save` line adds save points to those of earlier lines; the first
                 // replaces the defaults, and `save ""` clears them.
                 (_, _) if dir.name == "save" => {
-                    let earlier = if save_lines_seen { self.get("save") } else { "" };
+                    let earlier = if save_lines_seen {
+                        self.get("save")
+                    } else {
+                        ""
+                    };
                     save_lines_seen = true;
                     let cleared = values.iter().all(String::is_empty);
                     let earlier = if cleared { "" } else { earlier };
-                    format!("{} {}", earlier, values.join(" ")).trim().to_string()
+                    format!("{} {}", earlier, values.join(" "))
+                        .trim()
+                        .to_string()
                 }
                 (Kind::Text | Kind::Custom(_), 0) => String::new(),
                 (_, 1) => values[0].clone(),

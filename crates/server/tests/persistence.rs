@@ -30,12 +30,16 @@ fn fill(c: &mut Connection) {
     let _: () = c.rpush("biglist", &big).unwrap();
     let _: () = c.sadd("intset", &[1, 2, 3]).unwrap();
     let _: () = c.sadd("set", &["x", "y"]).unwrap();
-    let _: () = c.hset_multiple("hash", &[("f1", "v1"), ("f2", "v2")]).unwrap();
+    let _: () = c
+        .hset_multiple("hash", &[("f1", "v1"), ("f2", "v2")])
+        .unwrap();
     let fields: Vec<(String, String)> = (0..500)
         .map(|i| (format!("f{i}"), format!("v{i}")))
         .collect();
     let _: () = c.hset_multiple("bighash", &fields).unwrap();
-    let _: () = c.zadd_multiple("zset", &[(1.5, "one"), (2.5, "two")]).unwrap();
+    let _: () = c
+        .zadd_multiple("zset", &[(1.5, "one"), (2.5, "two")])
+        .unwrap();
     let members: Vec<(f64, String)> = (0..300).map(|i| (i as f64, format!("m{i}"))).collect();
     let _: () = c.zadd_multiple("bigzset", &members).unwrap();
     let _: () = redis::cmd("SELECT").arg(3).query(c).unwrap();
@@ -54,7 +58,10 @@ fn check_filled(c: &mut Connection) {
     assert_eq!(c.get::<_, String>("long").unwrap(), "x".repeat(5000));
     let ttl: i64 = c.ttl("ttl").unwrap();
     assert!((900..=1000).contains(&ttl), "ttl {ttl}");
-    assert_eq!(c.lrange::<_, Vec<String>>("list", 0, -1).unwrap(), ["a", "b", "c"]);
+    assert_eq!(
+        c.lrange::<_, Vec<String>>("list", 0, -1).unwrap(),
+        ["a", "b", "c"]
+    );
     assert_eq!(c.llen::<_, i64>("biglist").unwrap(), 2000);
     assert_eq!(c.lindex::<_, String>("biglist", 1999).unwrap(), "item-1999");
     let mut ints: Vec<i64> = c.smembers("intset").unwrap();
@@ -163,13 +170,11 @@ fn bgsave_refuses_a_second_one_and_checks_its_arguments() {
         .unwrap_err();
     assert!(err.to_string().contains("syntax error"), "{err}");
     // Inside a transaction BGSAVE is scheduled, then runs at the next cron tick.
-    let replies: Vec<String> = redis::pipe()
-        .atomic()
-        .cmd("BGSAVE")
-        .query(&mut c)
-        .unwrap();
+    let replies: Vec<String> = redis::pipe().atomic().cmd("BGSAVE").query(&mut c).unwrap();
     assert_eq!(replies, ["Background saving scheduled"]);
-    wait_until("the scheduled save", || server.dir.join("dump.rdb").exists());
+    wait_until("the scheduled save", || {
+        server.dir.join("dump.rdb").exists()
+    });
 }
 
 #[test]
@@ -281,7 +286,9 @@ fn debug_reload_goes_through_the_file() {
         .arg("NOFLUSH")
         .query::<()>(&mut c)
         .unwrap_err();
-    assert!(err.to_string().contains("Error trying to load the RDB dump"));
+    assert!(err
+        .to_string()
+        .contains("Error trying to load the RDB dump"));
     check_filled(&mut c);
 }
 
@@ -294,7 +301,7 @@ fn a_failed_background_save_refuses_writes_with_misconf() {
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("dir")
-        .arg(&doomed)
+        .arg(doomed.to_str().unwrap())
         .query(&mut c)
         .unwrap();
     // The server's working directory disappears: the next save cannot create its file.
@@ -321,7 +328,7 @@ fn a_failed_background_save_refuses_writes_with_misconf() {
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("dir")
-        .arg(&server.dir)
+        .arg(server.dir.to_str().unwrap())
         .query(&mut c)
         .unwrap();
     let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
@@ -333,8 +340,9 @@ fn a_failed_background_save_refuses_writes_with_misconf() {
         .query::<()>(&mut c)
         .unwrap_err();
     assert!(
-        err.to_string()
-            .contains("CONFIG SET failed (possibly related to argument 'dir') - No such file or directory"),
+        err.to_string().contains(
+            "CONFIG SET failed (possibly related to argument 'dir') - No such file or directory"
+        ),
         "{err}"
     );
     let err = redis::cmd("CONFIG")
@@ -343,7 +351,10 @@ fn a_failed_background_save_refuses_writes_with_misconf() {
         .arg("../x.rdb")
         .query::<()>(&mut c)
         .unwrap_err();
-    assert!(err.to_string().contains("dbfilename can't be a path"), "{err}");
+    assert!(
+        err.to_string().contains("dbfilename can't be a path"),
+        "{err}"
+    );
 }
 
 /// Starts the server on `dir` expecting it to refuse to start; returns its log.
@@ -391,7 +402,10 @@ fn damaged_snapshots_stop_the_server_with_redis_messages() {
 
     std::fs::write(dir.join("dump.rdb"), b"not an rdb file at all").unwrap();
     let log = failed_start(&dir);
-    assert!(log.contains("Wrong signature trying to load DB from file"), "{log}");
+    assert!(
+        log.contains("Wrong signature trying to load DB from file"),
+        "{log}"
+    );
 
     // The intact file still loads.
     std::fs::write(dir.join("dump.rdb"), &good).unwrap();
@@ -487,7 +501,10 @@ fn redis_server_loads_a_moonkv_snapshot() {
         .output();
     if let Ok(output) = check {
         let text = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success() && text.contains("RDB looks OK"), "{text}");
+        assert!(
+            output.status.success() && text.contains("RDB looks OK"),
+            "{text}"
+        );
     }
     let redis = RedisServer::start(&dir);
     check_filled(&mut redis.conn());
@@ -557,7 +574,10 @@ fn aof_survives_restart_with_functions_scripts_and_a_rewrite() {
             .unwrap();
         let incr = std::fs::read(dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
         let text = String::from_utf8_lossy(&incr);
-        assert!(text.contains("MULTI") && text.contains("from-script"), "{text}");
+        assert!(
+            text.contains("MULTI") && text.contains("from-script"),
+            "{text}"
+        );
         assert!(!text.contains("redis.call"), "no script text in the AOF");
     }
     // Killed: the files alone bring everything back.
@@ -576,9 +596,18 @@ fn aof_survives_restart_with_functions_scripts_and_a_rewrite() {
         let _: () = c.set("after-rewrite-2", "kept too").unwrap();
         // The old base and increments are gone; the new ones remain.
         let files = aof_files(&dir);
-        assert!(files.contains(&"appendonly.aof.2.base.rdb".to_string()), "{files:?}");
-        assert!(!files.contains(&"appendonly.aof.1.base.rdb".to_string()), "{files:?}");
-        assert!(!files.contains(&"appendonly.aof.1.incr.aof".to_string()), "{files:?}");
+        assert!(
+            files.contains(&"appendonly.aof.2.base.rdb".to_string()),
+            "{files:?}"
+        );
+        assert!(
+            !files.contains(&"appendonly.aof.1.base.rdb".to_string()),
+            "{files:?}"
+        );
+        assert!(
+            !files.contains(&"appendonly.aof.1.incr.aof".to_string()),
+            "{files:?}"
+        );
     }
     let server = TestServer::start_in(&dir, &aof);
     let mut c = server.conn();
@@ -636,7 +665,15 @@ fn a_truncated_aof_loads_or_refuses_by_aof_load_truncated() {
 
     let log = dir.join("refused.log");
     let status = Command::new(env!("CARGO_BIN_EXE_moonkv-server"))
-        .args(["--port", "0", "--appendonly", "yes", "--aof-load-truncated", "no", "--logfile"])
+        .args([
+            "--port",
+            "0",
+            "--appendonly",
+            "yes",
+            "--aof-load-truncated",
+            "no",
+            "--logfile",
+        ])
         .arg(&log)
         .arg("--dir")
         .arg(&dir)
@@ -646,12 +683,18 @@ fn a_truncated_aof_loads_or_refuses_by_aof_load_truncated() {
         .unwrap();
     assert_eq!(status.code(), Some(1));
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("Unexpected end of file reading the append only file"), "{text}");
+    assert!(
+        text.contains("Unexpected end of file reading the append only file"),
+        "{text}"
+    );
 
     let server = TestServer::start_in(&dir, &aof);
     let mut c = server.conn();
     assert_eq!(c.get::<_, i64>("k8").unwrap(), 8);
-    assert!(!c.exists::<_, bool>("k9").unwrap(), "the cut command is dropped");
+    assert!(
+        !c.exists::<_, bool>("k9").unwrap(),
+        "the cut command is dropped"
+    );
     // The file was truncated to its last whole command and is appended to again.
     let _: () = c.set("k9", 9).unwrap();
     drop(server);
@@ -684,7 +727,10 @@ fn redis_server_and_moonkv_load_each_others_aof() {
         .output();
     if let Ok(output) = check {
         let text = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success() && text.contains("is valid"), "{text}");
+        assert!(
+            output.status.success() && text.contains("is valid"),
+            "{text}"
+        );
     }
     {
         let redis = RedisServer::start_with(&dir, &["--appendonly", "yes"]);

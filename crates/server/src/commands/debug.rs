@@ -111,7 +111,12 @@ fn reload(ctx: &mut Ctx) {
     }
     let file_name = ctx.state.config.get("dbfilename").to_string();
     let loaded = std::fs::read(&file_name)
-        .map_err(|e| format!("Fatal error loading the DB: {}", crate::persist::strerror(&e)))
+        .map_err(|e| {
+            format!(
+                "Fatal error loading the DB: {}",
+                crate::persist::strerror(&e)
+            )
+        })
         .and_then(|data| {
             moonkv_persistence::rdb::read_snapshot(&data, &ctx.state.settings.load_limits())
                 .map_err(|e| snapshot::load_error_text(&e))
@@ -122,8 +127,7 @@ fn reload(ctx: &mut Ctx) {
         (false, false) => Install::AddOnly,
     };
     let now = ctx.now_ms;
-    let result =
-        loaded.and_then(|snapshot| snapshot::install(ctx.state, snapshot, how, now));
+    let result = loaded.and_then(|snapshot| snapshot::install(ctx.state, snapshot, how, now));
     if let Err(e) = result {
         crate::log::warning(&e);
         return ctx.error("ERR Error trying to load the RDB dump");

@@ -318,7 +318,10 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("aof_rewrite_in_progress:{}", aof.rewrite.is_some() as u8);
             line!("aof_rewrite_scheduled:{}", aof.rewrite_scheduled as u8);
             line!("aof_last_rewrite_time_sec:{}", aof.last_rewrite_secs);
-            line!("aof_current_rewrite_time_sec:{}", aof.rewrite_elapsed_secs());
+            line!(
+                "aof_current_rewrite_time_sec:{}",
+                aof.rewrite_elapsed_secs()
+            );
             line!(
                 "aof_last_bgrewrite_status:{}",
                 if aof.last_rewrite_ok { "ok" } else { "err" }
@@ -330,7 +333,11 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             );
             line!(
                 "aof_last_write_status:{}",
-                if aof.write_error().is_some() { "err" } else { "ok" }
+                if aof.write_error().is_some() {
+                    "err"
+                } else {
+                    "ok"
+                }
             );
             line!("aof_last_cow_size:0");
             line!("module_fork_in_progress:0");

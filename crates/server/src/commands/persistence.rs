@@ -6,12 +6,17 @@ use crate::persist::snapshot;
 use moonkv_protocol::ReplySink;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), "", save)
-        .group("server"),
-    CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), "", bgsave)
-        .group("server"),
-    CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT, (0, 0, 0), "", bgrewriteaof)
-        .group("server"),
+    CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), "", save).group("server"),
+    CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), "", bgsave).group("server"),
+    CommandSpec::new(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT,
+        (0, 0, 0),
+        "",
+        bgrewriteaof,
+    )
+    .group("server"),
     CommandSpec::new(
         "lastsave",
         1,

@@ -99,7 +99,7 @@ pub struct Rewrite {
     temp: PathBuf,
     rdb_preamble: bool,
     /// Incremental files before this sequence number are folded into the new base.
-    first_kept_incr: Option<u64>,
+    first_kept_incr: Option<i64>,
     cancel: Arc<AtomicBool>,
     outcome: mpsc::Receiver<io::Result<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -366,7 +366,7 @@ fn encode_value(buf: &mut Vec<u8>, key: &[u8], value: &Value) {
     ) {
         let mut args: Vec<Vec<u8>> = Vec::new();
         let mut count = 0;
-        let mut emit = |args: &mut Vec<Vec<u8>>, buf: &mut Vec<u8>| {
+        let emit = |args: &mut Vec<Vec<u8>>, buf: &mut Vec<u8>| {
             let mut parts: Vec<&[u8]> = vec![command, key];
             parts.extend(args.iter().map(Vec::as_slice));
             format::encode_command(buf, &parts);
@@ -536,7 +536,8 @@ pub fn start_rewrite(state: &mut ServerState) -> Result<RewriteStart, String> {
             .name("moonkv-aof-rewrite".into())
             .spawn(move || {
                 let keep_going = || !cancel.load(Ordering::Relaxed);
-                let result = write_base(&temp, &dbs, &functions, rdb_preamble, options, &keep_going);
+                let result =
+                    write_base(&temp, &dbs, &functions, rdb_preamble, options, &keep_going);
                 let _ = report.send(result);
                 drop(dbs);
             })
@@ -615,12 +616,12 @@ fn install_rewritten_base(state: &mut ServerState, rewrite: &Rewrite) -> io::Res
     ));
     match rewrite.first_kept_incr {
         Some(seq) => manifest.mark_incrs_history(seq),
-        None => manifest.mark_incrs_history(u64::MAX),
+        None => manifest.mark_incrs_history(i64::MAX),
     }
     format::write_manifest(&dir, &manifest_name(&prefix), manifest)?;
     fsync_dir(&dir)?;
     // Files the manifest no longer needs.
-    for old in std::mem::take(&mut manifest.history) {
+    for old in manifest.take_history() {
         crate::log::notice(&format!(
             "Removing the history file {} in the background",
             old.name
@@ -632,11 +633,7 @@ fn install_rewritten_base(state: &mut ServerState, rewrite: &Rewrite) -> io::Res
     if let Some(open) = state.aof.open.as_mut() {
         open.manifest_complete = true;
         open.base_size = base_size;
-        open.current_size = base_size
-            + open
-                .file
-                .metadata()
-                .map_or(0, |m| m.len());
+        open.current_size = base_size + open.file.metadata().map_or(0, |m| m.len());
     }
     Ok(())
 }
@@ -843,24 +840,19 @@ fn load_commands(
     );
     let mut replies = Vec::new();
     let mut reader = CommandReader::new(data);
-    // Where the file was whole before the transaction being read began.
-    let mut before_multi = 0;
-    let mut valid_up_to = 0;
     let cut_at = loop {
         let args = match reader.next() {
-            None => {
-                if client.multi.is_some() {
-                    crate::log::warning(&format!(
-                        "Revert incomplete MULTI/EXEC transaction in AOF file {}",
-                        name
-                    ));
-                    break Some(before_multi);
-                }
-                break None;
-            }
+            None => break None,
             Some(Ok(args)) => args,
-            Some(Err(ReadError::Truncated { .. })) => {
-                break Some(if client.multi.is_some() { before_multi } else { valid_up_to })
+            // The reader gives the offset to cut at: after the last whole command, or before
+            // a transaction that never reached its EXEC.
+            Some(Err(ReadError::Truncated { valid_len })) => break Some(valid_len),
+            Some(Err(ReadError::IncompleteMulti { valid_len })) => {
+                crate::log::warning(&format!(
+                    "Revert incomplete MULTI/EXEC transaction in AOF file {}",
+                    name
+                ));
+                break Some(valid_len);
             }
             Some(Err(ReadError::BadFormat { .. })) => {
                 crate::log::warning(&format!(
@@ -871,9 +863,6 @@ fn load_commands(
             }
         };
         let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
-        if args[0].eq_ignore_ascii_case(b"multi") {
-            before_multi = valid_up_to;
-        }
         let mut sink = moonkv_protocol::RespWriter::new(&mut replies, client.protocol);
         let now = crate::time::unix_ms();
         if let Err(command) =
@@ -887,7 +876,6 @@ fn load_commands(
         }
         replies.clear();
         client.block_request = None;
-        valid_up_to = reader.offset();
     };
     let Some(valid) = cut_at else {
         return Ok(());
@@ -948,7 +936,12 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
         ))
     })?;
     let mut manifest = read_manifest(&dir, &prefix)
-        .map_err(|e| fail(format!("Can't read the AOF manifest: {}", super::strerror(&e))))?
+        .map_err(|e| {
+            fail(format!(
+                "Can't read the AOF manifest: {}",
+                super::strerror(&e)
+            ))
+        })?
         .unwrap_or_default();
     let mut base_size = 0;
     if manifest.base.is_none() && manifest.incrs.is_empty() {
@@ -963,7 +956,12 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
             super::snapshot::write_options(state),
             &|| true,
         )
-        .map_err(|e| fail(format!("Can't create the AOF base file: {}", super::strerror(&e))))?;
+        .map_err(|e| {
+            fail(format!(
+                "Can't create the AOF base file: {}",
+                super::strerror(&e)
+            ))
+        })?;
         crate::log::notice(&format!(
             "Creating AOF base file {} on server start",
             base.name
@@ -990,15 +988,19 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
             super::strerror(&e)
         ))
     })?;
-    format::write_manifest(&dir, &manifest_name(&prefix), &manifest)
-        .map_err(|e| fail(format!("Can't persist the AOF manifest: {}", super::strerror(&e))))?;
+    format::write_manifest(&dir, &manifest_name(&prefix), &manifest).map_err(|e| {
+        fail(format!(
+            "Can't persist the AOF manifest: {}",
+            super::strerror(&e)
+        ))
+    })?;
     let incr_sizes: u64 = manifest
         .incrs
         .iter()
         .map(|f| std::fs::metadata(dir.join(&f.name)).map_or(0, |m| m.len()))
         .sum();
-    let fsyncer = Fsyncer::start()
-        .map_err(|e| fail(format!("Can't start the AOF fsync thread: {}", e)))?;
+    let fsyncer =
+        Fsyncer::start().map_err(|e| fail(format!("Can't start the AOF fsync thread: {}", e)))?;
     state.aof.open = Some(OpenAof {
         dir,
         prefix,

@@ -134,7 +134,10 @@ fn write_file(
     if let Err(e) = written {
         let _ = std::fs::remove_file(temp);
         if e.kind() != io::ErrorKind::Interrupted {
-            crate::log::warning(&format!("Write error saving DB on disk: {}", super::strerror(&e)));
+            crate::log::warning(&format!(
+                "Write error saving DB on disk: {}",
+                super::strerror(&e)
+            ));
         }
         return Err(e);
     }
@@ -231,10 +234,13 @@ pub fn start_background_save(state: &mut ServerState) -> Result<(), String> {
     let copied = Instant::now();
     let dbs: Vec<Db> = state.dbs.iter().map(Db::snapshot).collect();
     let functions = library_codes(state);
-    crate::log::log(crate::log::Level::Verbose, &format!(
-        "Background save: dataset copied in {:.3} ms",
-        copied.elapsed().as_secs_f64() * 1000.0
-    ));
+    crate::log::log(
+        crate::log::Level::Verbose,
+        &format!(
+            "Background save: dataset copied in {:.3} ms",
+            copied.elapsed().as_secs_f64() * 1000.0
+        ),
+    );
     let options = write_options(state);
     let target = state.config.get("dbfilename").to_string();
     let temp = format!("temp-{}-bgsave.rdb", std::process::id());
@@ -368,8 +374,7 @@ pub fn install(
                     .is_some_and(|db| db.peek_stored(&k.key).is_some())
             });
             if clash
-                || !state.scripting.libraries.libraries.is_empty()
-                    && !snapshot.functions.is_empty()
+                || !state.scripting.libraries.libraries.is_empty() && !snapshot.functions.is_empty()
             {
                 return Err("the snapshot holds keys or libraries that already exist".into());
             }
@@ -416,14 +421,14 @@ pub fn load_at_startup(state: &mut ServerState) -> Result<(), ()> {
             return Err(());
         }
     };
-    let snapshot = match moonkv_persistence::rdb::read_snapshot(&data, &state.settings.load_limits())
-    {
-        Ok(snapshot) => snapshot,
-        Err(e) => {
-            crate::log::warning(&load_error_text(&e));
-            return Err(());
-        }
-    };
+    let snapshot =
+        match moonkv_persistence::rdb::read_snapshot(&data, &state.settings.load_limits()) {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                crate::log::warning(&load_error_text(&e));
+                return Err(());
+            }
+        };
     log_aux_fields(&snapshot);
     let now_ms = crate::time::unix_ms();
     match install(state, snapshot, Install::Replace, now_ms) {
@@ -477,18 +482,5 @@ fn log_aux_fields(snapshot: &Snapshot) {
 
 /// Redis's log line for a snapshot that cannot be loaded.
 pub fn load_error_text(error: &moonkv_persistence::rdb::LoadError) -> String {
-    use moonkv_persistence::rdb::LoadError;
-    match error {
-        LoadError::Truncated => {
-            "Short read or OOM loading DB. Unrecoverable error, aborting now.".into()
-        }
-        LoadError::BadChecksum { expected, got } => format!(
-            "Wrong RDB checksum expected: ({:016x}) got ({:016x}). Aborting now.",
-            expected, got
-        ),
-        LoadError::UnsupportedVersion(version) => {
-            format!("Can't handle RDB format version {}", version)
-        }
-        other => format!("Internal error in RDB reading: {}", other),
-    }
+    error.to_string()
 }

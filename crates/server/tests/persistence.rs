@@ -759,3 +759,27 @@ fn redis_server_and_moonkv_load_each_others_aof() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn debug_reload_and_loadaof_with_the_aof_on_are_not_replayed() {
+    let server = TestServer::start_with(&[
+        "--enable-debug-command",
+        "yes",
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+    ]);
+    let mut c = server.conn();
+    let _: () = c.set("k", "v").unwrap();
+    let _: () = redis::cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
+    let _: () = redis::cmd("DEBUG").arg("LOADAOF").query(&mut c).unwrap();
+    let _: () = redis::cmd("DEBUG").arg("LOADAOF").query(&mut c).unwrap();
+    assert_eq!(c.get::<_, String>("k").unwrap(), "v");
+    let incr =
+        std::fs::read(server.dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&incr).to_lowercase().contains("debug"),
+        "DEBUG is not in the AOF"
+    );
+}

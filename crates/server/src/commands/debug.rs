@@ -127,7 +127,9 @@ fn reload(ctx: &mut Ctx) {
         (false, false) => Install::AddOnly,
     };
     let now = ctx.now_ms;
+    let dirty = dirty_counters(ctx);
     let result = loaded.and_then(|snapshot| snapshot::install(ctx.state, snapshot, how, now));
+    restore_dirty_counters(ctx, dirty);
     if let Err(e) = result {
         crate::log::warning(&e);
         return ctx.error("ERR Error trying to load the RDB dump");
@@ -136,9 +138,31 @@ fn reload(ctx: &mut Ctx) {
     ctx.ok();
 }
 
+/// The change counters of the databases. Reloading the dataset from a file changes nothing
+/// a replica or the append-only file must hear of (replaying "DEBUG RELOAD" from the AOF
+/// would reload forever), so the counters are put back afterwards, as Redis leaves its
+/// `dirty` alone there.
+fn dirty_counters(ctx: &mut Ctx) -> (Vec<u64>, u64) {
+    let dbs = ctx.state.dbs.iter().map(|db| db.stats.dirty).collect();
+    (dbs, ctx.state.server_dirty)
+}
+
+fn restore_dirty_counters(ctx: &mut Ctx, (dbs, server): (Vec<u64>, u64)) {
+    for (db, dirty) in ctx.state.dbs.iter_mut().zip(dbs) {
+        db.stats.dirty = dirty;
+    }
+    ctx.state.server_dirty = server;
+    ctx.state.persistence.dirty_at_last_save = ctx
+        .state
+        .persistence
+        .dirty_at_last_save
+        .min(ctx.state.dirty());
+}
+
 /// DEBUG LOADAOF: makes the append-only file durable, empties the dataset and loads it back
 /// from the file, as a restart would.
 fn loadaof(ctx: &mut Ctx) {
+    let dirty = dirty_counters(ctx);
     crate::persist::aof::flush_and_sync(ctx.state);
     let now = ctx.now_ms;
     for db in ctx.state.dbs.iter_mut() {
@@ -150,6 +174,7 @@ fn loadaof(ctx: &mut Ctx) {
         crate::log::warning("DEBUG LOADAOF could not load the append only file. Exiting.");
         std::process::exit(1);
     }
+    restore_dirty_counters(ctx, dirty);
     crate::log::warning("Append Only File loaded by DEBUG LOADAOF");
     ctx.ok();
 }

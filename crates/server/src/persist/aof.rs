@@ -18,7 +18,7 @@ use moonkv_persistence::aof::{self as format, AofFile, CommandReader, Manifest, 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -95,22 +95,16 @@ impl Fsyncer {
 
 /// A rewrite under way: a thread writes the new base file from a copy of the dataset.
 pub struct Rewrite {
-    started: Instant,
+    job: super::job::BackgroundJob,
     temp: PathBuf,
     rdb_preamble: bool,
     /// Incremental files before this sequence number are folded into the new base.
     first_kept_incr: Option<i64>,
-    cancel: Arc<AtomicBool>,
-    outcome: mpsc::Receiver<io::Result<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Rewrite {
-    fn abandon(mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    fn abandon(self) {
+        self.job.abandon();
         let _ = std::fs::remove_file(&self.temp);
     }
 }
@@ -172,7 +166,7 @@ impl Aof {
     pub fn rewrite_elapsed_secs(&self) -> i64 {
         self.rewrite
             .as_ref()
-            .map_or(-1, |r| r.started.elapsed().as_secs() as i64)
+            .map_or(-1, |r| r.job.elapsed().as_secs() as i64)
     }
 
     pub fn current_size(&self) -> u64 {
@@ -358,7 +352,7 @@ fn write_commands<W: Write>(
 
 /// The commands that rebuild one key.
 fn encode_value(buf: &mut Vec<u8>, key: &[u8], value: &Value) {
-    fn batched<'a>(
+    fn batched(
         buf: &mut Vec<u8>,
         command: &[u8],
         key: &[u8],
@@ -440,20 +434,6 @@ fn write_base(
     file.sync_all()
 }
 
-fn library_codes(state: &ServerState) -> Vec<Bytes> {
-    state
-        .scripting
-        .libraries
-        .libraries
-        .values()
-        .map(|library| library.code.clone())
-        .collect()
-}
-
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir).and_then(|d| d.sync_all())
-}
-
 fn open_for_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().append(true).create(true).open(path)
 }
@@ -523,34 +503,28 @@ pub fn start_rewrite(state: &mut ServerState) -> Result<RewriteStart, String> {
         first_kept_incr = Some(incr.seq);
     }
     let dbs: Vec<Db> = state.dbs.iter().map(Db::snapshot).collect();
-    let functions = library_codes(state);
+    let functions = super::snapshot::library_codes(state);
     let rdb_preamble = state.config.get_bool("aof-use-rdb-preamble");
     let options = super::snapshot::write_options(state);
     let temp = dir.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
-    let cancel = Arc::new(AtomicBool::new(false));
-    let (report, outcome) = mpsc::channel();
-    let thread = {
-        let cancel = cancel.clone();
-        let temp = temp.clone();
-        std::thread::Builder::new()
-            .name("moonkv-aof-rewrite".into())
-            .spawn(move || {
-                let keep_going = || !cancel.load(Ordering::Relaxed);
-                let result =
-                    write_base(&temp, &dbs, &functions, rdb_preamble, options, &keep_going);
-                let _ = report.send(result);
-                drop(dbs);
-            })
-            .map_err(|e| format!("Can't rewrite append only file in background: {}", e))?
-    };
+    let base_path = temp.clone();
+    let job = super::job::BackgroundJob::spawn("moonkv-aof-rewrite", move |cancel| {
+        let keep_going = || !cancel.load(Ordering::Relaxed);
+        write_base(
+            &base_path,
+            &dbs,
+            &functions,
+            rdb_preamble,
+            options,
+            &keep_going,
+        )
+    })
+    .map_err(|e| format!("Can't rewrite append only file in background: {}", e))?;
     state.aof.rewrite = Some(Rewrite {
-        started: Instant::now(),
+        job,
         temp,
         rdb_preamble,
         first_kept_incr,
-        cancel,
-        outcome,
-        thread: Some(thread),
     });
     crate::log::notice(&format!(
         "Background append only file rewriting started by pid {}",
@@ -561,21 +535,13 @@ pub fn start_rewrite(state: &mut ServerState) -> Result<RewriteStart, String> {
 
 /// Takes in a finished rewrite: the new base goes in place and the manifest is updated.
 fn collect_rewrite(state: &mut ServerState) {
-    let outcome = match &state.aof.rewrite {
-        Some(rewrite) => match rewrite.outcome.try_recv() {
-            Ok(result) => result,
-            Err(mpsc::TryRecvError::Empty) => return,
-            Err(mpsc::TryRecvError::Disconnected) => Err(io::Error::other("the rewrite stopped")),
-        },
-        None => return,
-    };
-    let Some(mut rewrite) = state.aof.rewrite.take() else {
+    let Some(outcome) = state.aof.rewrite.as_mut().and_then(|r| r.job.finished()) else {
         return;
     };
-    if let Some(thread) = rewrite.thread.take() {
-        let _ = thread.join();
-    }
-    state.aof.last_rewrite_secs = rewrite.started.elapsed().as_secs() as i64;
+    let Some(rewrite) = state.aof.rewrite.take() else {
+        return;
+    };
+    state.aof.last_rewrite_secs = rewrite.job.elapsed().as_secs() as i64;
     let result = outcome.and_then(|()| install_rewritten_base(state, &rewrite));
     match result {
         Ok(()) => {
@@ -618,8 +584,8 @@ fn install_rewritten_base(state: &mut ServerState, rewrite: &Rewrite) -> io::Res
         Some(seq) => manifest.mark_incrs_history(seq),
         None => manifest.mark_incrs_history(i64::MAX),
     }
+    // write_manifest makes the directory durable, the base's rename with it.
     format::write_manifest(&dir, &manifest_name(&prefix), manifest)?;
-    fsync_dir(&dir)?;
     // Files the manifest no longer needs.
     for old in manifest.take_history() {
         crate::log::notice(&format!(
@@ -947,7 +913,7 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
     if manifest.base.is_none() && manifest.incrs.is_empty() {
         let rdb_preamble = state.config.get_bool("aof-use-rdb-preamble");
         let base = manifest.new_base(&prefix, rdb_preamble);
-        let functions = library_codes(state);
+        let functions = super::snapshot::library_codes(state);
         write_base(
             &dir.join(&base.name),
             &state.dbs,

@@ -6,6 +6,7 @@
 //! `dbfilename` and temporary files are relative paths.
 
 pub mod aof;
+mod job;
 pub mod snapshot;
 
 use crate::state::ServerState;

@@ -15,7 +15,6 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +37,8 @@ pub(super) fn write_options(state: &ServerState) -> WriteOptions {
     }
 }
 
-fn library_codes(state: &ServerState) -> Vec<Bytes> {
+/// The code of every function library, which snapshots and AOF bases carry.
+pub(super) fn library_codes(state: &ServerState) -> Vec<Bytes> {
     state
         .scripting
         .libraries
@@ -198,18 +198,15 @@ pub fn save(state: &mut ServerState) -> io::Result<()> {
 
 /// A background save under way.
 pub struct BackgroundSave {
-    started: Instant,
+    job: super::job::BackgroundJob,
     dirty_at_start: u64,
-    cancel: Arc<AtomicBool>,
     pub keys_total: usize,
     keys_written: Arc<AtomicUsize>,
-    outcome: mpsc::Receiver<io::Result<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl BackgroundSave {
     pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+        self.job.elapsed()
     }
 
     pub fn keys_written(&self) -> usize {
@@ -218,11 +215,8 @@ impl BackgroundSave {
 
     /// Stops the save: it ends at its next key, removes its temporary file and never
     /// replaces the snapshot file.
-    pub fn abandon(mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn abandon(self) {
+        self.job.abandon();
     }
 }
 
@@ -244,44 +238,31 @@ pub fn start_background_save(state: &mut ServerState) -> Result<(), String> {
     let options = write_options(state);
     let target = state.config.get("dbfilename").to_string();
     let temp = format!("temp-{}-bgsave.rdb", std::process::id());
-    let now_ms = crate::time::unix_ms();
-    let cancel = Arc::new(AtomicBool::new(false));
     let keys_written = Arc::new(AtomicUsize::new(0));
-    let (report, outcome) = mpsc::channel();
     let keys_total = dbs.iter().map(Db::len).sum();
-    let thread = {
-        let cancel = cancel.clone();
-        let keys_written = keys_written.clone();
-        std::thread::Builder::new()
-            .name("moonkv-bgsave".into())
-            .spawn(move || {
-                let image = Image {
-                    dbs: &dbs,
-                    functions: &functions,
-                    options,
-                };
-                let result = write_file(&target, &temp, &image, Some(&cancel), &keys_written);
-                let _ = report.send(result);
-                // The copy is freed here, off the serving threads.
-                drop(dbs);
-            })
-            .map_err(|e| {
-                crate::log::warning(&format!("Can't save in background: {}", e));
-                "Can't save in background".to_string()
-            })?
-    };
+    let progress = keys_written.clone();
+    let job = super::job::BackgroundJob::spawn("moonkv-bgsave", move |cancel| {
+        let image = Image {
+            dbs: &dbs,
+            functions: &functions,
+            options,
+        };
+        // The copy is freed on this thread, off the serving ones.
+        write_file(&target, &temp, &image, Some(cancel), &progress)
+    })
+    .map_err(|e| {
+        crate::log::warning(&format!("Can't save in background: {}", e));
+        "Can't save in background".to_string()
+    })?;
     let dirty_at_start = state.dirty();
     let p = &mut state.persistence;
     p.saves += 1;
-    p.last_bgsave_try_unix = now_ms / 1000;
+    p.last_bgsave_try_unix = crate::time::unix_ms() / 1000;
     p.bgsave = Some(BackgroundSave {
-        started: Instant::now(),
+        job,
         dirty_at_start,
-        cancel,
         keys_total,
         keys_written,
-        outcome,
-        thread: Some(thread),
     });
     crate::log::notice(&format!(
         "Background saving started by pid {}",
@@ -292,25 +273,19 @@ pub fn start_background_save(state: &mut ServerState) -> Result<(), String> {
 
 /// Takes in the outcome of a finished background save, if one finished.
 pub fn collect_background_save(state: &mut ServerState) {
-    let outcome = match &state.persistence.bgsave {
-        Some(bgsave) => match bgsave.outcome.try_recv() {
-            Ok(result) => result,
-            Err(mpsc::TryRecvError::Empty) => return,
-            // The thread ended without reporting: it panicked.
-            Err(mpsc::TryRecvError::Disconnected) => {
-                Err(io::Error::other("the background save stopped unexpectedly"))
-            }
-        },
-        None => return,
-    };
-    let Some(mut bgsave) = state.persistence.bgsave.take() else {
+    let Some(outcome) = state
+        .persistence
+        .bgsave
+        .as_mut()
+        .and_then(|b| b.job.finished())
+    else {
         return;
     };
-    if let Some(thread) = bgsave.thread.take() {
-        let _ = thread.join();
-    }
+    let Some(bgsave) = state.persistence.bgsave.take() else {
+        return;
+    };
     let p = &mut state.persistence;
-    p.last_bgsave_secs = bgsave.started.elapsed().as_secs() as i64;
+    p.last_bgsave_secs = bgsave.elapsed().as_secs() as i64;
     match outcome {
         Ok(()) => {
             crate::log::notice("Background saving terminated with success");

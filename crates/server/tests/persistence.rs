@@ -776,10 +776,11 @@ fn debug_reload_and_loadaof_with_the_aof_on_are_not_replayed() {
     let _: () = redis::cmd("DEBUG").arg("LOADAOF").query(&mut c).unwrap();
     let _: () = redis::cmd("DEBUG").arg("LOADAOF").query(&mut c).unwrap();
     assert_eq!(c.get::<_, String>("k").unwrap(), "v");
-    let incr =
-        std::fs::read(server.dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+    let incr = std::fs::read(server.dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
     assert!(
-        !String::from_utf8_lossy(&incr).to_lowercase().contains("debug"),
+        !String::from_utf8_lossy(&incr)
+            .to_lowercase()
+            .contains("debug"),
         "DEBUG is not in the AOF"
     );
 }

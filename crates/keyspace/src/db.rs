@@ -70,6 +70,9 @@ pub struct Db {
     /// The journal, made on the first change while journaling (most script runs touch one
     /// database of the sixteen).
     journal: Option<Box<Journal>>,
+    /// While the dataset loads, nothing expires: a command read from the append-only file
+    /// must see the key as the server that wrote it did (Redis's keyIsExpired while loading).
+    expiry_paused: bool,
 }
 
 impl Db {
@@ -90,7 +93,14 @@ impl Db {
     }
 
     fn is_expired_at(&self, key: &[u8], now: i64) -> bool {
-        !self.expires.is_empty() && self.expires.get(key).is_some_and(|&at| at <= now)
+        !self.expires.is_empty()
+            && !self.expiry_paused
+            && self.expires.get(key).is_some_and(|&at| at <= now)
+    }
+
+    /// Pauses (or resumes) expiring keys, lazily and actively, while the dataset loads.
+    pub fn pause_expiry(&mut self, paused: bool) {
+        self.expiry_paused = paused;
     }
 
     /// Whether the key exists but its time is up (without deleting it).
@@ -350,12 +360,13 @@ impl Db {
     }
 
     /// Sets an absolute expiry time on an existing key. A time in the past deletes the key
-    /// (and returns true, as the key was affected).
+    /// (and returns true, as the key was affected), unless expiry is paused: then the time
+    /// is kept like any other.
     pub fn set_expire(&mut self, key: &[u8], at_ms: i64, now: i64) -> bool {
         if !self.entries.contains_key(key) {
             return false;
         }
-        if at_ms <= now {
+        if at_ms <= now && !self.expiry_paused {
             let wanted = self.journal_wants(key);
             let expiry = self.journal_expiry(key);
             let removed = self.remove_entry(key);
@@ -648,6 +659,20 @@ mod tests {
         assert_eq!(db.len(), 0);
         assert_eq!(db.stats.expired_keys, 1);
         assert_eq!(db.expires_len(), 0);
+    }
+
+    #[test]
+    fn paused_expiry_keeps_keys_past_their_time() {
+        let mut db = Db::new();
+        db.set(b"k", Value::string(b"v"), false);
+        db.pause_expiry(true);
+        // A time already past is kept, and the key stays readable, until expiry resumes.
+        assert!(db.set_expire(b"k", 1_000, 5_000));
+        assert!(db.get(b"k", 5_000).is_some());
+        assert_eq!(db.expire_time(b"k"), Some(1_000));
+        db.pause_expiry(false);
+        assert!(db.get(b"k", 5_000).is_none());
+        assert_eq!(db.stats.expired_keys, 1);
     }
 
     #[test]

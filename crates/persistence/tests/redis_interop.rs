@@ -455,7 +455,7 @@ fn compare_with_redis(snapshot: &Snapshot, c: &mut Client) {
             "expiry of {name}"
         );
         let payload = c.call_bytes(&[b"DUMP", &key.key]).bytes();
-        let restored = restore_value(&payload, &LoadLimits::default())
+        let restored = restore_value(&payload, &LoadLimits::default(), true)
             .unwrap_or_else(|e| panic!("restore_value of Redis's DUMP of {name}: {e:?}"));
         assert_eq!(contents_of(&restored), contents, "DUMP of {name}");
     }

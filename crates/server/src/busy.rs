@@ -28,6 +28,9 @@ pub struct Desk {
 
 #[derive(Default)]
 struct Queue {
+    /// Holders that opened the desk and have not closed it yet: a script that turns busy
+    /// while the dataset loads opens it a second time, and its end must not close it.
+    opened_by: u32,
     open: bool,
     jobs: VecDeque<Job>,
 }
@@ -45,7 +48,11 @@ impl Desk {
 
     /// Opens the desk (a script became busy). Called by the lock holder.
     pub fn open(&self) {
-        self.inner.lock().open = true;
+        {
+            let mut q = self.inner.lock();
+            q.opened_by += 1;
+            q.open = true;
+        }
         self.opened.notify_waiters();
     }
 
@@ -54,6 +61,10 @@ impl Desk {
     pub fn close(&self) {
         let jobs = {
             let mut q = self.inner.lock();
+            q.opened_by = q.opened_by.saturating_sub(1);
+            if q.opened_by > 0 {
+                return;
+            }
             q.open = false;
             std::mem::take(&mut q.jobs)
         };
@@ -110,6 +121,7 @@ impl Desk {
 
 impl Drop for Desk {
     fn drop(&mut self) {
+        self.inner.lock().opened_by = 0;
         self.close();
     }
 }

@@ -109,6 +109,16 @@ const PROTECTED_CONFIGS: &[&str] = &["no", "yes", "local"];
 const FSYNC_POLICIES: &[&str] = &["always", "everysec", "no"];
 const SUPERVISED: &[&str] = &["upstart", "systemd", "auto", "no"];
 
+/// `replicaof`: empty, or a host and a port.
+fn parse_replicaof(value: &str) -> Result<String, String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    match words.as_slice() {
+        [] => Ok(String::new()),
+        [host, port] if port.parse::<u16>().is_ok() => Ok(format!("{} {}", host, port)),
+        _ => Err("Invalid master port".into()),
+    }
+}
+
 /// Every directive, in the order `CONFIG GET *` lists them.
 pub static DIRECTIVES: &[Directive] = &[
     fixed("port", int(0, 65535), "6379"),
@@ -259,7 +269,62 @@ pub static DIRECTIVES: &[Directive] = &[
         BOOL,
         "yes",
     ),
+    // `replicaof <host> <port>`: start as a replica (REPLICAOF changes it at run time).
+    Directive {
+        name: "replicaof",
+        alias: Some("slaveof"),
+        kind: Kind::Custom(parse_replicaof),
+        default: "",
+        mutable: false,
+        sensitive: false,
+    },
     d("rdb-key-save-delay", int(i32::MIN as i64, INT_MAX), "0"),
+    // Debugging and testing knobs Redis's own test suite sets in its config files.
+    d(
+        "sanitize-dump-payload",
+        Kind::Enum(&["no", "yes", "clients"]),
+        "no",
+    ),
+    d("aof-disable-auto-gc", BOOL, "no"),
+    d("use-exit-on-panic", BOOL, "no"),
+    d("crash-memcheck-enabled", BOOL, "yes"),
+    d(
+        "loading-process-events-interval-bytes",
+        int(1024, INT_MAX),
+        "2097152",
+    ),
+    // Accepted so configuration files written for Redis load; moonkv has no use for them.
+    d(
+        "proc-title-template",
+        TEXT,
+        "{title} {listen-addr} {server-mode}",
+    ),
+    d("dynamic-hz", BOOL, "yes"),
+    d("ignore-warnings", TEXT, ""),
+    d("replica-ignore-disk-write-errors", BOOL, "no"),
+    d("oom-score-adj-values", WORDS, "0 200 800"),
+    fixed("unixsocketperm", int(0, 0o777), "0"),
+    d("bind-source-addr", TEXT, ""),
+    d("socket-mark-id", int(0, u32::MAX as i64), "0"),
+    fixed("syslog-enabled", BOOL, "no"),
+    fixed("syslog-ident", TEXT, "redis"),
+    fixed(
+        "syslog-facility",
+        Kind::Enum(&[
+            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+        ]),
+        "local0",
+    ),
+    d("active-defrag-ignore-bytes", MEM, "104857600"),
+    d("active-defrag-threshold-lower", int(0, 1000), "10"),
+    d("active-defrag-threshold-upper", int(0, 1000), "100"),
+    d("active-defrag-cycle-min", int(1, 99), "1"),
+    d("active-defrag-cycle-max", int(1, 99), "25"),
+    d("active-defrag-max-scan-fields", int(1, LONG_MAX), "1000"),
+    fixed("server_cpulist", TEXT, ""),
+    fixed("bio_cpulist", TEXT, ""),
+    fixed("aof_rewrite_cpulist", TEXT, ""),
+    fixed("bgsave_cpulist", TEXT, ""),
     d("key-load-delay", int(i32::MIN as i64, INT_MAX), "0"),
     d("rdb-del-sync-files", BOOL, "no"),
     d("aof-rewrite-incremental-fsync", BOOL, "yes"),
@@ -497,6 +562,8 @@ impl Config {
                 }
                 (Kind::Text | Kind::Custom(_), 0) => String::new(),
                 (_, 1) => values[0].clone(),
+                // `replicaof <host> <port>` takes two.
+                (_, 2) if dir.name == "replicaof" => values.join(" "),
                 _ => return Err(fail("wrong number of arguments")),
             };
             if let Err(reason) = self.set(dir.name, &value, true) {

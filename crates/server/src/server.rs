@@ -182,8 +182,13 @@ pub async fn run(config: Config, config_file: Option<String>) -> i32 {
     }
     log::notice(&format!("Running mode=standalone, port={}.", port));
     log::notice("Server initialized");
+    // Clients may connect while the dataset loads: they are answered -LOADING until it is in.
+    for listener in listeners {
+        tokio::spawn(net::accept_loop(shared.clone(), listener));
+    }
     {
         let mut state = shared.lock().await;
+        crate::persist::loading::start(&mut state);
         // With `appendonly yes` the append-only file is the source of truth and the snapshot
         // file is not read, as in Redis.
         let loaded = if state.config.get_bool("appendonly") {
@@ -193,12 +198,10 @@ pub async fn run(config: Config, config_file: Option<String>) -> i32 {
         } else {
             crate::persist::snapshot::load_at_startup(&mut state)
         };
+        crate::persist::loading::stop(&mut state);
         if loaded.is_err() {
             return 1;
         }
-    }
-    for listener in listeners {
-        tokio::spawn(net::accept_loop(shared.clone(), listener));
     }
     tokio::spawn(run_cron(shared.clone()));
     log::notice("Ready to accept connections");

@@ -48,6 +48,8 @@ pub struct Settings {
     pub min_replicas_to_write: usize,
     /// `aof-timestamp-enabled`.
     pub aof_timestamps: bool,
+    /// DEBUG SET-SKIP-CHECKSUM-VALIDATION: RESTORE and loading ignore CRC-64 checksums.
+    pub skip_checksum_validation: bool,
 }
 
 impl Settings {
@@ -99,6 +101,7 @@ impl Settings {
             script_kill_undo: c.get_bool("script-kill-undo"),
             min_replicas_to_write: c.get_i64("min-replicas-to-write").max(0) as usize,
             aof_timestamps: c.get_bool("aof-timestamp-enabled"),
+            skip_checksum_validation: false,
         }
     }
 }
@@ -243,12 +246,21 @@ impl ServerState {
             crate::notify::apply_to_dbs(&mut state);
         }
         state.apply_lazyfree_to_dbs();
+        let primary: Vec<&str> = state.config.get("replicaof").split_whitespace().collect();
+        if let [host, port] = primary.as_slice() {
+            if let Ok(port) = port.parse::<u16>() {
+                state.replication.primary = Some((host.to_string(), port));
+            }
+        }
         state
     }
 
     /// Re-reads the hot-path settings after CONFIG SET.
     pub fn refresh_settings(&mut self) {
+        // DEBUG's switch is no configuration directive: it survives the re-read.
+        let skip_checksum_validation = self.settings.skip_checksum_validation;
         self.settings = Settings::from_config(&self.config);
+        self.settings.skip_checksum_validation = skip_checksum_validation;
         crate::notify::apply_to_dbs(self);
         self.apply_lazyfree_to_dbs();
     }

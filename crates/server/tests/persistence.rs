@@ -252,10 +252,13 @@ fn flushall_with_save_points_saves_the_empty_dataset() {
     let mut c = server.conn();
     let _: () = c.set("k", "v").unwrap();
     let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
+    let _: () = c.set("k", "w").unwrap();
     let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    // The file now holds the flushed dataset: nothing is left to save (Redis 7.0.15's
+    // "FLUSHALL should reset the dirty counter to 0 if we enable save").
     assert_eq!(
         info_field(&mut c, "persistence", "rdb_changes_since_last_save"),
-        "1"
+        "0"
     );
     drop(server);
     let server = TestServer::start_in(&dir, &[]);
@@ -399,6 +402,11 @@ fn damaged_snapshots_stop_the_server_with_redis_messages() {
     std::fs::write(dir.join("dump.rdb"), &flipped).unwrap();
     let log = failed_start(&dir);
     assert!(log.contains("Wrong RDB checksum expected"), "{log}");
+    assert!(log.contains("-> RDB CRC error"), "{log}");
+    assert!(
+        log.contains("Terminating server after rdb file reading failure."),
+        "{log}"
+    );
 
     std::fs::write(dir.join("dump.rdb"), b"not an rdb file at all").unwrap();
     let log = failed_start(&dir);
@@ -783,4 +791,171 @@ fn debug_reload_and_loadaof_with_the_aof_on_are_not_replayed() {
             .contains("debug"),
         "DEBUG is not in the AOF"
     );
+}
+
+/// A RESP request, as the append-only file holds it.
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{}\r\n", a.len(), a).as_bytes());
+    }
+    out
+}
+
+#[test]
+fn clients_get_loading_while_the_dataset_loads() {
+    let dir = scratch_dir("loading");
+    {
+        let server = TestServer::start_in(&dir, &["--enable-debug-command", "yes"]);
+        let mut c = server.conn();
+        let _: () = redis::cmd("DEBUG")
+            .arg("POPULATE")
+            .arg(3000)
+            .query(&mut c)
+            .unwrap();
+        let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
+    }
+    // 3000 keys at 1 ms each: about three seconds of loading.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moonkv-server"))
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--key-load-delay", "1000"])
+        .args(["--loading-process-events-interval-bytes", "1024"])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut c = loop {
+        if let Ok(c) = client.get_connection() {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let err = redis::cmd("GET")
+        .arg("key:1")
+        .query::<Value>(&mut c)
+        .unwrap_err();
+    assert_eq!(err.code(), Some("LOADING"), "{err}");
+    // INFO runs while loading, and says so.
+    assert_eq!(info_field(&mut c, "persistence", "loading"), "1");
+    let total: u64 = info_field(&mut c, "persistence", "loading_total_bytes")
+        .parse()
+        .unwrap();
+    assert!(total > 0);
+    wait_until("the load to end", || {
+        redis::cmd("PING").query::<String>(&mut c).is_ok()
+    });
+    assert_eq!(info_field(&mut c, "persistence", "loading"), "0");
+    assert_eq!(c.get::<_, String>("key:2999").unwrap(), "value:2999");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_aof_from_before_redis_7_is_moved_into_the_aof_directory() {
+    let dir = scratch_dir("aof-upgrade");
+    // A pre-7.0 AOF: an RDB preamble (k1), then commands (k2), in dir as appendonly.aof.
+    {
+        let server = TestServer::start_in(&dir, &["--save", ""]);
+        let mut c = server.conn();
+        let _: () = c.set("k1", "v1").unwrap();
+        let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
+    }
+    let mut old = std::fs::read(dir.join("dump.rdb")).unwrap();
+    std::fs::remove_file(dir.join("dump.rdb")).unwrap();
+    old.extend(resp(&["SELECT", "0"]));
+    old.extend(resp(&["SET", "k2", "v2"]));
+    std::fs::write(dir.join("appendonly.aof"), &old).unwrap();
+
+    let aof = ["--appendonly", "yes", "--save", ""];
+    let server = TestServer::start_in(&dir, &aof);
+    let mut c = server.conn();
+    assert_eq!(c.get::<_, String>("k1").unwrap(), "v1");
+    assert_eq!(c.get::<_, String>("k2").unwrap(), "v2");
+    assert!(!dir.join("appendonly.aof").exists(), "the old file moved");
+    assert!(aof_files(&dir).contains(&"appendonly.aof".to_string()));
+    let manifest =
+        std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert!(
+        manifest.starts_with("file appendonly.aof seq 1 type b\n"),
+        "{manifest}"
+    );
+    // Writes after the upgrade go to a new incremental file and survive a restart.
+    let _: () = c.set("k3", "v3").unwrap();
+    drop(server);
+    let server = TestServer::start_in(&dir, &aof);
+    let mut c = server.conn();
+    for (k, v) in [("k1", "v1"), ("k2", "v2"), ("k3", "v3")] {
+        assert_eq!(c.get::<_, String>(k).unwrap(), v);
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_aof_replays_expiry_times_already_past_as_they_were_written() {
+    // Redis keeps a key whose time passed while the AOF loads, so the commands after it see
+    // the key as the writer did; it expires once loading ends.
+    let dir = scratch_dir("aof-expire");
+    let aof_dir = dir.join("appendonlydir");
+    std::fs::create_dir_all(&aof_dir).unwrap();
+    std::fs::write(
+        aof_dir.join("appendonly.aof.manifest"),
+        "file appendonly.aof.1.incr.aof seq 1 type i\n",
+    )
+    .unwrap();
+    let mut commands = resp(&["RPUSH", "list", "foo"]);
+    commands.extend(resp(&["PEXPIREAT", "list", "1000"]));
+    commands.extend(resp(&["RPUSH", "list", "bar"]));
+    commands.extend(resp(&["SET", "kept", "yes"]));
+    std::fs::write(aof_dir.join("appendonly.aof.1.incr.aof"), commands).unwrap();
+    let server = TestServer::start_in(&dir, &["--appendonly", "yes", "--save", ""]);
+    let mut c = server.conn();
+    assert_eq!(c.llen::<_, i64>("list").unwrap(), 0);
+    assert_eq!(c.get::<_, String>("kept").unwrap(), "yes");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn restore_checks_the_payload_checksum_unless_told_not_to() {
+    let server = TestServer::start_with(&["--enable-debug-command", "yes"]);
+    let mut c = server.conn();
+    let _: () = c.set("k", "v").unwrap();
+    let mut payload: Vec<u8> = redis::cmd("DUMP").arg("k").query(&mut c).unwrap();
+    let last = payload.len() - 1;
+    payload[last] ^= 1;
+    let restore = |c: &mut Connection, p: &[u8]| {
+        redis::cmd("RESTORE")
+            .arg("copy")
+            .arg(0)
+            .arg(p)
+            .arg("REPLACE")
+            .query::<()>(c)
+    };
+    let err = restore(&mut c, &payload).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("DUMP payload version or checksum are wrong"),
+        "{err}"
+    );
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-SKIP-CHECKSUM-VALIDATION")
+        .arg(1)
+        .query(&mut c)
+        .unwrap();
+    restore(&mut c, &payload).unwrap();
+    assert_eq!(c.get::<_, String>("copy").unwrap(), "v");
+    // A payload whose body is damaged is still refused, checksum or not.
+    let mut broken = payload.clone();
+    broken[1] = 0xFF;
+    let err = restore(&mut c, &broken).unwrap_err();
+    assert!(err.to_string().contains("Bad data format"), "{err}");
 }

@@ -139,7 +139,7 @@ fn with_dump_footer(mut out: Vec<u8>) -> Vec<u8> {
 }
 
 /// Checks a DUMP payload's footer and returns its body.
-fn dump_body(payload: &[u8]) -> Option<&[u8]> {
+fn dump_body(payload: &[u8], verify_checksum: bool) -> Option<&[u8]> {
     if payload.len() < 10 {
         return None;
     }
@@ -147,7 +147,8 @@ fn dump_body(payload: &[u8]) -> Option<&[u8]> {
     let (body, version) = rest.split_at(rest.len() - 2);
     let version = u16::from_le_bytes([version[0], version[1]]);
     let crc = u64::from_le_bytes(crc.try_into().ok()?);
-    (u32::from(version) <= RDB_VERSION && CRC64.checksum(rest) == crc).then_some(body)
+    (u32::from(version) <= RDB_VERSION && (!verify_checksum || CRC64.checksum(rest) == crc))
+        .then_some(body)
 }
 
 /// Why a DUMP payload could not be restored.
@@ -155,20 +156,27 @@ fn dump_body(payload: &[u8]) -> Option<&[u8]> {
 pub enum RestoreError {
     /// Wrong version or checksum (`ERR DUMP payload version or checksum are wrong`).
     VersionOrChecksum,
-    /// The payload is malformed, empty, or of a type moonkv lacks (`ERR Bad data format`).
-    BadFormat,
+    /// The payload is malformed, empty, or of a type moonkv lacks (`ERR Bad data format`),
+    /// with the reason when Redis logs one (its integrity check failures).
+    BadFormat(Option<String>),
 }
 
 /// Decodes a DUMP payload, from [`dump_value`] or from Redis (any type moonkv has).
-pub fn restore_value(payload: &[u8], limits: &LoadLimits) -> Result<Value, RestoreError> {
-    let body = dump_body(payload).ok_or(RestoreError::VersionOrChecksum)?;
+/// `verify_checksum` false is Redis's DEBUG SET-SKIP-CHECKSUM-VALIDATION 1.
+pub fn restore_value(
+    payload: &[u8],
+    limits: &LoadLimits,
+    verify_checksum: bool,
+) -> Result<Value, RestoreError> {
+    let body = dump_body(payload, verify_checksum).ok_or(RestoreError::VersionOrChecksum)?;
     let mut input = read::Input::new(body);
-    let type_byte = input.byte().map_err(|_| RestoreError::BadFormat)?;
-    input
-        .value(type_byte, limits)
-        .ok()
-        .flatten()
-        .ok_or(RestoreError::BadFormat)
+    let type_byte = input.byte().map_err(|_| RestoreError::BadFormat(None))?;
+    match input.value(type_byte, limits) {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(RestoreError::BadFormat(None)),
+        Err(LoadError::Corrupt(why)) => Err(RestoreError::BadFormat(Some(why))),
+        Err(_) => Err(RestoreError::BadFormat(None)),
+    }
 }
 
 /// FUNCTION DUMP's payload: each library's code after the function opcode, then the DUMP
@@ -196,7 +204,7 @@ pub enum FunctionsRestoreError {
 
 /// Reads the library codes out of a [`dump_functions`] payload (or Redis's).
 pub fn restore_functions(payload: &[u8]) -> Result<Vec<Vec<u8>>, FunctionsRestoreError> {
-    let body = dump_body(payload).ok_or(FunctionsRestoreError::VersionOrChecksum)?;
+    let body = dump_body(payload, true).ok_or(FunctionsRestoreError::VersionOrChecksum)?;
     let mut input = read::Input::new(body);
     let mut codes = Vec::new();
     // Each step consumes at least the opcode byte.
@@ -257,7 +265,7 @@ pub fn read_snapshot_from(input: impl Read, limits: &LoadLimits) -> Result<Snaps
             Entry::Aux { key, value } => snapshot.aux.push((key, value)),
             Entry::Function(code) => snapshot.functions.push(code),
             Entry::Key(key) => snapshot.keys.push(key),
-            Entry::SelectDb(_) | Entry::ResizeDb { .. } => {}
+            Entry::SelectDb(_) | Entry::ResizeDb { .. } | Entry::EmptyKey { .. } => {}
         }
     }
     snapshot.checksum = reader.checksum().unwrap_or_default();

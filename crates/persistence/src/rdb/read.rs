@@ -93,6 +93,8 @@ pub enum Checksum {
 pub(crate) struct Input<R: Read> {
     inner: R,
     digest: crc::Digest<'static, u64, crc::Table<16>>,
+    /// Bytes read so far (for a loader's progress).
+    consumed: u64,
 }
 
 impl Input<&[u8]> {
@@ -116,6 +118,7 @@ impl<R: Read> Input<R> {
         Input {
             inner,
             digest: CRC64.digest(),
+            consumed: 0,
         }
     }
 
@@ -123,6 +126,7 @@ impl<R: Read> Input<R> {
         match self.inner.read_exact(buf) {
             Ok(()) => {
                 self.digest.update(buf);
+                self.consumed += buf.len() as u64;
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(LoadError::Truncated),
@@ -468,6 +472,11 @@ pub enum Entry {
         expires: u64,
     },
     Key(LoadedKey),
+    /// A key whose collection was empty (a damaged file): Redis skips it, and says so.
+    EmptyKey {
+        db: usize,
+        key: Vec<u8>,
+    },
 }
 
 /// Reads an RDB file item by item from any `Read` (wrap a file in a `BufReader`), so the
@@ -515,6 +524,11 @@ impl<R: Read> RdbReader<R> {
     /// Turns checksum verification off (Redis's `rdbchecksum no`).
     pub fn skip_checksum(&mut self) {
         self.verify_checksum = false;
+    }
+
+    /// How many bytes of the input were read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.input.consumed
     }
 
     /// What the checksum said; None until the end was read.
@@ -581,12 +595,8 @@ impl<R: Read> RdbReader<R> {
                                 lfu_freq,
                             })))
                         }
-                        // An empty collection is skipped, with what preceded it.
-                        None => {
-                            expire_at = None;
-                            lru_idle = None;
-                            lfu_freq = None;
-                        }
+                        // An empty collection is not loaded: the caller learns its name.
+                        None => return Ok(Some(Entry::EmptyKey { db: self.db, key })),
                     }
                 }
             }

@@ -276,7 +276,7 @@ fn writer_emits_redis_7_encodings() {
 fn dump_restore_round_trips_every_value() {
     for (name, value) in sample_values(true) {
         let payload = dump_value(&value);
-        let back = restore_value(&payload, &LoadLimits::default()).unwrap();
+        let back = restore_value(&payload, &LoadLimits::default(), true).unwrap();
         assert_eq!(picture(&back), reloaded(&value), "{name}");
         assert_eq!(dump_value(&back).len(), payload.len(), "{name}");
     }
@@ -285,11 +285,11 @@ fn dump_restore_round_trips_every_value() {
     bad[last] ^= 1;
     let limits = LoadLimits::default();
     assert_eq!(
-        restore_value(&bad, &limits).unwrap_err(),
+        restore_value(&bad, &limits, true).unwrap_err(),
         RestoreError::VersionOrChecksum
     );
     assert_eq!(
-        restore_value(b"", &limits).unwrap_err(),
+        restore_value(b"", &limits, true).unwrap_err(),
         RestoreError::VersionOrChecksum
     );
     // A version above 10 is refused like a bad checksum.
@@ -298,14 +298,25 @@ fn dump_restore_round_trips_every_value() {
     let crc = CRC64.checksum(&newer);
     newer.extend_from_slice(&crc.to_le_bytes());
     assert_eq!(
-        restore_value(&newer, &limits).unwrap_err(),
+        restore_value(&newer, &limits, true).unwrap_err(),
         RestoreError::VersionOrChecksum
     );
     // A stream payload is a format moonkv cannot hold.
     let stream = with_dump_footer(vec![TYPE_STREAM_LISTPACKS, 0]);
     assert_eq!(
-        restore_value(&stream, &limits).unwrap_err(),
-        RestoreError::BadFormat
+        restore_value(&stream, &limits, true).unwrap_err(),
+        RestoreError::BadFormat(None)
+    );
+    // With checksum validation skipped (DEBUG SET-SKIP-CHECKSUM-VALIDATION 1) the payload
+    // with the damaged checksum restores.
+    assert!(restore_value(&bad, &limits, false).is_ok());
+    // A ziplist whose header lies gets the reason Redis logs.
+    let mut ziplist = vec![TYPE_HASH_ZIPLIST, 11];
+    ziplist.extend_from_slice(&[0xFF, 0, 0, 0, 10, 0, 0, 0, 2, 0, 0xFF]);
+    let err = restore_value(&with_dump_footer(ziplist), &limits, true).unwrap_err();
+    assert!(
+        matches!(&err, RestoreError::BadFormat(Some(why)) if why.contains("integrity check failed")),
+        "{err:?}"
     );
 }
 
@@ -328,7 +339,7 @@ fn restore_applies_current_limits() {
         set_max_intset_entries: 2,
     };
     assert_eq!(
-        restore_value(&payload, &tight).unwrap().encoding(),
+        restore_value(&payload, &tight, true).unwrap().encoding(),
         "hashtable"
     );
     let mut set = Set::new();
@@ -337,11 +348,11 @@ fn restore_applies_current_limits() {
     }
     let payload = dump_value(&Value::Set(Box::new(set)));
     assert_eq!(
-        restore_value(&payload, &tight).unwrap().encoding(),
+        restore_value(&payload, &tight, true).unwrap().encoding(),
         "hashtable"
     );
     assert_eq!(
-        restore_value(&payload, &LoadLimits::default())
+        restore_value(&payload, &LoadLimits::default(), true)
             .unwrap()
             .encoding(),
         "intset"
@@ -449,13 +460,14 @@ fn damaged_dump_payloads_give_errors_not_panics() {
             for flip in [0x01u8, 0x80, 0xFF] {
                 let mut bad = body.to_vec();
                 bad[i] ^= flip;
-                let _ = restore_value(&with_dump_footer(bad), &LoadLimits::default());
+                let _ = restore_value(&with_dump_footer(bad), &LoadLimits::default(), true);
             }
         }
         for cut in 0..body.len() {
             assert!(restore_value(
                 &with_dump_footer(body[..cut].to_vec()),
-                &LoadLimits::default()
+                &LoadLimits::default(),
+                true
             )
             .is_err());
         }

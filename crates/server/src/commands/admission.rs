@@ -55,6 +55,7 @@ const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 const MASTERDOWN: &str =
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
 const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+const LOADING: &str = "LOADING Redis is loading the dataset in memory";
 const BUSY_EVAL: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
 const BUSY_FUNCTION: &str =
@@ -160,6 +161,9 @@ pub fn admit(
         if effective() & flags::STALE == 0 || queued_deny_stale {
             return Err(Refusal::of(index, MASTERDOWN));
         }
+    }
+    if state.persistence.loading.is_some() && !spec.has(flags::LOADING) {
+        return Err(Refusal::of(index, LOADING));
     }
     if let Some(kind) = state.scripting.busy() {
         if !spec.has(flags::ALLOW_BUSY) {

@@ -33,6 +33,16 @@ fn debug(ctx: &mut Ctx) {
             ctx.state.active_expire_enabled = ctx.arg(2) != b"0";
             ctx.ok();
         }
+        "aof-flush-sleep" if ctx.args.len() == 3 => {
+            if let Some(us) = ctx.arg_i64(2) {
+                ctx.state.aof.flush_sleep_us = us.max(0) as u64;
+                ctx.ok();
+            }
+        }
+        "set-skip-checksum-validation" if ctx.args.len() == 3 => {
+            ctx.state.settings.skip_checksum_validation = ctx.arg(2) != b"0";
+            ctx.ok();
+        }
         "set-disable-deny-scripts" if ctx.args.len() == 3 => {
             // Lets scripts call commands flagged noscript (Redis's test hook).
             ctx.state.scripting.allow_noscript_commands = ctx.arg(2) != b"0";
@@ -169,7 +179,11 @@ fn loadaof(ctx: &mut Ctx) {
         drop(db.flush(now));
     }
     ctx.state.scripting.flush_functions();
-    if crate::persist::aof::load(ctx.state).is_err() {
+    // Clients are answered -LOADING meanwhile, as at start-up.
+    crate::persist::loading::start(ctx.state);
+    let loaded = crate::persist::aof::load(ctx.state);
+    crate::persist::loading::stop(ctx.state);
+    if loaded.is_err() {
         // As Redis, which exits: the dataset is gone and the file cannot give it back.
         crate::log::warning("DEBUG LOADAOF could not load the append only file. Exiting.");
         std::process::exit(1);
@@ -241,8 +255,12 @@ fn help(ctx: &mut Ctx) {
             "    Same as RELOAD until the append only file exists.",
             "PROTOCOL <type>",
             "    Reply with a sample of a protocol type (string, integer, double, bignum, null, array, set, map, attrib, push, verbatim, true, false).",
+            "AOF-FLUSH-SLEEP <microsec>",
+            "    Sleep that long before each write to the append-only file (a test hook).",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Switch the active expiry cycle off or on.",
+            "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+            "    Skip (1) or make (0) the checksum checks of RDB files and RESTORE payloads.",
             "SLEEP <seconds>",
             "    Block the server for <seconds> (decimals allowed).",
         ],

@@ -280,8 +280,23 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             let p = &state.persistence;
             let bgsave = p.bgsave.as_ref();
             line!("# Persistence");
-            line!("loading:0");
-            line!("async_loading:0");
+            match p.loading.as_ref() {
+                Some(loading) => {
+                    let (perc, eta) = loading.progress();
+                    line!("loading:1");
+                    line!("async_loading:0");
+                    line!("loading_start_time:{}", loading.started_unix);
+                    line!("loading_total_bytes:{}", loading.total_bytes);
+                    line!("loading_rdb_used_mem:0");
+                    line!("loading_loaded_bytes:{}", loading.loaded_bytes);
+                    line!("loading_loaded_perc:{:.2}", perc);
+                    line!("loading_eta_seconds:{}", eta);
+                }
+                None => {
+                    line!("loading:0");
+                    line!("async_loading:0");
+                }
+            }
             line!("current_cow_peak:0");
             line!("current_cow_size:0");
             line!("current_cow_size_age:0");

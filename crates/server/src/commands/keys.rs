@@ -429,7 +429,7 @@ fn expire_generic(ctx: &mut Ctx, unit_ms: i64, relative: bool) {
     if !allowed {
         return ctx.integer(0);
     }
-    if at <= now {
+    if ctx.already_expired(at) {
         ctx.db().remove(key, now);
         ctx.notify(class::GENERIC, "del", key);
         ctx.propagate_parts(&[b"DEL", key]);
@@ -548,16 +548,25 @@ fn restore(ctx: &mut Ctx) {
     if !replace && ctx.db().exists(key, now) {
         return ctx.error("BUSYKEY Target key name already exists.");
     }
-    let value =
-        match moonkv_persistence::rdb::restore_value(&args[3], &ctx.state.settings.load_limits()) {
-            Ok(v) => v,
-            Err(moonkv_persistence::rdb::RestoreError::VersionOrChecksum) => {
-                return ctx.error("ERR DUMP payload version or checksum are wrong")
+    let value = match moonkv_persistence::rdb::restore_value(
+        &args[3],
+        &ctx.state.settings.load_limits(),
+        !ctx.state.settings.skip_checksum_validation,
+    ) {
+        Ok(v) => v,
+        Err(moonkv_persistence::rdb::RestoreError::VersionOrChecksum) => {
+            return ctx.error("ERR DUMP payload version or checksum are wrong")
+        }
+        Err(moonkv_persistence::rdb::RestoreError::BadFormat(reason)) => {
+            if let Some(reason) = reason {
+                crate::log::log(
+                    crate::log::Level::Verbose,
+                    &format!("Internal error in RDB reading offset 0 -> {}", reason),
+                );
             }
-            Err(moonkv_persistence::rdb::RestoreError::BadFormat) => {
-                return ctx.error("ERR Bad data format")
-            }
-        };
+            return ctx.error("ERR Bad data format");
+        }
+    };
     let expire_at = match ttl {
         0 => None,
         t if absolute => Some(t),
@@ -566,7 +575,7 @@ fn restore(ctx: &mut Ctx) {
             None => return ctx.error("ERR Invalid TTL value, must be >= 0"),
         },
     };
-    if expire_at.is_some_and(|at| at <= now) {
+    if expire_at.is_some_and(|at| ctx.already_expired(at)) {
         // Already expired: the key is not created (and an old one it replaces goes away).
         if ctx.db().remove(key, now).is_some() {
             ctx.notify(class::GENERIC, "del", key);

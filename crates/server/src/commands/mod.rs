@@ -191,6 +191,16 @@ enum Propagation {
 }
 
 impl<'a> Ctx<'a> {
+    /// Whether an expiry time given to a command (EXPIRE and friends, GETEX, RESTORE) is
+    /// already past, so the key goes now. Not while loading or on a replica, which keep the
+    /// key with its time for the load's own deletion or the primary's (Redis's
+    /// checkAlreadyExpired).
+    pub fn already_expired(&self, at: i64) -> bool {
+        at <= self.now_ms
+            && self.state.persistence.loading.is_none()
+            && self.state.replication.primary.is_none()
+    }
+
     pub fn new(
         state: &'a mut ServerState,
         client: &'a mut ClientState,
@@ -496,6 +506,11 @@ pub fn resolve(
     args: &[Bytes],
 ) -> Result<(usize, &'static CommandSpec), Unresolved> {
     let name = args.first().ok_or(Unresolved::Command)?;
+    // The table also holds subcommands by their full `container|sub` names; a client may
+    // only call them through the container.
+    if name.contains(&b'|') {
+        return Err(Unresolved::Command);
+    }
     let (index, spec) = lookup_remembered(client, name).ok_or(Unresolved::Command)?;
     if spec.subcommands.is_empty() || args.len() < 2 {
         return Ok((index, spec));

@@ -354,9 +354,13 @@ fn flushall(ctx: &mut Ctx) {
         bgsave.abandon();
     }
     if !ctx.state.config.get("save").is_empty() {
-        let _ = crate::persist::snapshot::save(ctx.state);
-        // The flush itself still counts as a change to replicate and persist.
+        let saved = crate::persist::snapshot::save(ctx.state).is_ok();
+        // The flush itself still counts as a change to replicate and persist, but the file
+        // on disk already holds its outcome.
         ctx.state.server_dirty += 1;
+        if saved {
+            ctx.state.persistence.dirty_at_last_save += 1;
+        }
     }
     ctx.ok();
 }

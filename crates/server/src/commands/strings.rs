@@ -302,7 +302,7 @@ fn getex(ctx: &mut Ctx) {
     }
     reply_value(ctx, key, false);
     match expire {
-        ExpireOpt::At(at) if at <= now => {
+        ExpireOpt::At(at) if ctx.already_expired(at) => {
             ctx.db().remove(key, now);
             ctx.notify(class::GENERIC, "del", key);
             ctx.propagate_parts(&[b"DEL", key]);

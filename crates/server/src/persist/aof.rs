@@ -119,6 +119,9 @@ pub struct Aof {
     pub last_rewrite_ok: bool,
     pub consecutive_rewrite_failures: u64,
     pub delayed_fsyncs: u64,
+    /// DEBUG AOF-FLUSH-SLEEP: microseconds to sleep before each write to the file (a test
+    /// hook that widens the window between a write and its reply).
+    pub flush_sleep_us: u64,
 }
 
 impl Default for Aof {
@@ -132,6 +135,7 @@ impl Default for Aof {
             last_rewrite_ok: true,
             consecutive_rewrite_failures: 0,
             delayed_fsyncs: 0,
+            flush_sleep_us: 0,
         }
     }
 }
@@ -201,10 +205,14 @@ fn manifest_name(prefix: &str) -> String {
 /// the server cannot keep its promise and exits, as Redis does.
 pub fn write_pending(state: &mut ServerState) {
     let policy = fsync_policy(state);
+    let flush_sleep = state.aof.flush_sleep_us;
     let Some(open) = state.aof.open.as_mut() else {
         return;
     };
     if !open.buffer.is_empty() {
+        if flush_sleep > 0 {
+            std::thread::sleep(Duration::from_micros(flush_sleep));
+        }
         let size_before = open.current_size;
         match open.file.write_all(&open.buffer) {
             Ok(()) => {
@@ -318,9 +326,13 @@ fn write_commands<W: Write>(
     dbs: &[Db],
     functions: &[Bytes],
     now_ms: i64,
+    timestamps: bool,
     keep_going: &dyn Fn() -> bool,
 ) -> io::Result<()> {
     let mut buf = Vec::with_capacity(1 << 16);
+    if timestamps {
+        format::timestamp_annotation(&mut buf, now_ms / 1000);
+    }
     for code in functions {
         format::encode_command(&mut buf, &[b"FUNCTION", b"LOAD", code]);
     }
@@ -412,6 +424,7 @@ fn write_base(
     functions: &[Bytes],
     rdb_preamble: bool,
     options: moonkv_persistence::rdb::WriteOptions,
+    timestamps: bool,
     keep_going: &dyn Fn() -> bool,
 ) -> io::Result<()> {
     let now_ms = crate::time::unix_ms();
@@ -428,7 +441,7 @@ fn write_base(
             &AtomicUsize::new(0),
         )?;
     } else {
-        write_commands(&mut out, dbs, functions, now_ms, keep_going)?;
+        write_commands(&mut out, dbs, functions, now_ms, timestamps, keep_going)?;
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()
@@ -506,16 +519,24 @@ pub fn start_rewrite(state: &mut ServerState) -> Result<RewriteStart, String> {
     let functions = super::snapshot::library_codes(state);
     let rdb_preamble = state.config.get_bool("aof-use-rdb-preamble");
     let options = super::snapshot::write_options(state);
+    let timestamps = state.settings.aof_timestamps;
+    let key_delay = state.config.get_i64("rdb-key-save-delay");
     let temp = dir.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
     let base_path = temp.clone();
     let job = super::job::BackgroundJob::spawn("moonkv-aof-rewrite", move |cancel| {
-        let keep_going = || !cancel.load(Ordering::Relaxed);
+        let keep_going = || {
+            if key_delay != 0 {
+                super::loading::debug_delay(key_delay);
+            }
+            !cancel.load(Ordering::Relaxed)
+        };
         write_base(
             &base_path,
             &dbs,
             &functions,
             rdb_preamble,
             options,
+            timestamps,
             &keep_going,
         )
     })
@@ -706,13 +727,67 @@ pub fn load(state: &mut ServerState) -> Result<bool, LoadFailed> {
     result
 }
 
+/// Whether an append-only file from before Redis 7.0 (`appendfilename` in `dir`) is to be
+/// moved into the AOF directory, as Redis decides: no directory, or no manifest (or an
+/// empty one), or one that names only that file as base while the directory lacks it (an
+/// upgrade cut short between writing the manifest and moving the file).
+fn needs_upgrade(dir: &Path, prefix: &str, manifest: Option<&Manifest>) -> bool {
+    if !Path::new(prefix).is_file() {
+        return false;
+    }
+    match manifest {
+        None => true,
+        Some(m) if m.is_empty() => true,
+        Some(m) => {
+            m.incrs.is_empty()
+                && m.base.as_ref().is_some_and(|b| b.name == prefix)
+                && !dir.join(prefix).exists()
+        }
+    }
+}
+
+/// Moves an old-style append-only file into the AOF directory as its base, with a manifest
+/// naming it.
+fn upgrade_old_aof(dir: &Path, prefix: &str) -> Result<Manifest, LoadFailed> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        crate::log::warning(&format!(
+            "Can't open or create append-only dir {}: {}",
+            dir.display(),
+            super::strerror(&e)
+        ));
+        return Err(LoadFailed);
+    }
+    let manifest = Manifest::upgraded_from(prefix);
+    if let Err(e) = format::write_manifest(dir, &manifest_name(prefix), &manifest) {
+        crate::log::warning(&format!(
+            "Can't persist the AOF manifest: {}",
+            super::strerror(&e)
+        ));
+        return Err(LoadFailed);
+    }
+    if let Err(e) = std::fs::rename(prefix, dir.join(prefix)) {
+        crate::log::warning(&format!(
+            "Error trying to move the old AOF file {} into dir {}: {}",
+            prefix,
+            dir.display(),
+            super::strerror(&e)
+        ));
+        return Err(LoadFailed);
+    }
+    crate::log::notice(&format!(
+        "Successfully migrated an old-style AOF file ({}) into the AOF directory ({}).",
+        prefix,
+        dir.display()
+    ));
+    Ok(manifest)
+}
+
 fn load_files(state: &mut ServerState) -> Result<bool, LoadFailed> {
     let started = Instant::now();
     let dir = aof_dir(state);
     let prefix = state.config.get("appendfilename").to_string();
     let manifest = match read_manifest(&dir, &prefix) {
-        Ok(Some(m)) => m,
-        Ok(None) => return Ok(false),
+        Ok(m) => m,
         Err(e) => {
             crate::log::warning(&format!(
                 "Failed to load the AOF manifest {}: {}",
@@ -721,6 +796,11 @@ fn load_files(state: &mut ServerState) -> Result<bool, LoadFailed> {
             ));
             return Err(LoadFailed);
         }
+    };
+    let manifest = match manifest {
+        Some(m) if !needs_upgrade(&dir, &prefix, Some(&m)) => m,
+        m if needs_upgrade(&dir, &prefix, m.as_ref()) => upgrade_old_aof(&dir, &prefix)?,
+        _ => return Ok(false),
     };
     let files: Vec<AofFile> = manifest
         .files_in_load_order()
@@ -747,12 +827,26 @@ fn load_files(state: &mut ServerState) -> Result<bool, LoadFailed> {
             }
         };
         let is_base = matches!(file.kind, format::FileKind::Base);
-        let loaded = if data.starts_with(b"REDIS") {
-            load_rdb_base(state, &file.name, &data)
+        super::loading::file_started(state, data.len() as u64);
+        // A file may open with an RDB snapshot (a base, or an AOF from before 7.0 with its
+        // preamble) and go on with commands.
+        let commands_at = if data.starts_with(b"REDIS") {
+            load_rdb_base(state, &file.name, &data)?
         } else {
-            load_commands(state, &file.name, &path, &data, last, truncated_ok)
+            0
         };
-        loaded?;
+        if commands_at < data.len() {
+            load_commands(
+                state,
+                &file.name,
+                &path,
+                &data,
+                commands_at,
+                last,
+                truncated_ok,
+            )?;
+        }
+        super::loading::file_done(state, data.len() as u64);
         crate::log::notice(&format!(
             "DB loaded from {} file {}: {:.3} seconds",
             if is_base { "base" } else { "incr" },
@@ -767,33 +861,30 @@ fn load_files(state: &mut ServerState) -> Result<bool, LoadFailed> {
     Ok(true)
 }
 
-fn load_rdb_base(state: &mut ServerState, name: &str, data: &[u8]) -> Result<(), LoadFailed> {
+/// Loads the RDB snapshot a file opens with; Ok gives where it ends.
+fn load_rdb_base(state: &mut ServerState, name: &str, data: &[u8]) -> Result<usize, LoadFailed> {
     crate::log::notice("Reading RDB base file on AOF loading...");
-    let snapshot = moonkv_persistence::rdb::read_snapshot(data, &state.settings.load_limits())
-        .map_err(|e| {
-            crate::log::warning(&super::snapshot::load_error_text(&e));
-            crate::log::warning(&format!(
-                "Error reading the RDB base file {}, AOF loading aborted",
-                name
-            ));
-            LoadFailed
-        })?;
-    let now = crate::time::unix_ms();
-    super::snapshot::install(state, snapshot, super::snapshot::Install::Replace, now)
-        .map(|_| ())
-        .map_err(|e| {
-            crate::log::warning(&e);
-            LoadFailed
-        })
+    let loaded = super::snapshot::load_rdb(state, data).map_err(|()| {
+        crate::log::warning(&format!(
+            "Error reading the RDB base file {}, AOF loading aborted",
+            name
+        ));
+        LoadFailed
+    })?;
+    if (loaded.bytes as usize) < data.len() {
+        crate::log::notice("Reading the remaining AOF tail...");
+    }
+    Ok(loaded.bytes as usize)
 }
 
-/// Runs the commands of one file through the command path, as a client of its own that gets
-/// no replies.
+/// Runs the commands of one file (from byte `start` on) through the command path, as a
+/// client of its own that gets no replies.
 fn load_commands(
     state: &mut ServerState,
     name: &str,
     path: &Path,
     data: &[u8],
+    start: usize,
     last_file: bool,
     truncated_ok: bool,
 ) -> Result<(), LoadFailed> {
@@ -805,20 +896,20 @@ fn load_commands(
         true,
     );
     let mut replies = Vec::new();
-    let mut reader = CommandReader::new(data);
+    let mut reader = CommandReader::new(&data[start..]);
     let cut_at = loop {
         let args = match reader.next() {
             None => break None,
             Some(Ok(args)) => args,
             // The reader gives the offset to cut at: after the last whole command, or before
             // a transaction that never reached its EXEC.
-            Some(Err(ReadError::Truncated { valid_len })) => break Some(valid_len),
+            Some(Err(ReadError::Truncated { valid_len })) => break Some(start + valid_len),
             Some(Err(ReadError::IncompleteMulti { valid_len })) => {
                 crate::log::warning(&format!(
                     "Revert incomplete MULTI/EXEC transaction in AOF file {}",
                     name
                 ));
-                break Some(valid_len);
+                break Some(start + valid_len);
             }
             Some(Err(ReadError::BadFormat { .. })) => {
                 crate::log::warning(&format!(
@@ -842,6 +933,7 @@ fn load_commands(
         }
         replies.clear();
         client.block_request = None;
+        super::loading::progress(state, (start + reader.offset()) as u64);
     };
     let Some(valid) = cut_at else {
         return Ok(());
@@ -920,6 +1012,7 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
             &functions,
             rdb_preamble,
             super::snapshot::write_options(state),
+            state.settings.aof_timestamps,
             &|| true,
         )
         .map_err(|e| {

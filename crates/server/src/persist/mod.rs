@@ -7,6 +7,7 @@
 
 pub mod aof;
 mod job;
+pub mod loading;
 pub mod snapshot;
 
 use crate::state::ServerState;
@@ -38,6 +39,8 @@ pub struct Persistence {
     pub saves: u64,
     pub last_load_keys_loaded: u64,
     pub last_load_keys_expired: u64,
+    /// The load from disk under way at start-up.
+    pub loading: Option<loading::Loading>,
 }
 
 impl Persistence {
@@ -53,6 +56,7 @@ impl Persistence {
             saves: 0,
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
+            loading: None,
         }
     }
 }

@@ -10,7 +10,9 @@
 use crate::state::ServerState;
 use bytes::Bytes;
 use moonkv_keyspace::Db;
-use moonkv_persistence::rdb::{RdbWriter, Snapshot, WriteOptions};
+use moonkv_persistence::rdb::{
+    Entry, LoadError, LoadedKey, RdbReader, RdbWriter, Snapshot, WriteOptions,
+};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -28,6 +30,8 @@ struct Image<'a> {
     dbs: &'a [Db],
     functions: &'a [Bytes],
     options: WriteOptions,
+    /// `rdb-key-save-delay`, the debugging pause per key.
+    key_delay: i64,
 }
 
 pub(super) fn write_options(state: &ServerState) -> WriteOptions {
@@ -83,12 +87,9 @@ pub(super) fn write_dataset<W: Write>(
                     "the save was abandoned",
                 ));
             }
-            let expire_at = db.expire_time(key);
-            // A key already past its expiry is as good as gone; loading would drop it.
-            if expire_at.is_some_and(|at| at <= now_ms) {
-                continue;
-            }
-            rdb.key(key, value, expire_at)?;
+            // A key past its expiry is written too, as Redis does: a primary that loads the
+            // file drops it (and counts it), a replica keeps it until its primary expires it.
+            rdb.key(key, value, db.expire_time(key))?;
             progress.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -126,7 +127,12 @@ fn write_file(
         image.functions,
         image.options,
         false,
-        &|| !cancelled(),
+        &|| {
+            if image.key_delay != 0 {
+                super::loading::debug_delay(image.key_delay);
+            }
+            !cancelled()
+        },
         progress,
     )
     .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
@@ -176,6 +182,7 @@ pub fn save(state: &mut ServerState) -> io::Result<()> {
         dbs: &state.dbs,
         functions: &functions,
         options: write_options(state),
+        key_delay: state.config.get_i64("rdb-key-save-delay"),
     };
     let target = state.config.get("dbfilename").to_string();
     let temp = format!("temp-{}.rdb", std::process::id());
@@ -236,6 +243,7 @@ pub fn start_background_save(state: &mut ServerState) -> Result<(), String> {
         ),
     );
     let options = write_options(state);
+    let key_delay = state.config.get_i64("rdb-key-save-delay");
     let target = state.config.get("dbfilename").to_string();
     let temp = format!("temp-{}-bgsave.rdb", std::process::id());
     let keys_written = Arc::new(AtomicUsize::new(0));
@@ -246,6 +254,7 @@ pub fn start_background_save(state: &mut ServerState) -> Result<(), String> {
             dbs: &dbs,
             functions: &functions,
             options,
+            key_delay,
         };
         // The copy is freed on this thread, off the serving ones.
         write_file(&target, &temp, &image, Some(cancel), &progress)
@@ -317,6 +326,10 @@ pub enum Install {
 pub struct Loaded {
     pub keys: u64,
     pub expired: u64,
+    /// Keys of empty collections, not loaded.
+    pub empty_skipped: u64,
+    /// Length of the snapshot in the data read (commands may follow it in an AOF).
+    pub bytes: u64,
 }
 
 /// Puts a snapshot's libraries and keys into the server. Keys already expired are dropped
@@ -328,10 +341,7 @@ pub fn install(
     now_ms: i64,
 ) -> Result<Loaded, String> {
     if let Some(k) = snapshot.keys.iter().find(|k| k.db >= state.dbs.len()) {
-        return Err(format!(
-            "FATAL: Data file was created with a Redis server configured to handle more than {} databases. Exiting\n",
-            k.db
-        ));
+        return Err(too_many_databases(k.db));
     }
     match how {
         Install::Replace => {
@@ -355,29 +365,129 @@ pub fn install(
             }
         }
     }
-    let scripting = &mut state.scripting;
-    if let Some(vm) = scripting.functions_vm.as_mut() {
-        for code in snapshot.functions {
-            scripting
-                .libraries
-                .load(vm, Bytes::from(code), how == Install::Merge)
-                .map_err(|e| format!("Failed loading library, {}", e))?;
-        }
+    for code in snapshot.functions {
+        install_library(state, code, how == Install::Merge)?;
     }
     let mut loaded = Loaded::default();
     for key in snapshot.keys {
-        if key.expire_at.is_some_and(|at| at <= now_ms) {
-            loaded.expired += 1;
-            continue;
-        }
-        let db = &mut state.dbs[key.db];
-        db.set(&key.key, key.value, false);
-        if let Some(at) = key.expire_at {
-            db.set_expire(&key.key, at, now_ms);
-        }
-        loaded.keys += 1;
+        install_key(state, key, now_ms, &mut loaded);
     }
     Ok(loaded)
+}
+
+fn install_library(state: &mut ServerState, code: Vec<u8>, replace: bool) -> Result<(), String> {
+    let scripting = &mut state.scripting;
+    if let Some(vm) = scripting.functions_vm.as_mut() {
+        scripting
+            .libraries
+            .load(vm, Bytes::from(code), replace)
+            .map_err(|e| format!("Failed loading library, {}", e))?;
+    }
+    Ok(())
+}
+
+/// Puts one loaded key into its database (the caller checked the database exists), or
+/// drops it when it has already expired.
+fn install_key(state: &mut ServerState, key: LoadedKey, now_ms: i64, loaded: &mut Loaded) {
+    if key.expire_at.is_some_and(|at| at <= now_ms) {
+        loaded.expired += 1;
+        return;
+    }
+    let db = &mut state.dbs[key.db];
+    db.set(&key.key, key.value, false);
+    if let Some(at) = key.expire_at {
+        db.set_expire(&key.key, at, now_ms);
+    }
+    loaded.keys += 1;
+}
+
+fn too_many_databases(db: usize) -> String {
+    format!(
+        "FATAL: Data file was created with a Redis server configured to handle more than {} databases. Exiting\n",
+        db
+    )
+}
+
+/// Replaces everything the server holds with an RDB file's contents, reading it key by key
+/// (a start-up load serves the clients waiting as it goes, see [`super::loading`]). On
+/// failure the reason was logged as Redis logs it, and the server holds what was loaded so
+/// far: the caller stops the server.
+pub fn load_rdb(state: &mut ServerState, data: &[u8]) -> Result<Loaded, ()> {
+    let now_ms = crate::time::unix_ms();
+    for db in state.dbs.iter_mut() {
+        drop(db.flush(now_ms));
+    }
+    state.scripting.flush_functions();
+    let mut reader = match RdbReader::new(data, state.settings.load_limits()) {
+        Ok(reader) => reader,
+        Err(e) => {
+            log_read_failure(&e, 0);
+            return Err(());
+        }
+    };
+    if !state.config.get_bool("rdbchecksum") || state.settings.skip_checksum_validation {
+        reader.skip_checksum();
+    }
+    let key_delay = state.config.get_i64("key-load-delay");
+    let mut loaded = Loaded::default();
+    loop {
+        let entry = match reader.next_entry() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            Err(e) => {
+                log_read_failure(&e, reader.bytes_read());
+                return Err(());
+            }
+        };
+        match entry {
+            Entry::Aux { key, value } => log_aux_field(&key, &value),
+            Entry::Function(code) => {
+                if let Err(e) = install_library(state, code, false) {
+                    crate::log::warning(&e);
+                    return Err(());
+                }
+            }
+            Entry::Key(key) => {
+                if key.db >= state.dbs.len() {
+                    crate::log::warning(&too_many_databases(key.db));
+                    return Err(());
+                }
+                install_key(state, key, now_ms, &mut loaded);
+                if key_delay != 0 {
+                    super::loading::debug_delay(key_delay);
+                }
+            }
+            Entry::EmptyKey { key, .. } => {
+                if loaded.empty_skipped < 10 {
+                    crate::log::warning(&format!(
+                        "rdbLoadObject skipping empty key: {}",
+                        String::from_utf8_lossy(&key)
+                    ));
+                }
+                loaded.empty_skipped += 1;
+            }
+            Entry::SelectDb(_) | Entry::ResizeDb { .. } => {}
+        }
+        super::loading::progress(state, reader.bytes_read());
+    }
+    loaded.bytes = reader.bytes_read();
+    Ok(loaded)
+}
+
+/// Redis's log lines for an RDB file it cannot load, `offset` bytes in.
+fn log_read_failure(error: &LoadError, offset: u64) {
+    crate::log::warning(&load_error_text(error));
+    let reason = match error {
+        LoadError::BadChecksum { .. } => "RDB CRC error",
+        LoadError::Truncated => "Unexpected EOF reading RDB file",
+        LoadError::Corrupt(why) => why.as_str(),
+        _ => return,
+    };
+    crate::log::warning(&format!(
+        "Internal error in RDB reading offset {} -> {}",
+        offset, reason
+    ));
+    crate::log::warning("Terminating server after rdb file reading failure.");
 }
 
 /// Loads `dbfilename` at start-up, as Redis does, logging what it loaded. Ok when the file
@@ -396,62 +506,49 @@ pub fn load_at_startup(state: &mut ServerState) -> Result<(), ()> {
             return Err(());
         }
     };
-    let snapshot =
-        match moonkv_persistence::rdb::read_snapshot(&data, &state.settings.load_limits()) {
-            Ok(snapshot) => snapshot,
-            Err(e) => {
-                crate::log::warning(&load_error_text(&e));
-                return Err(());
-            }
-        };
-    log_aux_fields(&snapshot);
-    let now_ms = crate::time::unix_ms();
-    match install(state, snapshot, Install::Replace, now_ms) {
-        Ok(loaded) => {
-            crate::log::notice(&format!(
-                "Done loading RDB, keys loaded: {}, keys expired: {}.",
-                loaded.keys, loaded.expired
-            ));
-            crate::log::notice(&format!(
-                "DB loaded from disk: {:.3} seconds",
-                started.elapsed().as_secs_f64()
-            ));
-            state.persistence.last_load_keys_loaded = loaded.keys;
-            state.persistence.last_load_keys_expired = loaded.expired;
-            state.persistence.dirty_at_last_save = state.dirty();
-            Ok(())
-        }
-        Err(e) => {
-            crate::log::warning(&e);
-            Err(())
-        }
-    }
+    super::loading::file_started(state, data.len() as u64);
+    let loaded = load_rdb(state, &data)?;
+    crate::log::notice(&if loaded.empty_skipped > 0 {
+        format!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
+            loaded.keys, loaded.expired, loaded.empty_skipped
+        )
+    } else {
+        format!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}.",
+            loaded.keys, loaded.expired
+        )
+    });
+    crate::log::notice(&format!(
+        "DB loaded from disk: {:.3} seconds",
+        started.elapsed().as_secs_f64()
+    ));
+    state.persistence.last_load_keys_loaded = loaded.keys;
+    state.persistence.last_load_keys_expired = loaded.expired;
+    state.persistence.dirty_at_last_save = state.dirty();
+    Ok(())
 }
 
-/// The lines Redis logs about a snapshot's origin before loading it.
-fn log_aux_fields(snapshot: &Snapshot) {
-    for (key, value) in &snapshot.aux {
-        let value = String::from_utf8_lossy(value);
-        match key.as_slice() {
-            b"redis-ver" => {
-                crate::log::notice(&format!("Loading RDB produced by version {}", value))
+/// The line Redis logs about an aux field of a snapshot it loads (the file's origin).
+fn log_aux_field(key: &[u8], value: &[u8]) {
+    let value = String::from_utf8_lossy(value);
+    match key {
+        b"redis-ver" => crate::log::notice(&format!("Loading RDB produced by version {}", value)),
+        b"ctime" => {
+            if let Ok(ctime) = value.parse::<i64>() {
+                let age = (crate::time::unix_ms() / 1000 - ctime).max(0);
+                crate::log::notice(&format!("RDB age {} seconds", age));
             }
-            b"ctime" => {
-                if let Ok(ctime) = value.parse::<i64>() {
-                    let age = (crate::time::unix_ms() / 1000 - ctime).max(0);
-                    crate::log::notice(&format!("RDB age {} seconds", age));
-                }
-            }
-            b"used-mem" => {
-                if let Ok(bytes) = value.parse::<u64>() {
-                    crate::log::notice(&format!(
-                        "RDB memory usage when created {:.2} Mb",
-                        bytes as f64 / (1024.0 * 1024.0)
-                    ));
-                }
-            }
-            _ => {}
         }
+        b"used-mem" => {
+            if let Ok(bytes) = value.parse::<u64>() {
+                crate::log::notice(&format!(
+                    "RDB memory usage when created {:.2} Mb",
+                    bytes as f64 / (1024.0 * 1024.0)
+                ));
+            }
+        }
+        _ => {}
     }
 }
 

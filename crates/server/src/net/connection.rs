@@ -213,6 +213,10 @@ struct Connection {
     out: Vec<u8>,
     args: Vec<bytes::Bytes>,
     limits: ConnLimits,
+    /// Under `appendfsync always`: the fsync covering this batch's writes to the append-only
+    /// file, which the replies wait for (after the lock is released, so one fsync serves
+    /// the batches of many clients).
+    durable: Option<crate::persist::aof::Durable>,
 }
 
 impl Connection {
@@ -330,8 +334,9 @@ impl Connection {
             }
             state.stats.total_net_output_bytes += (self.out.len() - out_before) as u64;
             commands::publish_client_state(&mut state, &client);
-            // The effects of this batch reach the append-only file before its replies leave.
-            crate::persist::aof::write_pending(&mut state);
+            // The effects of this batch reach the append-only file before its replies leave
+            // (and, under `appendfsync always`, the disk: `flush` waits for that).
+            self.durable = crate::persist::aof::write_pending_for_replies(&mut state);
             self.limits = ConnLimits::from(&state.settings);
             if state.shutdown_requested {
                 drop(state);
@@ -364,6 +369,9 @@ impl Connection {
 
     /// Writes the pending replies. False if the peer is gone.
     async fn flush(&mut self) -> bool {
+        if let Some(durable) = self.durable.take() {
+            durable.wait().await;
+        }
         if self.out.is_empty() {
             return true;
         }
@@ -485,6 +493,7 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
         out: Vec::with_capacity(READ_CHUNK),
         args: Vec::with_capacity(8),
         limits,
+        durable: None,
     };
     let mut bytes_read = 0;
     'conn: loop {

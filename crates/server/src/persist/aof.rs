@@ -62,6 +62,8 @@ struct OpenAof {
     /// The last write error, while writes keep failing (MISCONF).
     write_error: Option<String>,
     fsyncer: Fsyncer,
+    /// The group-commit thread of `appendfsync always` (see [`write_pending_for_replies`]).
+    committer: mpsc::Sender<(File, tokio::sync::oneshot::Sender<()>)>,
 }
 
 /// A thread that fsyncs the file for `appendfsync everysec`, so the serving threads never
@@ -205,52 +207,131 @@ fn manifest_name(prefix: &str) -> String {
 /// the server cannot keep its promise and exits, as Redis does.
 pub fn write_pending(state: &mut ServerState) {
     let policy = fsync_policy(state);
+    write_buffer(state, policy);
+    let Some(open) = state.aof.open.as_mut() else {
+        return;
+    };
+    if policy == FsyncPolicy::Always && open.unsynced {
+        if let Err(e) = open.file.sync_data() {
+            exit_on_fsync_error(&e);
+        }
+        open.unsynced = false;
+        open.last_fsync = Instant::now();
+    }
+}
+
+/// [`write_pending`] for a connection's batch: under `appendfsync always` the fsync is left
+/// to the group-commit thread, and the connection waits for the returned [`Durable`] after
+/// releasing the lock, before its replies leave. Redis fsyncs once per event-loop turn for
+/// every client served in it; this is the same group commit.
+pub fn write_pending_for_replies(state: &mut ServerState) -> Option<Durable> {
+    let policy = fsync_policy(state);
+    if policy != FsyncPolicy::Always {
+        write_buffer(state, policy);
+        return None;
+    }
+    write_buffer(state, policy);
+    let open = state.aof.open.as_mut()?;
+    if !open.unsynced {
+        return None;
+    }
+    let (done, durable) = tokio::sync::oneshot::channel();
+    let sent = open
+        .file
+        .try_clone()
+        .ok()
+        .and_then(|file| open.committer.send((file, done)).ok());
+    if sent.is_none() {
+        // No commit thread to hand it to: fsync here, as the other paths do.
+        write_pending(state);
+        return None;
+    }
+    open.unsynced = false;
+    open.last_fsync = Instant::now();
+    Some(Durable(durable))
+}
+
+/// The fsync of a batch's writes, handed to the group-commit thread.
+pub struct Durable(tokio::sync::oneshot::Receiver<()>);
+
+impl Durable {
+    /// Waits until the writes are on disk.
+    pub async fn wait(self) {
+        // The thread exits the process rather than report a failed fsync; a dropped sender
+        // means the AOF was turned off, after an fsync of everything written.
+        let _ = self.0.await;
+    }
+}
+
+fn exit_on_fsync_error(e: &io::Error) -> ! {
+    crate::log::warning(&format!(
+        "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...",
+        super::strerror(e)
+    ));
+    std::process::exit(1);
+}
+
+/// The group-commit thread of `appendfsync always`: takes every batch waiting, fsyncs once
+/// (the most recent handle: when a rewrite switched files, the older file was fsynced at
+/// the switch, under the lock), then lets all those batches' replies go.
+fn start_committer() -> io::Result<mpsc::Sender<(File, tokio::sync::oneshot::Sender<()>)>> {
+    let (requests, incoming) = mpsc::channel::<(File, tokio::sync::oneshot::Sender<()>)>();
+    std::thread::Builder::new()
+        .name("moonkv-aof-commit".into())
+        .spawn(move || {
+            while let Ok(first) = incoming.recv() {
+                let mut batch = vec![first];
+                batch.extend(incoming.try_iter());
+                let (file, _) = batch.last().expect("the batch has its first request");
+                if let Err(e) = file.sync_data() {
+                    exit_on_fsync_error(&e);
+                }
+                for (_, done) in batch {
+                    let _ = done.send(());
+                }
+            }
+        })?;
+    Ok(requests)
+}
+
+/// Writes the buffer to the file (no fsync).
+fn write_buffer(state: &mut ServerState, policy: FsyncPolicy) {
     let flush_sleep = state.aof.flush_sleep_us;
     let Some(open) = state.aof.open.as_mut() else {
         return;
     };
-    if !open.buffer.is_empty() {
-        if flush_sleep > 0 {
-            std::thread::sleep(Duration::from_micros(flush_sleep));
-        }
-        let size_before = open.current_size;
-        match open.file.write_all(&open.buffer) {
-            Ok(()) => {
-                open.current_size += open.buffer.len() as u64;
-                open.buffer.clear();
-                open.unsynced = true;
-                if open.write_error.take().is_some() {
-                    crate::log::warning("AOF write error looks solved, Redis can write again.");
-                }
-            }
-            Err(e) => {
-                let reason = super::strerror(&e);
-                if policy == FsyncPolicy::Always {
-                    crate::log::warning(&format!(
-                        "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting... ({})",
-                        reason
-                    ));
-                    std::process::exit(1);
-                }
-                if open.write_error.is_none() {
-                    crate::log::warning(&format!("Error writing to the AOF file: {}", reason));
-                }
-                // A partial write is cut off again, so the retry does not duplicate it.
-                let _ = open.file.set_len(size_before);
-                open.write_error = Some(reason);
-            }
-        }
+    if open.buffer.is_empty() {
+        return;
     }
-    if policy == FsyncPolicy::Always && open.unsynced {
-        if let Err(e) = open.file.sync_data() {
-            crate::log::warning(&format!(
-                "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...",
-                super::strerror(&e)
-            ));
-            std::process::exit(1);
+    if flush_sleep > 0 {
+        std::thread::sleep(Duration::from_micros(flush_sleep));
+    }
+    let size_before = open.current_size;
+    match open.file.write_all(&open.buffer) {
+        Ok(()) => {
+            open.current_size += open.buffer.len() as u64;
+            open.buffer.clear();
+            open.unsynced = true;
+            if open.write_error.take().is_some() {
+                crate::log::warning("AOF write error looks solved, Redis can write again.");
+            }
         }
-        open.unsynced = false;
-        open.last_fsync = Instant::now();
+        Err(e) => {
+            let reason = super::strerror(&e);
+            if policy == FsyncPolicy::Always {
+                crate::log::warning(&format!(
+                    "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting... ({})",
+                    reason
+                ));
+                std::process::exit(1);
+            }
+            if open.write_error.is_none() {
+                crate::log::warning(&format!("Error writing to the AOF file: {}", reason));
+            }
+            // A partial write is cut off again, so the retry does not duplicate it.
+            let _ = open.file.set_len(size_before);
+            open.write_error = Some(reason);
+        }
     }
 }
 
@@ -642,6 +723,7 @@ pub fn turn_on(state: &mut ServerState) -> Result<(), String> {
     let incr = manifest.new_incr(&prefix);
     let file = open_for_append(&dir.join(&incr.name)).map_err(|e| super::strerror(&e))?;
     let fsyncer = Fsyncer::start().map_err(|e| super::strerror(&e))?;
+    let committer = start_committer().map_err(|e| super::strerror(&e))?;
     state.aof.open = Some(OpenAof {
         dir,
         prefix,
@@ -657,6 +739,7 @@ pub fn turn_on(state: &mut ServerState) -> Result<(), String> {
         last_fsync: Instant::now(),
         write_error: None,
         fsyncer,
+        committer,
     });
     crate::notify::apply_to_dbs(state);
     stop_rewrite(state);
@@ -1060,6 +1143,8 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
         .sum();
     let fsyncer =
         Fsyncer::start().map_err(|e| fail(format!("Can't start the AOF fsync thread: {}", e)))?;
+    let committer =
+        start_committer().map_err(|e| fail(format!("Can't start the AOF fsync thread: {}", e)))?;
     state.aof.open = Some(OpenAof {
         dir,
         prefix,
@@ -1075,6 +1160,7 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
         last_fsync: Instant::now(),
         write_error: None,
         fsyncer,
+        committer,
     });
     crate::notify::apply_to_dbs(state);
     Ok(())

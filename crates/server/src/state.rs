@@ -48,8 +48,6 @@ pub struct Settings {
     pub min_replicas_to_write: usize,
     /// `aof-timestamp-enabled`.
     pub aof_timestamps: bool,
-    /// DEBUG SET-SKIP-CHECKSUM-VALIDATION: RESTORE and loading ignore CRC-64 checksums.
-    pub skip_checksum_validation: bool,
 }
 
 impl Settings {
@@ -101,7 +99,6 @@ impl Settings {
             script_kill_undo: c.get_bool("script-kill-undo"),
             min_replicas_to_write: c.get_i64("min-replicas-to-write").max(0) as usize,
             aof_timestamps: c.get_bool("aof-timestamp-enabled"),
-            skip_checksum_validation: false,
         }
     }
 }
@@ -178,6 +175,8 @@ pub struct ServerState {
     pub monitors: HashSet<u64>,
     pub started: Instant,
     pub active_expire_enabled: bool,
+    /// DEBUG SET-SKIP-CHECKSUM-VALIDATION: RESTORE and loading ignore CRC-64 checksums.
+    pub skip_checksum_validation: bool,
     pub rng: SmallRng,
     pub next_client_id: u64,
     /// Saves to disk: when, how they went, the background save under way.
@@ -225,6 +224,7 @@ impl ServerState {
             monitors: HashSet::new(),
             started: Instant::now(),
             active_expire_enabled: true,
+            skip_checksum_validation: false,
             rng: SmallRng::from_entropy(),
             blocked: Default::default(),
             lazyfree: crate::lazyfree::LazyFree::start(),
@@ -257,10 +257,7 @@ impl ServerState {
 
     /// Re-reads the hot-path settings after CONFIG SET.
     pub fn refresh_settings(&mut self) {
-        // DEBUG's switch is no configuration directive: it survives the re-read.
-        let skip_checksum_validation = self.settings.skip_checksum_validation;
         self.settings = Settings::from_config(&self.config);
-        self.settings.skip_checksum_validation = skip_checksum_validation;
         crate::notify::apply_to_dbs(self);
         self.apply_lazyfree_to_dbs();
     }

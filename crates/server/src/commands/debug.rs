@@ -40,7 +40,7 @@ fn debug(ctx: &mut Ctx) {
             }
         }
         "set-skip-checksum-validation" if ctx.args.len() == 3 => {
-            ctx.state.settings.skip_checksum_validation = ctx.arg(2) != b"0";
+            ctx.state.skip_checksum_validation = ctx.arg(2) != b"0";
             ctx.ok();
         }
         "set-disable-deny-scripts" if ctx.args.len() == 3 => {

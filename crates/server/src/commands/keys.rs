@@ -551,7 +551,7 @@ fn restore(ctx: &mut Ctx) {
     let value = match moonkv_persistence::rdb::restore_value(
         &args[3],
         &ctx.state.settings.load_limits(),
-        !ctx.state.settings.skip_checksum_validation,
+        !ctx.state.skip_checksum_validation,
     ) {
         Ok(v) => v,
         Err(moonkv_persistence::rdb::RestoreError::VersionOrChecksum) => {

@@ -425,7 +425,7 @@ pub fn load_rdb(state: &mut ServerState, data: &[u8]) -> Result<Loaded, ()> {
             return Err(());
         }
     };
-    if !state.config.get_bool("rdbchecksum") || state.settings.skip_checksum_validation {
+    if !state.config.get_bool("rdbchecksum") || state.skip_checksum_validation {
         reader.skip_checksum();
     }
     let key_delay = state.config.get_i64("key-load-delay");

@@ -62,33 +62,57 @@ struct OpenAof {
     /// The last write error, while writes keep failing (MISCONF).
     write_error: Option<String>,
     fsyncer: Fsyncer,
-    /// The group-commit thread of `appendfsync always` (see [`write_pending_for_replies`]).
-    committer: mpsc::Sender<(File, tokio::sync::oneshot::Sender<()>)>,
 }
 
-/// A thread that fsyncs the file for `appendfsync everysec`, so the serving threads never
-/// wait on the disk.
+/// The thread that fsyncs the file off the serving threads: once a second under `everysec`
+/// (asked by the cron), and for the batches of clients waiting under `always`. It takes
+/// every request waiting and fsyncs once, with the newest handle (when a rewrite switched
+/// files, the older file was fsynced at the switch, under the lock): a group commit, as
+/// Redis's single fsync per event-loop turn for every client served in it.
 struct Fsyncer {
-    jobs: mpsc::Sender<File>,
+    jobs: mpsc::Sender<FsyncJob>,
+    /// `everysec` fsyncs queued or under way (a slow disk delays the next one).
     pending: Arc<AtomicUsize>,
+}
+
+struct FsyncJob {
+    file: File,
+    /// Under `always`: the batch whose replies wait for this fsync. A failed fsync then ends
+    /// the server, as in Redis; under `everysec` it is logged.
+    done: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Fsyncer {
     fn start() -> io::Result<Fsyncer> {
-        let (jobs, incoming) = mpsc::channel::<File>();
+        let (jobs, incoming) = mpsc::channel::<FsyncJob>();
         let pending = Arc::new(AtomicUsize::new(0));
         let counter = pending.clone();
         std::thread::Builder::new()
             .name("moonkv-aof-fsync".into())
             .spawn(move || {
-                for file in incoming {
-                    if let Err(e) = file.sync_data() {
+                while let Ok(first) = incoming.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(incoming.try_iter());
+                    let Some(newest) = batch.last() else { continue };
+                    if let Err(e) = newest.file.sync_data() {
+                        if batch.iter().any(|job| job.done.is_some()) {
+                            exit_on_fsync_error(&e);
+                        }
                         crate::log::warning(&format!(
                             "Error syncing the AOF file: {}",
                             super::strerror(&e)
                         ));
                     }
-                    counter.fetch_sub(1, Ordering::Relaxed);
+                    for job in batch {
+                        match job.done {
+                            Some(done) => {
+                                let _ = done.send(());
+                            }
+                            None => {
+                                counter.fetch_sub(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
                 }
             })?;
         Ok(Fsyncer { jobs, pending })
@@ -221,28 +245,25 @@ pub fn write_pending(state: &mut ServerState) {
 }
 
 /// [`write_pending`] for a connection's batch: under `appendfsync always` the fsync is left
-/// to the group-commit thread, and the connection waits for the returned [`Durable`] after
-/// releasing the lock, before its replies leave. Redis fsyncs once per event-loop turn for
-/// every client served in it; this is the same group commit.
+/// to the fsync thread (see [`Fsyncer`]), and the connection waits for the returned
+/// [`Durable`] after releasing the lock, before its replies leave.
 pub fn write_pending_for_replies(state: &mut ServerState) -> Option<Durable> {
     let policy = fsync_policy(state);
-    if policy != FsyncPolicy::Always {
-        write_buffer(state, policy);
-        return None;
-    }
     write_buffer(state, policy);
     let open = state.aof.open.as_mut()?;
-    if !open.unsynced {
+    if policy != FsyncPolicy::Always || !open.unsynced {
         return None;
     }
     let (done, durable) = tokio::sync::oneshot::channel();
-    let sent = open
-        .file
-        .try_clone()
-        .ok()
-        .and_then(|file| open.committer.send((file, done)).ok());
+    let sent = open.file.try_clone().ok().and_then(|file| {
+        let job = FsyncJob {
+            file,
+            done: Some(done),
+        };
+        open.fsyncer.jobs.send(job).ok()
+    });
     if sent.is_none() {
-        // No commit thread to hand it to: fsync here, as the other paths do.
+        // No fsync thread to hand it to: fsync here, as the other paths do.
         write_pending(state);
         return None;
     }
@@ -251,7 +272,7 @@ pub fn write_pending_for_replies(state: &mut ServerState) -> Option<Durable> {
     Some(Durable(durable))
 }
 
-/// The fsync of a batch's writes, handed to the group-commit thread.
+/// The fsync of a batch's writes, handed to the fsync thread.
 pub struct Durable(tokio::sync::oneshot::Receiver<()>);
 
 impl Durable {
@@ -269,29 +290,6 @@ fn exit_on_fsync_error(e: &io::Error) -> ! {
         super::strerror(e)
     ));
     std::process::exit(1);
-}
-
-/// The group-commit thread of `appendfsync always`: takes every batch waiting, fsyncs once
-/// (the most recent handle: when a rewrite switched files, the older file was fsynced at
-/// the switch, under the lock), then lets all those batches' replies go.
-fn start_committer() -> io::Result<mpsc::Sender<(File, tokio::sync::oneshot::Sender<()>)>> {
-    let (requests, incoming) = mpsc::channel::<(File, tokio::sync::oneshot::Sender<()>)>();
-    std::thread::Builder::new()
-        .name("moonkv-aof-commit".into())
-        .spawn(move || {
-            while let Ok(first) = incoming.recv() {
-                let mut batch = vec![first];
-                batch.extend(incoming.try_iter());
-                let (file, _) = batch.last().expect("the batch has its first request");
-                if let Err(e) = file.sync_data() {
-                    exit_on_fsync_error(&e);
-                }
-                for (_, done) in batch {
-                    let _ = done.send(());
-                }
-            }
-        })?;
-    Ok(requests)
 }
 
 /// Writes the buffer to the file (no fsync).
@@ -345,9 +343,14 @@ pub fn cron(state: &mut ServerState) {
                 if open.fsyncer.pending.load(Ordering::Relaxed) > 0 {
                     // The disk is slow: wait for the fsync under way rather than queue more.
                     state.aof.delayed_fsyncs += 1;
-                } else if let Ok(clone) = open.file.try_clone() {
+                } else if let Ok(file) = open.file.try_clone() {
                     open.fsyncer.pending.fetch_add(1, Ordering::Relaxed);
-                    if open.fsyncer.jobs.send(clone).is_ok() {
+                    if open
+                        .fsyncer
+                        .jobs
+                        .send(FsyncJob { file, done: None })
+                        .is_ok()
+                    {
                         open.unsynced = false;
                         open.last_fsync = Instant::now();
                     } else {
@@ -723,7 +726,6 @@ pub fn turn_on(state: &mut ServerState) -> Result<(), String> {
     let incr = manifest.new_incr(&prefix);
     let file = open_for_append(&dir.join(&incr.name)).map_err(|e| super::strerror(&e))?;
     let fsyncer = Fsyncer::start().map_err(|e| super::strerror(&e))?;
-    let committer = start_committer().map_err(|e| super::strerror(&e))?;
     state.aof.open = Some(OpenAof {
         dir,
         prefix,
@@ -739,7 +741,6 @@ pub fn turn_on(state: &mut ServerState) -> Result<(), String> {
         last_fsync: Instant::now(),
         write_error: None,
         fsyncer,
-        committer,
     });
     crate::notify::apply_to_dbs(state);
     stop_rewrite(state);
@@ -1143,8 +1144,6 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
         .sum();
     let fsyncer =
         Fsyncer::start().map_err(|e| fail(format!("Can't start the AOF fsync thread: {}", e)))?;
-    let committer =
-        start_committer().map_err(|e| fail(format!("Can't start the AOF fsync thread: {}", e)))?;
     state.aof.open = Some(OpenAof {
         dir,
         prefix,
@@ -1160,7 +1159,6 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
         last_fsync: Instant::now(),
         write_error: None,
         fsyncer,
-        committer,
     });
     crate::notify::apply_to_dbs(state);
     Ok(())

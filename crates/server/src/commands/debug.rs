@@ -174,11 +174,7 @@ fn restore_dirty_counters(ctx: &mut Ctx, (dbs, server): (Vec<u64>, u64)) {
 fn loadaof(ctx: &mut Ctx) {
     let dirty = dirty_counters(ctx);
     crate::persist::aof::flush_and_sync(ctx.state);
-    let now = ctx.now_ms;
-    for db in ctx.state.dbs.iter_mut() {
-        drop(db.flush(now));
-    }
-    ctx.state.scripting.flush_functions();
+    crate::persist::snapshot::empty_dataset(ctx.state, ctx.now_ms);
     // Clients are answered -LOADING meanwhile, as at start-up.
     crate::persist::loading::start(ctx.state);
     let loaded = crate::persist::aof::load(ctx.state);

@@ -20,6 +20,8 @@ pub struct Loading {
     pub loaded_bytes: u64,
     /// `loaded_bytes` at which the waiting clients are served next.
     serve_at: u64,
+    /// `loading-process-events-interval-bytes`, read once for the load.
+    serve_every: u64,
 }
 
 impl Loading {
@@ -50,6 +52,10 @@ pub fn start(state: &mut ServerState) {
         done_bytes: 0,
         loaded_bytes: 0,
         serve_at: 0,
+        serve_every: state
+            .config
+            .get_i64("loading-process-events-interval-bytes")
+            .max(1) as u64,
     });
     for db in state.dbs.iter_mut() {
         db.pause_expiry(true);
@@ -64,10 +70,6 @@ pub fn start(state: &mut ServerState) {
 /// another `loading-process-events-interval-bytes` have gone by. Nothing when not loading
 /// (DEBUG RELOAD loads under the lock as one command).
 pub fn progress(state: &mut ServerState, offset: u64) {
-    let interval = state
-        .config
-        .get_i64("loading-process-events-interval-bytes")
-        .max(1) as u64;
     let Some(loading) = state.persistence.loading.as_mut() else {
         return;
     };
@@ -75,7 +77,7 @@ pub fn progress(state: &mut ServerState, offset: u64) {
     if loading.loaded_bytes < loading.serve_at {
         return;
     }
-    loading.serve_at = loading.loaded_bytes + interval;
+    loading.serve_at = loading.loaded_bytes + loading.serve_every;
     let desk = state.desk.clone();
     desk.serve(state);
 }

@@ -345,10 +345,7 @@ pub fn install(
     }
     match how {
         Install::Replace => {
-            for db in state.dbs.iter_mut() {
-                drop(db.flush(now_ms));
-            }
-            state.scripting.flush_functions();
+            empty_dataset(state, now_ms);
         }
         Install::Merge => {}
         Install::AddOnly => {
@@ -373,6 +370,14 @@ pub fn install(
         install_key(state, key, now_ms, &mut loaded);
     }
     Ok(loaded)
+}
+
+/// Drops every key and function library, before a load replaces them.
+pub fn empty_dataset(state: &mut ServerState, now_ms: i64) {
+    for db in state.dbs.iter_mut() {
+        drop(db.flush(now_ms));
+    }
+    state.scripting.flush_functions();
 }
 
 fn install_library(state: &mut ServerState, code: Vec<u8>, replace: bool) -> Result<(), String> {
@@ -414,10 +419,7 @@ fn too_many_databases(db: usize) -> String {
 /// far: the caller stops the server.
 pub fn load_rdb(state: &mut ServerState, data: &[u8]) -> Result<Loaded, ()> {
     let now_ms = crate::time::unix_ms();
-    for db in state.dbs.iter_mut() {
-        drop(db.flush(now_ms));
-    }
-    state.scripting.flush_functions();
+    empty_dataset(state, now_ms);
     let mut reader = match RdbReader::new(data, state.settings.load_limits()) {
         Ok(reader) => reader,
         Err(e) => {

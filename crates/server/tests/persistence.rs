@@ -816,10 +816,7 @@ fn clients_get_loading_while_the_dataset_loads() {
         let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
     }
     // 3000 keys at 1 ms each: about three seconds of loading.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_moonkv-server"))
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--key-load-delay", "1000"])

@@ -32,7 +32,8 @@ pub fn scratch_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on (for a server a test starts by hand).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind an ephemeral port")
         .local_addr()

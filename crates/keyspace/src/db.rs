@@ -4,6 +4,7 @@
 //! Every call takes `now` (Unix milliseconds) from the caller instead of reading the clock, so a
 //! script or a transaction can run against one frozen instant, as in Redis.
 
+use crate::capture::{Capture, CapturedKey};
 use crate::dict::{Dict, Key};
 use crate::journal::{Completeness, Journal, ValueBefore};
 use crate::value::Value;
@@ -73,6 +74,9 @@ pub struct Db {
     /// While the dataset loads, nothing expires: a command read from the append-only file
     /// must see the key as the server that wrote it did (Redis's keyIsExpired while loading).
     expiry_paused: bool,
+    /// While a background save walks this database, the state its keys had when it started
+    /// (see [`Capture`]).
+    capture: Option<Box<Capture>>,
 }
 
 impl Db {
@@ -148,6 +152,7 @@ impl Db {
     /// once it actually changed the value.
     pub fn get_mut(&mut self, key: &[u8], now: i64) -> Option<&mut Value> {
         self.expire_if_needed(key, now);
+        self.capture_key(key);
         let Some(completeness) = self.journaling else {
             return self.entries.get_mut(key);
         };
@@ -178,6 +183,7 @@ impl Db {
 
     /// Stores a value, replacing any old one. The old TTL is dropped unless `keep_ttl`.
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        self.capture_key(key);
         let wanted = self.journal_wants(key);
         let expiry = if wanted && !self.expires.is_empty() {
             self.expires.get(key).copied()
@@ -212,6 +218,7 @@ impl Db {
         make: impl FnOnce() -> Value,
     ) -> &mut Value {
         self.expire_if_needed(key, now);
+        self.capture_key(key);
         self.journal_key(key);
         if self.events.track_new && !self.entries.contains_key(key) {
             self.events.pending.push(("new", key.to_vec()));
@@ -222,6 +229,7 @@ impl Db {
     /// Deletes a key. Returns the value if it existed (and had not expired).
     pub fn remove(&mut self, key: &[u8], now: i64) -> Option<Value> {
         self.expire_if_needed(key, now);
+        self.capture_key(key);
         // The caller keeps the removed value (GETDEL, RENAME), so the journal copies it.
         self.journal_key(key);
         let removed = self.remove_entry(key);
@@ -240,6 +248,7 @@ impl Db {
 
     /// Removes an expired key, deferring the value's freeing if so configured.
     fn remove_expired(&mut self, key: &[u8]) {
+        self.capture_key(key);
         let expiry = self.journal_expiry(key);
         if let Some(value) = self.remove_entry(key) {
             if self.journal_wants(key) {
@@ -366,6 +375,7 @@ impl Db {
         if !self.entries.contains_key(key) {
             return false;
         }
+        self.capture_key(key);
         if at_ms <= now && !self.expiry_paused {
             let wanted = self.journal_wants(key);
             let expiry = self.journal_expiry(key);
@@ -391,6 +401,7 @@ impl Db {
 
     /// Removes the TTL. Returns true if there was one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
+        self.capture_key(key);
         if self.journaling.is_some() {
             if let Some(&at) = self.expires.get(key) {
                 if let Some(j) = self.journal() {
@@ -559,6 +570,9 @@ impl Db {
         self.touch_all_watched(None, now);
         // Flushing always counts as a change (it is replicated even on an empty database).
         self.stats.dirty += self.entries.len() as u64 + 1;
+        if let Some(capture) = self.capture.as_deref_mut() {
+            capture.keep_all(&self.entries, &self.expires);
+        }
         let (entries, expires) = (self.entries.take_all(), self.expires.take_all());
         match self.journal() {
             // The journal keeps the old contents; nothing is left to free.
@@ -570,14 +584,49 @@ impl Db {
         }
     }
 
-    /// A copy of the keys, values and expiry times alone (no watchers, waiters, statistics
-    /// or journal): the frozen image a background save serializes while this database goes
-    /// on changing.
-    pub fn snapshot(&self) -> Db {
-        Db {
-            entries: self.entries.clone(),
-            expires: self.expires.clone(),
-            ..Db::default()
+    /// Starts keeping this database's contents as of now for a background save (see
+    /// [`Capture`]); `origin` is its index.
+    pub fn start_capture(&mut self, origin: usize) {
+        self.capture = Some(Box::new(Capture::new(origin)));
+    }
+
+    /// The index this database had when the capture under way started.
+    pub fn capture_origin(&self) -> Option<usize> {
+        self.capture.as_ref().map(|c| c.origin)
+    }
+
+    /// Copies about `budget` more keys of the capture into `out`. Returns true (and ends the
+    /// capture) when every key was handed out.
+    pub fn capture_step(&mut self, budget: usize, out: &mut Vec<CapturedKey>) -> bool {
+        let Some(capture) = self.capture.as_deref_mut() else {
+            return true;
+        };
+        let done = capture.step(&self.entries, &self.expires, budget, out);
+        if done {
+            self.capture = None;
+        }
+        done
+    }
+
+    /// Ends a capture early (the save was abandoned).
+    pub fn stop_capture(&mut self) {
+        self.capture = None;
+    }
+
+    /// Before a change to `key`: keeps its state for the capture under way if it needs it.
+    fn capture_key(&mut self, key: &[u8]) {
+        let Db {
+            capture,
+            entries,
+            expires,
+            ..
+        } = self;
+        let Some(capture) = capture.as_deref_mut() else {
+            return;
+        };
+        if capture.wants(entries, key) {
+            let state = entries.get(key).map(|v| (v, expires.get(key).copied()));
+            capture.keep(key, state);
         }
     }
 
@@ -589,6 +638,7 @@ impl Db {
         // to undo it after the journals).
         std::mem::swap(&mut self.journal, &mut other.journal);
         std::mem::swap(&mut self.journaling, &mut other.journaling);
+        std::mem::swap(&mut self.capture, &mut other.capture);
     }
 
     /// Iterates over all entries, including keys that have expired but were not yet deleted;
@@ -716,6 +766,109 @@ mod tests {
         db.remove_waiter(b"k", 7);
         db.readd_waiter_first(b"k", 9);
         assert_eq!(db.waiters(b"k"), vec![9, 8]);
+    }
+
+    /// Runs a capture in slices while `change` modifies the database between slices, and
+    /// returns what the capture handed out, by key.
+    fn capture_with_changes(
+        db: &mut Db,
+        mut change: impl FnMut(&mut Db, usize),
+    ) -> std::collections::BTreeMap<Vec<u8>, (Vec<u8>, Option<i64>)> {
+        db.start_capture(0);
+        let mut out = Vec::new();
+        let mut slice = 0;
+        while !db.capture_step(7, &mut out) {
+            change(db, slice);
+            slice += 1;
+        }
+        let mut by_key = std::collections::BTreeMap::new();
+        for (key, value, expire_at) in out {
+            let text = value.as_str().map(|s| s.to_vec()).unwrap_or_default();
+            let fresh = by_key.insert(key.as_slice().to_vec(), (text, expire_at));
+            assert!(fresh.is_none(), "{:?} handed out twice", key.as_slice());
+        }
+        by_key
+    }
+
+    fn filled(n: u32) -> Db {
+        let mut db = Db::new();
+        for i in 0..n {
+            db.set(format!("k{i}").as_bytes(), Value::string(format!("v{i}").as_bytes()), false);
+            if i % 3 == 0 {
+                db.set_expire(format!("k{i}").as_bytes(), 1_000_000 + i as i64, 0);
+            }
+        }
+        db
+    }
+
+    fn as_started(n: u32) -> std::collections::BTreeMap<Vec<u8>, (Vec<u8>, Option<i64>)> {
+        (0..n)
+            .map(|i| {
+                let expiry = (i % 3 == 0).then_some(1_000_000 + i as i64);
+                (format!("k{i}").into_bytes(), (format!("v{i}").into_bytes(), expiry))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn capture_hands_out_the_contents_as_of_its_start_while_they_change() {
+        let mut db = filled(300);
+        let mut rng = rand::thread_rng();
+        let captured = capture_with_changes(&mut db, |db, slice| {
+            for _ in 0..5 {
+                let key = format!("k{}", rng.gen_range(0..400));
+                match rng.gen_range(0..6) {
+                    0 => db.set(key.as_bytes(), Value::string(b"changed"), false),
+                    1 => drop(db.remove(key.as_bytes(), 0)),
+                    2 => drop(db.set_expire(key.as_bytes(), 5, 0)),
+                    3 => drop(db.persist(key.as_bytes())),
+                    4 => drop(db.set_expire(key.as_bytes(), 77, 0)),
+                    _ => {
+                        if let Some(value) = db.get_mut(key.as_bytes(), 0) {
+                            *value = Value::Raw(b"in place".to_vec());
+                        }
+                    }
+                }
+            }
+            // Growing and shrinking the table moves keys between buckets mid-walk.
+            if slice == 3 {
+                for i in 0..3000 {
+                    db.set(format!("new{i}").as_bytes(), Value::string(b"x"), false);
+                }
+            }
+            if slice == 20 {
+                for i in 0..3000 {
+                    db.remove(format!("new{i}").as_bytes(), 0);
+                }
+            }
+        });
+        assert_eq!(captured, as_started(300));
+    }
+
+    #[test]
+    fn capture_survives_flush_and_swap() {
+        let mut db = filled(200);
+        let captured = capture_with_changes(&mut db, |db, slice| {
+            if slice == 4 {
+                db.set(b"k5", Value::string(b"changed"), false);
+                drop(db.flush(0));
+                db.set(b"k7", Value::string(b"after the flush"), false);
+            }
+        });
+        assert_eq!(captured, as_started(200));
+
+        // The capture moves with the contents on SWAPDB.
+        let mut first = filled(50);
+        let mut second = Db::new();
+        first.start_capture(0);
+        let mut out = Vec::new();
+        assert!(!first.capture_step(3, &mut out));
+        first.swap_contents(&mut second);
+        assert_eq!(first.capture_origin(), None);
+        assert_eq!(second.capture_origin(), Some(0));
+        second.set(b"k1", Value::string(b"changed"), false);
+        while !second.capture_step(3, &mut out) {}
+        assert_eq!(out.len(), 50);
     }
 
     #[test]

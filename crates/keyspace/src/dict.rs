@@ -197,6 +197,53 @@ impl<V> Dict<V> {
         v.reverse_bits()
     }
 
+    /// Where `key` falls in the order [`Dict::walk_from`] visits elements: its hash with the
+    /// bits reversed. The order does not change when the table grows or shrinks.
+    pub fn walk_position(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key).reverse_bits()
+    }
+
+    /// Visits, bucket by bucket, the elements whose walk position is at least `from`, until
+    /// about `budget` elements were visited; returns the position to go on from, or None once
+    /// the table is done. Elements below `from` are never visited again, even if the table was
+    /// resized between calls (SCAN's reverse-binary order, with the position kept exactly
+    /// instead of as a bucket): so a walk in slices visits each element present throughout
+    /// exactly once, and an element is behind the walk exactly when its position is below the
+    /// returned one.
+    pub fn walk_from(
+        &self,
+        from: u64,
+        budget: usize,
+        mut visit: impl FnMut(&Key, &V),
+    ) -> Option<u64> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        // Each bucket covers a span of positions: those whose top bits reverse to its index.
+        let bits = self.buckets.len().trailing_zeros();
+        let span = 1u64 << (64 - bits);
+        let mut at = from;
+        let mut visited = 0;
+        let mut buckets = 0;
+        loop {
+            let start = at & !(span - 1);
+            let mut link = &self.buckets[start.reverse_bits() as usize];
+            while let Some(node) = link {
+                if self.walk_position(&node.key) >= at {
+                    visit(&node.key, &node.value);
+                    visited += 1;
+                }
+                link = &node.next;
+            }
+            at = start.checked_add(span)?;
+            buckets += 1;
+            // Empty buckets count too, so a sparse table cannot make one slice long.
+            if visited >= budget || buckets >= 4 * budget.max(1) {
+                return Some(at);
+            }
+        }
+    }
+
     /// A uniformly random element. Picking a random bucket and then a random chain element
     /// would favour elements in short chains, so each try picks a bucket and a slot below a
     /// bound on chain length and retries when the slot is empty: every element is equally
@@ -356,6 +403,45 @@ mod tests {
         }
         for i in 0..500u32 {
             assert!(seen.contains(format!("k{i}").as_bytes()), "missed k{i}");
+        }
+    }
+
+    #[test]
+    fn walk_in_slices_visits_each_element_once_across_resizes() {
+        let mut d = Dict::new();
+        for i in 0..2000u32 {
+            d.insert(format!("k{i}").as_bytes(), i);
+        }
+        let mut seen = std::collections::HashMap::new();
+        let mut at = Some(0);
+        let mut slice = 0;
+        while let Some(from) = at {
+            at = d.walk_from(from, 37, |k, _| {
+                *seen.entry(k.as_slice().to_vec()).or_insert(0) += 1;
+            });
+            slice += 1;
+            // Grow, then shrink below the original size, in the middle of the walk.
+            if slice == 5 {
+                for i in 2000..20000u32 {
+                    d.insert(format!("k{i}").as_bytes(), i);
+                }
+            }
+            if slice == 40 {
+                for i in 1000..20000u32 {
+                    d.remove(format!("k{i}").as_bytes());
+                }
+            }
+            if let Some(next) = at {
+                // The walk position says exactly which keys are behind it.
+                for i in 0..1000u32 {
+                    let key = format!("k{i}");
+                    let behind = d.walk_position(key.as_bytes()) < next;
+                    assert_eq!(behind, seen.contains_key(key.as_bytes()), "{key}");
+                }
+            }
+        }
+        for i in 0..1000u32 {
+            assert_eq!(seen.get(format!("k{i}").as_bytes()), Some(&1), "k{i}");
         }
     }
 

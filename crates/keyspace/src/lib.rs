@@ -1,5 +1,6 @@
 //! The keyspace: databases, values and expiry, independent of networking and commands.
 
+pub mod capture;
 pub mod db;
 pub mod dict;
 pub mod hash;
@@ -11,6 +12,7 @@ pub mod set;
 pub mod value;
 pub mod zset;
 
+pub use capture::CapturedKey;
 pub use db::{Db, DbEvents, WatchFlag};
 pub use dict::{Dict, Key};
 pub use hash::{Hash, HashLimits};

@@ -29,12 +29,21 @@ pub enum Access<'a> {
 }
 
 impl Shared {
-    pub fn new(state: ServerState) -> Self {
-        Shared {
-            desk: state.desk.clone(),
-            state: tokio::sync::Mutex::new(state),
-            shutdown: Notify::new(),
-        }
+    pub fn new(mut state: ServerState) -> Arc<Self> {
+        Arc::new_cyclic(|server| {
+            state.server = server.clone();
+            Shared {
+                desk: state.desk.clone(),
+                state: tokio::sync::Mutex::new(state),
+                shutdown: Notify::new(),
+            }
+        })
+    }
+
+    /// Waits for the lock from a thread outside the runtime (a background save), in the same
+    /// queue as connections.
+    pub fn lock_from_thread(&self) -> tokio::sync::MutexGuard<'_, ServerState> {
+        self.state.blocking_lock()
     }
 
     /// Waits for the lock. The wait is a queue that the holder wakes on release: no polling,
@@ -163,7 +172,7 @@ pub async fn run(config: Config, config_file: Option<String>) -> i32 {
     // Redis shows its logo when forced to, or when the log goes to a terminal.
     let banner = state.config.get_bool("always-show-logo")
         || (state.config.get("logfile").is_empty() && std::io::stdout().is_terminal());
-    let shared = Arc::new(Shared::new(state));
+    let shared = Shared::new(state);
 
     let listeners = match net::bind_all(&binds, port, backlog).await {
         Ok(l) => l,

@@ -200,6 +200,9 @@ pub struct ServerState {
     pub server_dirty: u64,
     /// Where connections leave work while a busy script holds the lock.
     pub desk: std::sync::Arc<crate::busy::Desk>,
+    /// The server this state lives in, for background work that takes the lock itself (a
+    /// background save copies the dataset a slice at a time).
+    pub server: std::sync::Weak<crate::server::Shared>,
     /// The undo journal of the script running now, when it keeps one.
     pub journal: Option<crate::journal::RunJournal>,
 }
@@ -231,6 +234,7 @@ impl ServerState {
             scripting: crate::scripting::Scripting::new(),
             server_dirty: 0,
             desk: Default::default(),
+            server: std::sync::Weak::new(),
             journal: None,
             next_client_id: 1,
             persistence: crate::persist::Persistence::new(crate::time::unix_ms() / 1000),

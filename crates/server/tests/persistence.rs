@@ -131,12 +131,55 @@ fn bgsave_writes_the_dataset_as_of_its_start() {
         for i in 0..20_000 {
             pipe.set(format!("key:{i}"), i).ignore();
         }
+        pipe.cmd("SELECT").arg(1).ignore();
+        for i in 0..1_000 {
+            pipe.set(format!("db1:{i}"), i).ignore();
+        }
+        pipe.cmd("SELECT").arg(0).ignore();
         let _: () = pipe.query(&mut c).unwrap();
+        // 20 microseconds per key written: the save lasts about half a second, and the
+        // writes below land while it runs.
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("rdb-key-save-delay")
+            .arg(20)
+            .query(&mut c)
+            .unwrap();
         let reply: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
         assert_eq!(reply, "Background saving started");
-        // Written after the save began: not in this snapshot.
-        let _: () = c.set("after-bgsave", 1).unwrap();
-        let _: () = c.del("key:0").unwrap();
+        // Changes of every kind after the save began: none is in this snapshot.
+        let mut changes = redis::pipe();
+        for i in (0..20_000).step_by(7) {
+            changes.set(format!("key:{i}"), "changed").ignore();
+        }
+        for i in (1..20_000).step_by(11) {
+            changes.del(format!("key:{i}")).ignore();
+        }
+        for i in (2..20_000).step_by(13) {
+            changes.expire(format!("key:{i}"), 100).ignore();
+        }
+        for i in (3..20_000).step_by(17) {
+            changes.append(format!("key:{i}"), "-appended").ignore();
+        }
+        for i in 0..5_000 {
+            changes.set(format!("new:{i}"), i).ignore();
+        }
+        // The database contents move between indexes and one is emptied.
+        changes.cmd("SWAPDB").arg(0).arg(1).ignore();
+        changes.cmd("SWAPDB").arg(1).arg(2).ignore();
+        changes.cmd("SELECT").arg(0).ignore();
+        changes.cmd("FLUSHDB").ignore();
+        let _: () = changes.query(&mut c).unwrap();
+        let _: () = redis::cmd("EVAL")
+            .arg("redis.call('set', 'from-a-script', 1) return redis.call('del', 'key:5')")
+            .arg(0)
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(
+            info_field(&mut c, "persistence", "rdb_bgsave_in_progress"),
+            "1",
+            "the changes were served while the save ran"
+        );
         wait_until("the background save", || {
             info_field(&mut c, "persistence", "rdb_bgsave_in_progress") == "0"
         });
@@ -144,18 +187,33 @@ fn bgsave_writes_the_dataset_as_of_its_start() {
             info_field(&mut c, "persistence", "rdb_last_bgsave_status"),
             "ok"
         );
-        // The two writes after the save started are still unsaved.
-        assert_eq!(
+        assert_ne!(
             info_field(&mut c, "persistence", "rdb_changes_since_last_save"),
-            "2"
+            "0",
+            "the changes are still unsaved"
         );
     }
     let server = TestServer::start_in(&dir, &[]);
     let mut c = server.conn();
     let size: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(size, 20_000);
-    assert_eq!(c.get::<_, i64>("key:0").unwrap(), 0);
-    assert!(!c.exists::<_, bool>("after-bgsave").unwrap());
+    let mut pipe = redis::pipe();
+    for i in 0..20_000 {
+        pipe.get(format!("key:{i}"));
+    }
+    let values: Vec<i64> = pipe.query(&mut c).unwrap();
+    assert_eq!(values, (0..20_000).collect::<Vec<i64>>());
+    let volatile: i64 = redis::cmd("INFO")
+        .arg("keyspace")
+        .query::<String>(&mut c)
+        .unwrap()
+        .contains("expires=0") as i64;
+    assert_eq!(volatile, 1, "no key had a TTL when the save started");
+    assert!(!c.exists::<_, bool>("from-a-script").unwrap());
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut c).unwrap();
+    let size: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(size, 1_000);
+    assert_eq!(c.get::<_, i64>("db1:999").unwrap(), 999);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

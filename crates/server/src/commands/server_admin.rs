@@ -345,14 +345,15 @@ fn flushall(ctx: &mut Ctx) {
     let Some(lazily) = flush_mode(ctx) else {
         return;
     };
+    // As in Redis: a background save of the old data is stopped (first, so its capture does
+    // not keep the old data), and with save points the (now empty) dataset is saved at once,
+    // so a restart does not bring the data back.
+    if let Some(bgsave) = ctx.state.persistence.bgsave.take() {
+        bgsave.abandon(ctx.state);
+    }
     let now = ctx.now_ms;
     let contents: Vec<_> = ctx.state.dbs.iter_mut().map(|db| db.flush(now)).collect();
     dispose(ctx, contents, lazily);
-    // As in Redis: a background save of the old data is stopped, and with save points the
-    // (now empty) dataset is saved at once, so a restart does not bring the data back.
-    if let Some(bgsave) = ctx.state.persistence.bgsave.take() {
-        bgsave.abandon();
-    }
     if !ctx.state.config.get("save").is_empty() {
         let saved = crate::persist::snapshot::save(ctx.state).is_ok();
         // The flush itself still counts as a change to replicate and persist, but the file

@@ -13,7 +13,8 @@
 
 use crate::state::ServerState;
 use bytes::Bytes;
-use moonkv_keyspace::{Db, StrView, Value};
+use super::dataset::{Captured, Dataset, KeySink};
+use moonkv_keyspace::{StrView, Value};
 use moonkv_persistence::aof::{self as format, AofFile, CommandReader, Manifest, ReadError};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -119,7 +120,8 @@ impl Fsyncer {
     }
 }
 
-/// A rewrite under way: a thread writes the new base file from a copy of the dataset.
+/// A rewrite under way: a thread writes the new base file from the dataset as it was when the
+/// rewrite started (see `super::dataset`).
 pub struct Rewrite {
     job: super::job::BackgroundJob,
     temp: PathBuf,
@@ -129,8 +131,10 @@ pub struct Rewrite {
 }
 
 impl Rewrite {
-    fn abandon(self) {
+    /// Stops the rewrite (see [`super::snapshot::BackgroundSave::abandon`]).
+    fn abandon(self, state: &mut ServerState) {
         self.job.abandon();
+        Captured::stop(state);
         let _ = std::fs::remove_file(&self.temp);
     }
 }
@@ -398,7 +402,7 @@ pub fn flush_and_sync(state: &mut ServerState) {
 pub fn stop_rewrite(state: &mut ServerState) {
     if let Some(rewrite) = state.aof.rewrite.take() {
         crate::log::warning("There is a child rewriting the AOF. Killing it!");
-        rewrite.abandon();
+        rewrite.abandon(state);
     }
 }
 
@@ -407,43 +411,54 @@ pub fn stop_rewrite(state: &mut ServerState) {
 /// Writes a dataset as commands: what a base file holds when `aof-use-rdb-preamble` is off.
 fn write_commands<W: Write>(
     out: &mut W,
-    dbs: &[Db],
+    dataset: &Dataset,
     functions: &[Bytes],
     now_ms: i64,
     timestamps: bool,
     keep_going: &dyn Fn() -> bool,
 ) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(1 << 16);
+    let mut sink = CommandSink {
+        out,
+        buf: Vec::with_capacity(1 << 16),
+        now_ms,
+    };
     if timestamps {
-        format::timestamp_annotation(&mut buf, now_ms / 1000);
+        format::timestamp_annotation(&mut sink.buf, now_ms / 1000);
     }
     for code in functions {
-        format::encode_command(&mut buf, &[b"FUNCTION", b"LOAD", code]);
+        format::encode_command(&mut sink.buf, &[b"FUNCTION", b"LOAD", code]);
     }
-    for (index, db) in dbs.iter().enumerate() {
-        if db.is_empty() {
-            continue;
-        }
-        format::encode_command(&mut buf, &[b"SELECT", index.to_string().as_bytes()]);
-        for (key, value) in db.iter() {
-            if !keep_going() {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "abandoned"));
-            }
-            let expire_at = db.expire_time(key);
-            if expire_at.is_some_and(|at| at <= now_ms) {
-                continue;
-            }
-            encode_value(&mut buf, key, value);
-            if let Some(at) = expire_at {
-                format::encode_command(&mut buf, &[b"PEXPIREAT", key, at.to_string().as_bytes()]);
-            }
-            if buf.len() >= 1 << 16 {
-                out.write_all(&buf)?;
-                buf.clear();
-            }
-        }
+    dataset.each(&mut sink, keep_going)?;
+    sink.out.write_all(&sink.buf)
+}
+
+/// Writes keys as the commands that rebuild them, leaving out keys already expired.
+struct CommandSink<'a, W: Write> {
+    out: &'a mut W,
+    buf: Vec<u8>,
+    now_ms: i64,
+}
+
+impl<W: Write> KeySink for CommandSink<'_, W> {
+    fn select_db(&mut self, index: usize, _keys: u64, _expires: u64) -> io::Result<()> {
+        format::encode_command(&mut self.buf, &[b"SELECT", index.to_string().as_bytes()]);
+        Ok(())
     }
-    out.write_all(&buf)
+
+    fn key(&mut self, key: &[u8], value: &Value, expire_at: Option<i64>) -> io::Result<()> {
+        if expire_at.is_some_and(|at| at <= self.now_ms) {
+            return Ok(());
+        }
+        encode_value(&mut self.buf, key, value);
+        if let Some(at) = expire_at {
+            format::encode_command(&mut self.buf, &[b"PEXPIREAT", key, at.to_string().as_bytes()]);
+        }
+        if self.buf.len() >= 1 << 16 {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
 }
 
 /// The commands that rebuild one key.
@@ -503,8 +518,8 @@ fn encode_value(buf: &mut Vec<u8>, key: &[u8], value: &Value) {
 
 /// Writes a new base file of `dbs` at `path`, durably.
 fn write_base(
-    path: &Path,
-    dbs: &[Db],
+    file: File,
+    dataset: &Dataset,
     functions: &[Bytes],
     rdb_preamble: bool,
     options: moonkv_persistence::rdb::WriteOptions,
@@ -512,12 +527,11 @@ fn write_base(
     keep_going: &dyn Fn() -> bool,
 ) -> io::Result<()> {
     let now_ms = crate::time::unix_ms();
-    let file = File::create(path)?;
     let mut out = BufWriter::with_capacity(1 << 16, file);
     if rdb_preamble {
         out = super::snapshot::write_dataset(
             out,
-            dbs,
+            dataset,
             functions,
             options,
             true,
@@ -525,7 +539,7 @@ fn write_base(
             &AtomicUsize::new(0),
         )?;
     } else {
-        write_commands(&mut out, dbs, functions, now_ms, timestamps, keep_going)?;
+        write_commands(&mut out, dataset, functions, now_ms, timestamps, keep_going)?;
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()
@@ -599,14 +613,17 @@ pub fn start_rewrite(state: &mut ServerState) -> Result<RewriteStart, String> {
         open.unsynced = false;
         first_kept_incr = Some(incr.seq);
     }
-    let dbs: Vec<Db> = state.dbs.iter().map(Db::snapshot).collect();
+    let temp = dir.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
+    // Created here, not on the thread: an abandoned rewrite's thread may end after the next
+    // rewrite started, and must not create (or remove) the next one's file.
+    let file = File::create(&temp)
+        .map_err(|e| format!("Can't rewrite append only file in background: {}", e))?;
+    let dataset = Dataset::Captured(Captured::start(state));
     let functions = super::snapshot::library_codes(state);
     let rdb_preamble = state.config.get_bool("aof-use-rdb-preamble");
     let options = super::snapshot::write_options(state);
     let timestamps = state.settings.aof_timestamps;
     let key_delay = state.config.get_i64("rdb-key-save-delay");
-    let temp = dir.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
-    let base_path = temp.clone();
     let job = super::job::BackgroundJob::spawn("moonkv-aof-rewrite", move |cancel| {
         let keep_going = || {
             if key_delay != 0 {
@@ -615,8 +632,8 @@ pub fn start_rewrite(state: &mut ServerState) -> Result<RewriteStart, String> {
             !cancel.load(Ordering::Relaxed)
         };
         write_base(
-            &base_path,
-            &dbs,
+            file,
+            &dataset,
             &functions,
             rdb_preamble,
             options,
@@ -624,7 +641,11 @@ pub fn start_rewrite(state: &mut ServerState) -> Result<RewriteStart, String> {
             &keep_going,
         )
     })
-    .map_err(|e| format!("Can't rewrite append only file in background: {}", e))?;
+    .map_err(|e| {
+        Captured::stop(state);
+        let _ = std::fs::remove_file(&temp);
+        format!("Can't rewrite append only file in background: {}", e)
+    })?;
     state.aof.rewrite = Some(Rewrite {
         job,
         temp,
@@ -646,6 +667,8 @@ fn collect_rewrite(state: &mut ServerState) {
     let Some(rewrite) = state.aof.rewrite.take() else {
         return;
     };
+    // A rewrite that failed part-way leaves captures behind.
+    Captured::stop(state);
     state.aof.last_rewrite_secs = rewrite.job.elapsed().as_secs() as i64;
     let result = outcome.and_then(|()| install_rewritten_base(state, &rewrite));
     match result {
@@ -760,7 +783,7 @@ pub fn turn_on(state: &mut ServerState) -> Result<(), String> {
 fn start_rewrite_keeping(state: &mut ServerState, incr: AofFile) -> Result<(), String> {
     // The AOF needs its base now: a BGSAVE under way gives way rather than delay it.
     if let Some(bgsave) = state.persistence.bgsave.take() {
-        bgsave.abandon();
+        bgsave.abandon(state);
     }
     let open = state.aof.open.take();
     let result = start_rewrite(state);
@@ -1090,16 +1113,19 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
         let rdb_preamble = state.config.get_bool("aof-use-rdb-preamble");
         let base = manifest.new_base(&prefix, rdb_preamble);
         let functions = super::snapshot::library_codes(state);
-        write_base(
-            &dir.join(&base.name),
-            &state.dbs,
-            &functions,
-            rdb_preamble,
-            super::snapshot::write_options(state),
-            state.settings.aof_timestamps,
-            &|| true,
-        )
-        .map_err(|e| {
+        File::create(dir.join(&base.name))
+            .and_then(|file| {
+                write_base(
+                    file,
+                    &Dataset::Present(&state.dbs),
+                    &functions,
+                    rdb_preamble,
+                    super::snapshot::write_options(state),
+                    state.settings.aof_timestamps,
+                    &|| true,
+                )
+            })
+            .map_err(|e| {
             fail(format!(
                 "Can't create the AOF base file: {}",
                 super::strerror(&e)

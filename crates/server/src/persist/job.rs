@@ -56,11 +56,9 @@ impl BackgroundJob {
         Some(outcome)
     }
 
-    /// Asks the work to stop and waits until it has.
-    pub fn abandon(mut self) {
+    /// Asks the work to stop, without waiting: the caller may hold the server lock, which
+    /// the work may be waiting for. The work ends at its next check of the flag.
+    pub fn abandon(self) {
         self.cancel.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

@@ -6,6 +6,7 @@
 //! `dbfilename` and temporary files are relative paths.
 
 pub mod aof;
+mod dataset;
 mod job;
 pub mod loading;
 pub mod snapshot;
@@ -174,7 +175,7 @@ const RDB_MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, bu
 pub fn prepare_shutdown(state: &mut ServerState, save: bool, nosave: bool) -> Result<(), ()> {
     if let Some(bgsave) = state.persistence.bgsave.take() {
         crate::log::warning("There is a child saving an .rdb. Killing it!");
-        bgsave.abandon();
+        bgsave.abandon(state);
     }
     aof::stop_rewrite(state);
     aof::flush_and_sync(state);

@@ -1,15 +1,17 @@
 //! RDB snapshots on disk: the synchronous save (SAVE, shutdown, FLUSHALL), the background
 //! save (BGSAVE, save points) and loading a snapshot into the server (start-up, DEBUG RELOAD).
 //!
-//! A background save copies the keyspace under the lock (a clone of each database's keys,
-//! values and expiry times: the only moment clients wait) and serializes the copy on a
-//! thread of its own, so the server goes on serving while the file is written. The README's
-//! persistence section has the measurements this choice rests on (stall and peak memory
-//! against redis-server's fork).
+//! A background save writes the dataset as it was when the save started, on a thread of its
+//! own: the thread copies the keys a slice at a time under the lock, and the databases keep
+//! the state at the start of any key that changes before the copying reaches it (see
+//! `dataset`). Clients wait for one slice at a time, never for the whole dataset, and only the
+//! keys that change are held twice. The README's persistence section has the measurements
+//! this choice rests on (stall and peak memory against redis-server's fork).
 
+use super::dataset::{self, Captured, Dataset, KeySink};
 use crate::state::ServerState;
 use bytes::Bytes;
-use moonkv_keyspace::Db;
+use moonkv_keyspace::Value;
 use moonkv_persistence::rdb::{
     Entry, LoadError, LoadedKey, RdbReader, RdbWriter, Snapshot, WriteOptions,
 };
@@ -25,10 +27,14 @@ use std::time::{Duration, Instant};
 /// and the background one checks its cancel flag under it.
 static RENAME: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
-/// Everything a snapshot file holds, as of one moment.
+/// Background saves started, to give each its own temporary file: an abandoned one may still
+/// be finishing when the next starts.
+static BACKGROUND_SAVES: AtomicUsize = AtomicUsize::new(0);
+
+/// Everything a snapshot file holds.
 struct Image<'a> {
-    dbs: &'a [Db],
-    functions: &'a [Bytes],
+    dataset: Dataset<'a>,
+    functions: Vec<Bytes>,
     options: WriteOptions,
     /// `rdb-key-save-delay`, the debugging pause per key.
     key_delay: i64,
@@ -52,12 +58,32 @@ pub(super) fn library_codes(state: &ServerState) -> Vec<Bytes> {
         .collect()
 }
 
+/// Writes keys in RDB form, counting them.
+struct RdbSink<'a, W: Write> {
+    rdb: RdbWriter<W>,
+    progress: &'a AtomicUsize,
+}
+
+impl<W: Write> KeySink for RdbSink<'_, W> {
+    fn select_db(&mut self, index: usize, keys: u64, expires: u64) -> io::Result<()> {
+        self.rdb.select_db(index, keys, expires)
+    }
+
+    fn key(&mut self, key: &[u8], value: &Value, expire_at: Option<i64>) -> io::Result<()> {
+        // A key past its expiry is written too, as Redis does: a primary that loads the file
+        // drops it (and counts it), a replica keeps it until its primary expires it.
+        self.rdb.key(key, value, expire_at)?;
+        self.progress.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 /// Serializes a dataset in RDB form, with the aux fields Redis writes (`aof_base` marks the
 /// base file of an append-only file). `keep_going` is asked before each key (a background
 /// save stops early when abandoned) and `progress` counts the keys written.
 pub(super) fn write_dataset<W: Write>(
     out: W,
-    dbs: &[Db],
+    dataset: &Dataset,
     functions: &[Bytes],
     options: WriteOptions,
     aof_base: bool,
@@ -75,25 +101,9 @@ pub(super) fn write_dataset<W: Write>(
     for code in functions {
         rdb.function(code)?;
     }
-    for (index, db) in dbs.iter().enumerate() {
-        if db.is_empty() {
-            continue;
-        }
-        rdb.select_db(index, db.len() as u64, db.expires_len() as u64)?;
-        for (key, value) in db.iter() {
-            if !keep_going() {
-                return Err(io::Error::new(
-                    io::ErrorKind::Interrupted,
-                    "the save was abandoned",
-                ));
-            }
-            // A key past its expiry is written too, as Redis does: a primary that loads the
-            // file drops it (and counts it), a replica keeps it until its primary expires it.
-            rdb.key(key, value, db.expire_time(key))?;
-            progress.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    rdb.finish()
+    let mut sink = RdbSink { rdb, progress };
+    dataset.each(&mut sink, keep_going)?;
+    sink.rdb.finish()
 }
 
 fn current_dir_text() -> String {
@@ -102,29 +112,33 @@ fn current_dir_text() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Writes a snapshot to `temp`, makes it durable, and renames it onto `target` (so the
-/// target is always a complete file), then makes the rename durable.
-fn write_file(
-    target: &str,
-    temp: &str,
-    image: &Image,
-    cancel: Option<&AtomicBool>,
-    progress: &AtomicUsize,
-) -> io::Result<()> {
-    let file = File::create(temp).map_err(|e| {
+/// Creates the temporary file a snapshot is written to.
+fn create_temp(temp: &str) -> io::Result<File> {
+    File::create(temp).inspect_err(|e| {
         crate::log::warning(&format!(
             "Failed opening the temp RDB file {} (in server root dir {}) for saving: {}",
             temp,
             current_dir_text(),
-            super::strerror(&e)
+            super::strerror(e)
         ));
-        e
-    })?;
+    })
+}
+
+/// Writes a snapshot to `file` (created at `temp`), makes it durable, and renames it onto
+/// `target` (so the target is always a complete file), then makes the rename durable.
+fn write_file(
+    target: &str,
+    temp: &str,
+    file: File,
+    image: &Image,
+    cancel: Option<&AtomicBool>,
+    progress: &AtomicUsize,
+) -> io::Result<()> {
     let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
     let written = write_dataset(
         BufWriter::with_capacity(1 << 16, file),
-        image.dbs,
-        image.functions,
+        &image.dataset,
+        &image.functions,
         image.options,
         false,
         &|| {
@@ -150,10 +164,7 @@ fn write_file(
     let _guard = RENAME.lock();
     if cancelled() {
         let _ = std::fs::remove_file(temp);
-        return Err(io::Error::new(
-            io::ErrorKind::Interrupted,
-            "the save was abandoned",
-        ));
+        return Err(dataset::abandoned());
     }
     if let Err(e) = std::fs::rename(temp, target) {
         crate::log::warning(&format!(
@@ -177,22 +188,22 @@ fn write_file(
 /// Saves the dataset now, on this thread (SAVE, the save at shutdown, FLUSHALL with save
 /// points).
 pub fn save(state: &mut ServerState) -> io::Result<()> {
-    let functions = library_codes(state);
+    // A synchronous save supersedes a background one under way: that one must not rename its
+    // older image over this one.
+    if let Some(bgsave) = state.persistence.bgsave.take() {
+        bgsave.abandon(state);
+    }
     let image = Image {
-        dbs: &state.dbs,
-        functions: &functions,
+        dataset: Dataset::Present(&state.dbs),
+        functions: library_codes(state),
         options: write_options(state),
         key_delay: state.config.get_i64("rdb-key-save-delay"),
     };
     let target = state.config.get("dbfilename").to_string();
     let temp = format!("temp-{}.rdb", std::process::id());
     state.persistence.saves += 1;
-    // A synchronous save supersedes a background one under way: that one must not rename its
-    // older image over this one.
-    if let Some(bgsave) = state.persistence.bgsave.take() {
-        bgsave.abandon();
-    }
-    write_file(&target, &temp, &image, None, &AtomicUsize::new(0))?;
+    let file = create_temp(&temp)?;
+    write_file(&target, &temp, file, &image, None, &AtomicUsize::new(0))?;
     crate::log::notice("DB saved on disk");
     let now = crate::time::unix_ms() / 1000;
     let dirty = state.dirty();
@@ -206,6 +217,7 @@ pub fn save(state: &mut ServerState) -> io::Result<()> {
 /// A background save under way.
 pub struct BackgroundSave {
     job: super::job::BackgroundJob,
+    temp: String,
     dirty_at_start: u64,
     pub keys_total: usize,
     keys_written: Arc<AtomicUsize>,
@@ -220,10 +232,13 @@ impl BackgroundSave {
         self.keys_written.load(Ordering::Relaxed)
     }
 
-    /// Stops the save: it ends at its next key, removes its temporary file and never
-    /// replaces the snapshot file.
-    pub fn abandon(self) {
+    /// Stops the save (the caller holds the lock, which the save's thread may be waiting
+    /// for): the capture ends now, the temporary file goes, and the thread ends at its next
+    /// key without ever replacing the snapshot file.
+    pub fn abandon(self, state: &mut ServerState) {
         self.job.abandon();
+        Captured::stop(state);
+        let _ = std::fs::remove_file(&self.temp);
     }
 }
 
@@ -232,36 +247,34 @@ pub fn start_background_save(state: &mut ServerState) -> Result<(), String> {
     if state.persistence.bgsave.is_some() {
         return Err("Background save already in progress".into());
     }
-    let copied = Instant::now();
-    let dbs: Vec<Db> = state.dbs.iter().map(Db::snapshot).collect();
-    let functions = library_codes(state);
-    crate::log::log(
-        crate::log::Level::Verbose,
-        &format!(
-            "Background save: dataset copied in {:.3} ms",
-            copied.elapsed().as_secs_f64() * 1000.0
-        ),
-    );
-    let options = write_options(state);
-    let key_delay = state.config.get_i64("rdb-key-save-delay");
-    let target = state.config.get("dbfilename").to_string();
-    let temp = format!("temp-{}-bgsave.rdb", std::process::id());
-    let keys_written = Arc::new(AtomicUsize::new(0));
-    let keys_total = dbs.iter().map(Db::len).sum();
-    let progress = keys_written.clone();
-    let job = super::job::BackgroundJob::spawn("moonkv-bgsave", move |cancel| {
-        let image = Image {
-            dbs: &dbs,
-            functions: &functions,
-            options,
-            key_delay,
-        };
-        // The copy is freed on this thread, off the serving ones.
-        write_file(&target, &temp, &image, Some(cancel), &progress)
-    })
-    .map_err(|e| {
+    let failed = |e: io::Error| {
         crate::log::warning(&format!("Can't save in background: {}", e));
         "Can't save in background".to_string()
+    };
+    let target = state.config.get("dbfilename").to_string();
+    let sequence = BACKGROUND_SAVES.fetch_add(1, Ordering::Relaxed);
+    let temp = format!("temp-{}-bgsave-{}.rdb", std::process::id(), sequence);
+    // A file that cannot be created fails the save as it would fail Redis's child: after the
+    // reply, in the save's outcome.
+    let file = create_temp(&temp);
+    let captured = Captured::start(state);
+    let keys_total = captured.key_count();
+    let image = Image {
+        dataset: Dataset::Captured(captured),
+        functions: library_codes(state),
+        options: write_options(state),
+        key_delay: state.config.get_i64("rdb-key-save-delay"),
+    };
+    let keys_written = Arc::new(AtomicUsize::new(0));
+    let progress = keys_written.clone();
+    let temp_path = temp.clone();
+    let job = super::job::BackgroundJob::spawn("moonkv-bgsave", move |cancel| {
+        write_file(&target, &temp_path, file?, &image, Some(cancel), &progress)
+    })
+    .map_err(|e| {
+        Captured::stop(state);
+        let _ = std::fs::remove_file(&temp);
+        failed(e)
     })?;
     let dirty_at_start = state.dirty();
     let p = &mut state.persistence;
@@ -269,6 +282,7 @@ pub fn start_background_save(state: &mut ServerState) -> Result<(), String> {
     p.last_bgsave_try_unix = crate::time::unix_ms() / 1000;
     p.bgsave = Some(BackgroundSave {
         job,
+        temp,
         dirty_at_start,
         keys_total,
         keys_written,
@@ -293,6 +307,8 @@ pub fn collect_background_save(state: &mut ServerState) {
     let Some(bgsave) = state.persistence.bgsave.take() else {
         return;
     };
+    // A save that failed part-way leaves captures behind.
+    Captured::stop(state);
     let p = &mut state.persistence;
     p.last_bgsave_secs = bgsave.elapsed().as_secs() as i64;
     match outcome {

@@ -24,6 +24,8 @@ use std::time::Duration;
 pub enum Awaits {
     List,
     SortedSet,
+    /// WAIT: `count` replicas acknowledging the stream up to `offset` (no keys).
+    Replicas { offset: u64, count: usize },
 }
 
 impl Awaits {
@@ -31,6 +33,7 @@ impl Awaits {
         match self {
             Awaits::List => value.as_list().is_some(),
             Awaits::SortedSet => value.as_zset().is_some(),
+            Awaits::Replicas { .. } => false,
         }
     }
 }
@@ -146,7 +149,13 @@ pub fn release(
     let client = parked.client;
     let mut reply = RespWriter::new(out, client.protocol);
     match how {
-        Release::Timeout => reply.null_array(),
+        // WAIT answers how many replicas got there in time.
+        Release::Timeout => match parked.awaits {
+            Awaits::Replicas { offset, .. } => {
+                reply.integer(state.replication.acked(offset) as i64)
+            }
+            _ => reply.null_array(),
+        },
         Release::Error => {
             let msg = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
             state.stats.record_error(msg);
@@ -243,6 +252,32 @@ fn serve_key(state: &mut ServerState, db: usize, key: &[u8]) {
             }
             None => resume(state, client, out),
         }
+    }
+}
+
+/// Answers the clients in WAIT whose replicas have now acknowledged enough (after a REPLCONF
+/// ACK).
+pub fn serve_replica_waits(state: &mut ServerState) {
+    let ready: Vec<(u64, usize)> = state
+        .blocked
+        .parked
+        .iter()
+        .filter_map(|(&id, parked)| match parked.awaits {
+            Awaits::Replicas { offset, count } => {
+                let acked = state.replication.acked(offset);
+                (acked >= count).then_some((id, acked))
+            }
+            _ => None,
+        })
+        .collect();
+    for (id, acked) in ready {
+        let Some(parked) = unpark(state, id) else {
+            continue;
+        };
+        let mut out = Vec::new();
+        RespWriter::new(&mut out, parked.client.protocol).integer(acked as i64);
+        commands::record_released_call(state, &parked.args, false);
+        resume(state, parked.client, out);
     }
 }
 

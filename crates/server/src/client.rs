@@ -85,6 +85,12 @@ pub struct ClientState {
     pub last_lookup: Option<(compact_bytes::CompactBytes, usize)>,
     /// The client scripts run their commands as (SORT sorts what it would leave unordered).
     pub in_script: bool,
+    /// The client a replica runs its primary's stream as: the primary decides, so the
+    /// checks that protect the dataset from clients (read-only replica, OOM, MISCONF,
+    /// min-replicas, stale data) do not apply to it.
+    pub from_primary: bool,
+    /// The replication offset after this client's last command: what WAIT waits for.
+    pub write_offset: u64,
 }
 
 impl std::fmt::Debug for ClientState {
@@ -121,6 +127,8 @@ impl ClientState {
             block_request: None,
             last_lookup: None,
             in_script: false,
+            from_primary: false,
+            write_offset: 0,
         }
     }
 
@@ -138,6 +146,7 @@ impl ClientState {
     pub fn flags_string(&self) -> String {
         flags_string(
             self.monitor,
+            false,
             self.subscription_count() > 0,
             self.multi.is_some(),
             false,
@@ -150,6 +159,7 @@ impl ClientState {
 /// The flag letters in the order Redis prints them.
 fn flags_string(
     monitor: bool,
+    replica: bool,
     pubsub: bool,
     multi: bool,
     blocked: bool,
@@ -159,6 +169,7 @@ fn flags_string(
     let mut f = String::new();
     for (on, c) in [
         (monitor, 'O'),
+        (replica && !monitor, 'S'),
         (pubsub, 'P'),
         (multi, 'x'),
         (blocked, 'b'),
@@ -194,6 +205,8 @@ pub struct ClientEntry {
     pub protocol: Protocol,
     /// Parked by a blocking command (kept by the blocking registry, not by `sync_from`).
     pub blocked: bool,
+    /// Attached as a replica (SYNC/PSYNC).
+    pub replica: bool,
     pub tx: UnboundedSender<Outbound>,
 }
 
@@ -230,7 +243,7 @@ impl ClientEntry {
             name,
             (now_ms - self.created_ms) / 1000,
             (now_ms - self.last_interaction_ms) / 1000,
-            flags_string(self.monitor, self.sub + self.psub > 0, self.multi >= 0, self.blocked, self.no_evict, self.closing),
+            flags_string(self.monitor, self.replica, self.sub + self.psub > 0, self.multi >= 0, self.blocked, self.no_evict, self.closing),
             self.db,
             self.sub,
             self.psub,

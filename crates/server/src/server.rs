@@ -78,7 +78,8 @@ impl Shared {
 /// expired ones, repeating while more than a quarter of a sample was expired, within a time
 /// budget (25% of the tick, like Redis's slow cycle).
 fn active_expire_cycle(state: &mut ServerState, budget: Duration) {
-    if !state.active_expire_enabled {
+    // A replica's keys expire when its primary says so (a DEL in the stream).
+    if !state.active_expire_enabled || state.replication.primary.is_some() {
         return;
     }
     let started = Instant::now();
@@ -110,7 +111,7 @@ fn close_idle_clients(state: &mut ServerState) {
     for entry in state.clients.values() {
         let idle = now - entry.last_interaction_ms;
         let exempt = entry.sub + entry.psub > 0
-            || state.replication.replicas.contains(&entry.id)
+            || state.replication.is_replica(entry.id)
             || entry.monitor
             || entry.blocked;
         if !exempt && idle > timeout_secs * 1000 {
@@ -211,6 +212,8 @@ pub async fn run(config: Config, config_file: Option<String>) -> i32 {
         if loaded.is_err() {
             return 1;
         }
+        // `replicaof` in the configuration: the link starts once the dataset is in.
+        crate::replication::link::spawn_task(&state);
     }
     tokio::spawn(run_cron(shared.clone()));
     log::notice("Ready to accept connections");

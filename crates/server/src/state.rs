@@ -253,7 +253,11 @@ impl ServerState {
         let primary: Vec<&str> = state.config.get("replicaof").split_whitespace().collect();
         if let [host, port] = primary.as_slice() {
             if let Ok(port) = port.parse::<u16>() {
-                state.replication.primary = Some((host.to_string(), port));
+                state.replication.primary = Some(crate::replication::link::PrimaryLink::new(
+                    host.to_string(),
+                    port,
+                    true,
+                ));
             }
         }
         state

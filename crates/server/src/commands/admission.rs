@@ -122,6 +122,9 @@ pub fn admit(
     // carries those of the commands it queued (Redis's getCommandFlags and mstate flags).
     // Only worked out when a rule needs them.
     let effective = || effective_flags(state, client, spec, args);
+    if client.from_primary {
+        return Ok(());
+    }
     if state.settings.maxmemory > 0 && over_maxmemory(state) {
         // Queueing inside MULTI may take memory without bound too.
         let queues = in_multi && !matches!(spec.name, "exec" | "discard" | "quit" | "reset");
@@ -279,18 +282,27 @@ fn replica_refuses_writes(state: &ServerState) -> bool {
     state.replication.primary.is_some() && state.config.get_bool("replica-read-only")
 }
 
-/// This server is a replica whose link to its primary is down and that does not serve stale
-/// data (`replica-serve-stale-data no`). The replica side does not fetch data yet, so a
-/// replica's link is always down.
+/// This server is a replica whose link to its primary is not up and that does not serve stale
+/// data (`replica-serve-stale-data no`).
 fn replica_is_stale(state: &ServerState) -> bool {
-    state.replication.primary.is_some() && !state.config.get_bool("replica-serve-stale-data")
+    state
+        .replication
+        .primary
+        .as_ref()
+        .is_some_and(|link| link.state != crate::replication::link::LinkState::Connected)
+        && !state.config.get_bool("replica-serve-stale-data")
 }
 
-/// `min-replicas-to-write` is set and fewer replicas are connected. (Replicas do not report
-/// their lag yet, so every connected replica counts as good.)
+/// `min-replicas-to-write` is set and fewer replicas acknowledged within
+/// `min-replicas-max-lag` seconds.
 fn too_few_good_replicas(state: &ServerState) -> bool {
     let needed = state.settings.min_replicas_to_write;
-    needed > 0 && state.replication.replicas.len() < needed
+    needed > 0
+        && state.replication.primary.is_none()
+        && state.replication.good_replicas(
+            crate::time::unix_ms(),
+            state.config.get_i64("min-replicas-max-lag"),
+        ) < needed
 }
 
 /// True when `maxmemory` is set and the allocator reports more memory in use. There is no

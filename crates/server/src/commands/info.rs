@@ -68,23 +68,10 @@ fn info(ctx: &mut Ctx) {
     ctx.verbatim("txt", text.as_bytes());
 }
 
-/// A random 40-hex-digit id, fixed for the life of the process (run_id, replication id).
-fn process_id_hex(which: usize) -> &'static str {
-    static IDS: OnceLock<[String; 2]> = OnceLock::new();
-    let ids = IDS.get_or_init(|| {
-        let make = || {
-            (0..40)
-                .map(|_| format!("{:x}", rand::random::<u8>() & 0xf))
-                .collect::<String>()
-        };
-        [make(), make()]
-    });
-    &ids[which]
-}
-
-/// This server's replication id.
-pub fn replication_id() -> &'static str {
-    process_id_hex(1)
+/// A random 40-hex-digit id, fixed for the life of the process (run_id).
+fn run_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(crate::replication::new_replid)
 }
 
 /// Bytes as Redis prints them in `*_human` fields: `1.50M`, `912.00K`, `12B`.
@@ -179,7 +166,7 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("gcc_version:0.0.0");
             line!("process_id:{}", std::process::id());
             line!("process_supervised:no");
-            line!("run_id:{}", process_id_hex(0));
+            line!("run_id:{}", run_id());
             line!("tcp_port:{}", state.tcp_port);
             line!("server_time_usec:{}", crate::time::unix_us());
             line!("uptime_in_seconds:{}", uptime);
@@ -427,17 +414,46 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("io_threaded_writes_processed:0");
         }
         "replication" => {
+            use crate::replication::link::LinkState;
+            let replication = &state.replication;
+            let now_ms = crate::time::unix_ms();
             line!("# Replication");
-            match &state.replication.primary {
-                Some((host, port)) => {
+            match &replication.primary {
+                Some(link) => {
+                    let up = link.state == LinkState::Connected;
                     line!("role:slave");
-                    line!("master_host:{}", host);
-                    line!("master_port:{}", port);
-                    line!("master_link_status:down");
-                    line!("master_last_io_seconds_ago:-1");
-                    line!("master_sync_in_progress:0");
-                    line!("slave_read_repl_offset:0");
-                    line!("slave_repl_offset:0");
+                    line!("master_host:{}", link.host);
+                    line!("master_port:{}", link.port);
+                    line!("master_link_status:{}", if up { "up" } else { "down" });
+                    line!(
+                        "master_last_io_seconds_ago:{}",
+                        if up { (now_ms - link.last_io_ms) / 1000 } else { -1 }
+                    );
+                    line!(
+                        "master_sync_in_progress:{}",
+                        (link.state == LinkState::Sync) as u8
+                    );
+                    line!("slave_read_repl_offset:{}", replication.offset);
+                    line!("slave_repl_offset:{}", replication.offset);
+                    if link.state == LinkState::Sync {
+                        line!("master_sync_total_bytes:{}", link.sync_total_bytes);
+                        line!("master_sync_read_bytes:{}", link.sync_read_bytes);
+                        line!(
+                            "master_sync_left_bytes:{}",
+                            link.sync_total_bytes - link.sync_read_bytes as i64
+                        );
+                        line!("master_sync_perc:0.00");
+                        line!(
+                            "master_sync_last_io_seconds_ago:{}",
+                            (now_ms - link.last_io_ms) / 1000
+                        );
+                    }
+                    if !up {
+                        line!(
+                            "master_link_down_since_seconds:{}",
+                            (now_ms - link.down_since_ms) / 1000
+                        );
+                    }
                     line!(
                         "slave_priority:{}",
                         state.config.get_i64("replica-priority")
@@ -446,23 +462,49 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
                         "slave_read_only:{}",
                         state.config.get_bool("replica-read-only") as u8
                     );
-                    line!("replica_announced:1");
+                    line!(
+                        "replica_announced:{}",
+                        state.config.get_bool("replica-announced") as u8
+                    );
                 }
                 None => line!("role:master"),
             }
-            line!("connected_slaves:{}", state.replication.replicas.len());
+            line!("connected_slaves:{}", replication.replicas.len());
+            for (i, r) in replication.replicas.iter().enumerate() {
+                line!(
+                    "slave{}:ip={},port={},state=online,offset={},lag={}",
+                    i,
+                    r.ip,
+                    r.port,
+                    r.ack_offset,
+                    (now_ms - r.ack_ms) / 1000
+                );
+            }
             line!("master_failover_state:no-failover");
-            line!("master_replid:{}", process_id_hex(1));
-            line!("master_replid2:0000000000000000000000000000000000000000");
-            line!("master_repl_offset:{}", state.replication.offset);
-            line!("second_repl_offset:-1");
-            line!("repl_backlog_active:0");
-            line!(
-                "repl_backlog_size:{}",
-                state.config.get_i64("repl-backlog-size")
-            );
-            line!("repl_backlog_first_byte_offset:0");
-            line!("repl_backlog_histlen:0");
+            line!("master_replid:{}", replication.replid);
+            line!("master_replid2:{}", replication.replid2);
+            line!("master_repl_offset:{}", replication.offset);
+            line!("second_repl_offset:{}", replication.second_replid_offset);
+            match &replication.backlog {
+                Some(backlog) => {
+                    line!("repl_backlog_active:1");
+                    line!("repl_backlog_size:{}", backlog.capacity());
+                    line!(
+                        "repl_backlog_first_byte_offset:{}",
+                        backlog.first_byte_offset()
+                    );
+                    line!("repl_backlog_histlen:{}", backlog.histlen());
+                }
+                None => {
+                    line!("repl_backlog_active:0");
+                    line!(
+                        "repl_backlog_size:{}",
+                        state.config.get_i64("repl-backlog-size")
+                    );
+                    line!("repl_backlog_first_byte_offset:0");
+                    line!("repl_backlog_histlen:0");
+                }
+            }
         }
         "cpu" => {
             let (user, sys) = cpu_seconds();

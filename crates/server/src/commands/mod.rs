@@ -605,6 +605,7 @@ fn dispatch(
     }
     if state.propagating() {
         crate::replication::flush(state);
+        client.write_offset = state.replication.offset;
     }
     crate::blocking::serve_ready_keys(state);
     if state.lazy_collection_enabled() {

@@ -4,6 +4,8 @@
 
 use super::spec::flags::*;
 use super::{CommandSpec, Ctx};
+use crate::replication::backlog::Backlog;
+use crate::replication::Replica;
 use moonkv_protocol::ReplySink;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -60,17 +62,63 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .group("server")
     .summary("Replication handshake settings", "3.0.0"),
+    CommandSpec::new(
+        "role",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST,
+        (0, 0, 0),
+        "",
+        role,
+    )
+    .group("server")
+    .summary("Return the role of the instance in the context of replication", "2.8.12"),
+    CommandSpec::new("wait", 3, NOSCRIPT, (0, 0, 0), "", wait)
+        .group("generic")
+        .summary(
+            "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+            "3.0.0",
+        ),
 ];
 
 /// Redis's NO_ASYNC_LOADING flag has no effect here: there is no asynchronous loading.
 const NO_ASYNC_LOADING: u32 = 0;
 
-/// Sends the snapshot and registers the client as a replica; `preamble` precedes it (PSYNC's
-/// +FULLRESYNC line).
+/// Registers the client as a replica that has the stream up to `offset` - 1.
+fn register_replica(ctx: &mut Ctx, acked: u64) {
+    let id = ctx.client.id;
+    let port = ctx
+        .state
+        .replication
+        .announced_ports
+        .remove(&id)
+        .unwrap_or(0);
+    let ip = match ctx.client.addr.rfind(':') {
+        Some(colon) => ctx.client.addr[..colon].to_string(),
+        None => ctx.client.addr.clone(),
+    };
+    ctx.state.replication.replicas.push(Replica {
+        client_id: id,
+        ip,
+        port,
+        ack_offset: acked,
+        ack_ms: ctx.now_ms,
+    });
+    if let Some(entry) = ctx.state.clients.get_mut(&id) {
+        entry.replica = true;
+    }
+    crate::notify::apply_to_dbs(ctx.state);
+}
+
+/// Sends a full snapshot and registers the client as a replica; `preamble` precedes it
+/// (PSYNC's +FULLRESYNC line).
 fn attach(ctx: &mut Ctx, preamble: Option<String>) {
-    if ctx.state.replication.replicas.contains(&ctx.client.id) {
+    if ctx.state.replication.is_replica(ctx.client.id) {
         return;
     }
+    crate::log::notice(&format!(
+        "Replica {} asks for synchronization",
+        ctx.client.addr
+    ));
     let libraries = ctx.state.scripting.libraries.libraries.values();
     let snapshot = moonkv_persistence::rdb::write_snapshot(
         &ctx.state.dbs,
@@ -81,50 +129,173 @@ fn attach(ctx: &mut Ctx, preamble: Option<String>) {
     let mut bytes = preamble.map(String::into_bytes).unwrap_or_default();
     bytes.extend_from_slice(format!("${}\r\n", snapshot.len()).as_bytes());
     bytes.extend_from_slice(&snapshot);
-    let id = ctx.client.id;
     // The snapshot goes through the client's outbound channel so everything streamed after it
     // arrives in order.
-    ctx.state.send_to(id, bytes);
-    ctx.state.replication.replicas.push(id);
+    ctx.state.send_to(ctx.client.id, bytes);
+    let offset = ctx.state.replication.offset;
+    register_replica(ctx, offset);
+    // The stream to the new replica must start by selecting its database.
     ctx.state.replication.selected_db = None;
-    crate::notify::apply_to_dbs(ctx.state);
     crate::log::notice(&format!(
-        "Replica {} asks for synchronization",
+        "Synchronization with replica {} succeeded",
         ctx.client.addr
     ));
 }
 
+/// A replica whose own link is down has nothing current to give.
+fn refuse_while_unlinked(ctx: &mut Ctx) -> bool {
+    let unlinked = ctx
+        .state
+        .replication
+        .primary
+        .as_ref()
+        .is_some_and(|l| l.state != crate::replication::link::LinkState::Connected);
+    if unlinked {
+        ctx.error("NOMASTERLINK Can't SYNC while not connected with my master");
+    }
+    unlinked
+}
+
+/// A primary that never had replicas starts a history of its own for them, with a backlog.
+fn ensure_backlog(ctx: &mut Ctx) {
+    let replication = &mut ctx.state.replication;
+    if replication.backlog.is_none() {
+        if replication.replicas.is_empty() && replication.primary.is_none() {
+            replication.replid = crate::replication::new_replid();
+            replication.replid2 = crate::replication::NO_REPLID.to_string();
+            replication.second_replid_offset = -1;
+        }
+        let size = ctx.state.config.get_i64("repl-backlog-size").max(1) as usize;
+        let offset = ctx.state.replication.offset;
+        ctx.state.replication.backlog = Some(Backlog::new(size, offset));
+        crate::log::notice(&format!(
+            "Replication backlog created, my new replication IDs are '{}' and '{}'",
+            ctx.state.replication.replid, ctx.state.replication.replid2
+        ));
+    }
+}
+
 fn sync(ctx: &mut Ctx) {
+    if refuse_while_unlinked(ctx) {
+        return;
+    }
+    ensure_backlog(ctx);
     attach(ctx, None);
 }
 
+/// PSYNC replid offset: resumes from `offset` when it is in this server's history and still in
+/// the backlog (+CONTINUE), else a full resync (+FULLRESYNC and a snapshot).
 fn psync(ctx: &mut Ctx) {
+    if ctx.state.replication.is_replica(ctx.client.id) || refuse_while_unlinked(ctx) {
+        return;
+    }
+    let asked_id = String::from_utf8_lossy(ctx.arg(1)).into_owned();
+    let asked_offset = moonkv_protocol::number::parse_i64(ctx.arg(2));
+    if let Some(offset) = asked_offset.filter(|&o| o > 0) {
+        if try_partial(ctx, &asked_id, offset as u64) {
+            return;
+        }
+    }
+    ensure_backlog(ctx);
     let line = format!(
         "+FULLRESYNC {} {}\r\n",
-        super::info::replication_id(),
-        ctx.state.replication.offset
+        ctx.state.replication.replid, ctx.state.replication.offset
     );
+    crate::log::notice(&format!(
+        "Full resync requested by replica {}",
+        ctx.client.addr
+    ));
     attach(ctx, Some(line));
 }
 
+fn try_partial(ctx: &mut Ctx, asked_id: &str, offset: u64) -> bool {
+    let replication = &ctx.state.replication;
+    let same_history = asked_id == replication.replid
+        || (asked_id == replication.replid2
+            && offset as i64 <= replication.second_replid_offset);
+    if !same_history {
+        if asked_id != "?" {
+            crate::log::notice(&format!(
+                "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{}', my replication IDs are '{}' and '{}')",
+                asked_id, replication.replid, replication.replid2
+            ));
+        }
+        return false;
+    }
+    let Some(missing) = replication.backlog.as_ref().and_then(|b| b.since(offset)) else {
+        crate::log::notice(&format!(
+            "Unable to partial resync with replica {} for lack of backlog (Replica request was: {}).",
+            ctx.client.addr, offset
+        ));
+        return false;
+    };
+    let mut bytes = format!("+CONTINUE {}\r\n", replication.replid).into_bytes();
+    let sent = missing.len();
+    bytes.extend_from_slice(&missing);
+    ctx.state.send_to(ctx.client.id, bytes);
+    register_replica(ctx, offset - 1);
+    crate::log::notice(&format!(
+        "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
+        ctx.client.addr, sent, offset
+    ));
+    true
+}
+
 fn replconf(ctx: &mut Ctx) {
-    // Acknowledgements from replicas are not answered, as in Redis.
-    if ctx.arg_is(1, "ack") || ctx.arg_is(1, "getack") {
+    if ctx.arg_is(1, "ack") {
+        // Acknowledgements are not answered, as in Redis.
+        if let Some(offset) = moonkv_protocol::number::parse_i64(ctx.arg(2)) {
+            let id = ctx.client.id;
+            let now = ctx.now_ms;
+            if let Some(replica) = ctx
+                .state
+                .replication
+                .replicas
+                .iter_mut()
+                .find(|r| r.client_id == id)
+            {
+                replica.ack_offset = replica.ack_offset.max(offset.max(0) as u64);
+                replica.ack_ms = now;
+            }
+            crate::blocking::serve_replica_waits(ctx.state);
+        }
+        return;
+    }
+    if ctx.arg_is(1, "getack") {
+        // Answered by a replica's link to its primary (see `replication::link`).
         return;
     }
     if ctx.args.len() % 2 == 0 {
         return ctx.syntax_error();
     }
+    let mut i = 1;
+    while i < ctx.args.len() {
+        if ctx.arg_is(i, "listening-port") {
+            match moonkv_protocol::number::parse_i64(ctx.arg(i + 1)) {
+                Some(port) if (0..=65535).contains(&port) => {
+                    let id = ctx.client.id;
+                    ctx.state
+                        .replication
+                        .announced_ports
+                        .insert(id, port as u16);
+                }
+                _ => return ctx.error("ERR value is not an integer or out of range"),
+            }
+        }
+        i += 2;
+    }
     ctx.ok();
 }
 
-/// REPLICAOF host port | NO ONE. Switching to replica mode makes the server refuse writes
-/// (`replica-read-only`) and stop propagating; fetching the primary's data is not implemented
-/// yet, so the link stays down (INFO reports `master_link_status:down`).
+/// REPLICAOF host port | NO ONE.
 fn replicaof(ctx: &mut Ctx) {
     if ctx.arg_is(1, "no") && ctx.arg_is(2, "one") {
-        if ctx.state.replication.primary.take().is_some() {
-            crate::log::notice("MASTER MODE enabled (user request)");
+        if ctx.state.replication.primary.is_some() {
+            crate::replication::link::stop(ctx.state);
+            crate::log::notice(&format!(
+                "MASTER MODE enabled (user request from '{}')",
+                ctx.client.addr
+            ));
         }
         return ctx.ok();
     }
@@ -138,7 +309,7 @@ fn replicaof(ctx: &mut Ctx) {
         .replication
         .primary
         .as_ref()
-        .is_some_and(|(h, p)| h.eq_ignore_ascii_case(&host) && *p == port)
+        .is_some_and(|l| l.host.eq_ignore_ascii_case(&host) && l.port == port)
     {
         return ctx.simple("OK Already connected to specified master");
     }
@@ -146,17 +317,93 @@ fn replicaof(ctx: &mut Ctx) {
         "REPLICAOF {}:{} enabled (user request from '{}')",
         host, port, ctx.client.addr
     ));
-    ctx.state.replication.primary = Some((host, port));
     // Effects of the command that made us a replica (and of the rest of its transaction) are
     // not ours to propagate any more.
     ctx.state.replication.pending.clear();
+    crate::replication::link::start(ctx.state, host, port, false);
     ctx.ok();
+}
+
+/// ROLE: master with its replicas, or replica with its primary and link state.
+fn role(ctx: &mut Ctx) {
+    let replication = &ctx.state.replication;
+    match &replication.primary {
+        None => {
+            let offset = replication.offset as i64;
+            let replicas: Vec<(String, String, String)> = replication
+                .replicas
+                .iter()
+                .map(|r| (r.ip.clone(), r.port.to_string(), r.ack_offset.to_string()))
+                .collect();
+            ctx.array(3);
+            ctx.bulk(b"master");
+            ctx.integer(offset);
+            ctx.array(replicas.len());
+            for (ip, port, offset) in replicas {
+                ctx.array(3);
+                ctx.bulk(ip.as_bytes());
+                ctx.bulk(port.as_bytes());
+                ctx.bulk(offset.as_bytes());
+            }
+        }
+        Some(link) => {
+            let host = link.host.clone();
+            let port = link.port as i64;
+            let state = link.state;
+            let offset = if link.fresh && state != crate::replication::link::LinkState::Connected {
+                -1
+            } else {
+                replication.offset as i64
+            };
+            ctx.array(5);
+            ctx.bulk(b"slave");
+            ctx.bulk(host.as_bytes());
+            ctx.integer(port);
+            ctx.bulk(state.role_word().as_bytes());
+            ctx.integer(offset);
+        }
+    }
+}
+
+/// WAIT numreplicas timeout: blocks until that many replicas acknowledged this client's
+/// writes, or the timeout (milliseconds, 0 for none) passes; replies how many did.
+fn wait(ctx: &mut Ctx) {
+    if ctx.state.replication.primary.is_some() {
+        return ctx.error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
+    }
+    let Some(wanted) = ctx.arg_i64(1) else {
+        return;
+    };
+    let timeout = match moonkv_protocol::number::parse_i64(ctx.arg(2)) {
+        None => return ctx.error("ERR timeout is not an integer or out of range"),
+        Some(t) if t < 0 => return ctx.error("ERR timeout is negative"),
+        Some(t) => t,
+    };
+    let offset = ctx.client.write_offset;
+    let acked = ctx.state.replication.acked(offset);
+    if acked as i64 >= wanted || !ctx.may_block() {
+        return ctx.integer(acked as i64);
+    }
+    // Ask the replicas where they are now rather than wait for their next second.
+    let mut getack = Vec::new();
+    crate::replication::encode(&mut getack, &[b"REPLCONF", b"GETACK", b"*"]);
+    crate::replication::send(ctx.state, getack);
+    let timeout = (timeout > 0).then(|| std::time::Duration::from_millis(timeout as u64));
+    ctx.block(
+        &[],
+        timeout,
+        crate::blocking::Awaits::Replicas {
+            offset,
+            count: wanted.max(0) as usize,
+        },
+    );
 }
 
 /// Forgets a client that was a replica.
 pub fn detach(state: &mut crate::state::ServerState, client_id: u64) {
+    state.replication.announced_ports.remove(&client_id);
     let before = state.replication.replicas.len();
-    state.replication.replicas.retain(|&id| id != client_id);
+    state.replication.replicas.retain(|r| r.client_id != client_id);
     if state.replication.replicas.len() != before {
         crate::notify::apply_to_dbs(state);
     }

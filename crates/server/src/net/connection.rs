@@ -83,6 +83,7 @@ fn register(
             multi: -1,
             protocol: Protocol::Resp2,
             blocked: false,
+            replica: false,
             tx,
         },
     );

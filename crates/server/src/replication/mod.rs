@@ -1,0 +1,213 @@
+//! Replication. As a primary: the stream of write effects, in RESP, sent to connected replicas
+//! and kept in the backlog for partial resyncs. Commands are propagated as they ran, or as a
+//! deterministic rewrite of themselves (relative TTLs become absolute, GETDEL becomes DEL...);
+//! several effects of one command (EXEC, scripts) are wrapped in MULTI/EXEC. As a replica (see
+//! `link`): the stream from the primary, applied and passed on to this server's own replicas.
+
+pub mod backlog;
+pub mod link;
+
+use crate::state::ServerState;
+use backlog::Backlog;
+use bytes::Bytes;
+use std::collections::HashMap;
+
+/// A replica attached to this server.
+pub struct Replica {
+    pub client_id: u64,
+    pub ip: String,
+    /// The port it listens on (REPLCONF listening-port), for INFO and ROLE.
+    pub port: u16,
+    /// The stream offset it last acknowledged (REPLCONF ACK).
+    pub ack_offset: u64,
+    /// When it last acknowledged, Unix ms.
+    pub ack_ms: i64,
+}
+
+/// Replication state of this server.
+pub struct Replication {
+    pub replicas: Vec<Replica>,
+    /// The database the stream last selected.
+    pub selected_db: Option<usize>,
+    /// Effects of the command being executed, emitted when it completes.
+    pub pending: Vec<(usize, Vec<Bytes>)>,
+    /// The stream's offset: bytes sent (as a primary) or applied (as a replica) so far, in
+    /// the history named by `replid` (Redis's master_repl_offset).
+    pub offset: u64,
+    /// The id of the history `offset` counts in.
+    pub replid: String,
+    /// The history this one continues (after a promotion), valid up to
+    /// `second_replid_offset`, so replicas of the old primary can resume partially.
+    pub replid2: String,
+    pub second_replid_offset: i64,
+    pub backlog: Option<Backlog>,
+    /// The primary this server replicates from (REPLICAOF), if it is a replica.
+    pub primary: Option<link::PrimaryLink>,
+    /// Ports announced with REPLCONF listening-port by clients not yet attached.
+    pub announced_ports: HashMap<u64, u16>,
+    /// Bumped whenever the primary changes: a link task whose number is stale stops.
+    pub link_generation: u64,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication {
+            replicas: Vec::new(),
+            selected_db: None,
+            pending: Vec::new(),
+            offset: 0,
+            replid: new_replid(),
+            replid2: NO_REPLID.to_string(),
+            second_replid_offset: -1,
+            backlog: None,
+            primary: None,
+            announced_ports: HashMap::new(),
+            link_generation: 0,
+        }
+    }
+}
+
+/// Redis's null replication id.
+pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
+
+/// A new random 40-hex-digit replication id.
+pub fn new_replid() -> String {
+    (0..40)
+        .map(|_| format!("{:x}", rand::random::<u8>() & 0xf))
+        .collect()
+}
+
+impl Replication {
+    pub fn active(&self) -> bool {
+        !self.replicas.is_empty() || self.backlog.is_some()
+    }
+
+    pub fn is_replica(&self, client_id: u64) -> bool {
+        self.replicas.iter().any(|r| r.client_id == client_id)
+    }
+
+    /// Starts a new history (this server became a primary): the old one stays resumable up
+    /// to the present offset.
+    pub fn shift_replid(&mut self) {
+        self.replid2 = std::mem::replace(&mut self.replid, new_replid());
+        self.second_replid_offset = self.offset as i64 + 1;
+    }
+
+    /// Replicas whose last acknowledgement is at most `max_lag_secs` old.
+    pub fn good_replicas(&self, now_ms: i64, max_lag_secs: i64) -> usize {
+        self.replicas
+            .iter()
+            .filter(|r| now_ms - r.ack_ms <= max_lag_secs * 1000)
+            .count()
+    }
+
+    /// Replicas that acknowledged at least `offset`.
+    pub fn acked(&self, offset: u64) -> usize {
+        self.replicas
+            .iter()
+            .filter(|r| r.ack_offset >= offset)
+            .count()
+    }
+}
+
+/// Encodes one command in RESP, as the stream carries it.
+pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Puts bytes on the stream: into the backlog and to every replica.
+pub fn send(state: &mut ServerState, bytes: Vec<u8>) {
+    if bytes.is_empty() {
+        return;
+    }
+    state.replication.offset += bytes.len() as u64;
+    if let Some(backlog) = state.replication.backlog.as_mut() {
+        backlog.push(&bytes);
+    }
+    let mut gone = Vec::new();
+    for replica in &state.replication.replicas {
+        if !state.send_to(replica.client_id, bytes.clone()) {
+            gone.push(replica.client_id);
+        }
+    }
+    if !gone.is_empty() {
+        state
+            .replication
+            .replicas
+            .retain(|r| !gone.contains(&r.client_id));
+    }
+}
+
+/// Sends one effect right away (e.g. the DEL of a key that expired during a lookup).
+pub fn feed_now(state: &mut ServerState, db: usize, args: &[&[u8]]) {
+    let effect = (db, args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
+    emit(state, &[effect]);
+}
+
+/// Emits the effects collected while a command ran: alone, or wrapped in MULTI/EXEC when
+/// there are several, so replicas apply them atomically.
+pub fn flush(state: &mut ServerState) {
+    if state.replication.pending.is_empty() {
+        return;
+    }
+    let pending = std::mem::take(&mut state.replication.pending);
+    if state.replication.primary.is_some() {
+        // A replica passes its primary's stream on as it came (see `link`) and originates
+        // nothing for its replicas; its append-only file records what it executed.
+        if state.aof.is_on() {
+            let timestamps = state.settings.aof_timestamps;
+            state.aof.feed(&pending, timestamps);
+        }
+        return;
+    }
+    emit(state, &pending);
+}
+
+/// Sends effects to every place they go: the replicas and the append-only file. Each keeps
+/// track of the database it last selected.
+fn emit(state: &mut ServerState, effects: &[(usize, Vec<Bytes>)]) {
+    if state.replication.active() {
+        let mut out = Vec::new();
+        let mut selected = state.replication.selected_db;
+        encode_effects(&mut out, &mut selected, effects);
+        state.replication.selected_db = selected;
+        send(state, out);
+    }
+    if state.aof.is_on() {
+        let timestamps = state.settings.aof_timestamps;
+        state.aof.feed(effects, timestamps);
+    }
+}
+
+/// Encodes effects as RESP commands, with a SELECT wherever the database changes from
+/// `selected`, wrapping several effects in MULTI/EXEC.
+pub fn encode_effects(
+    out: &mut Vec<u8>,
+    selected: &mut Option<usize>,
+    effects: &[(usize, Vec<Bytes>)],
+) {
+    let wrap = effects.len() > 1;
+    let mut select = |out: &mut Vec<u8>, db: usize| {
+        if *selected != Some(db) {
+            encode(out, &[b"SELECT", db.to_string().as_bytes()]);
+            *selected = Some(db);
+        }
+    };
+    if wrap {
+        select(out, effects[0].0);
+        encode(out, &[b"MULTI"]);
+    }
+    for (db, args) in effects {
+        select(out, *db);
+        let parts: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        encode(out, &parts);
+    }
+    if wrap {
+        encode(out, &[b"EXEC"]);
+    }
+}

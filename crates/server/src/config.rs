@@ -348,8 +348,8 @@ pub static DIRECTIVES: &[Directive] = &[
     d("cluster-allow-reads-when-down", BOOL, "no"),
     d("cluster-node-timeout", int(0, LONG_MAX), "15000"),
     d("cluster-require-full-coverage", BOOL, "yes"),
-    d("min-replicas-to-write", int(0, INT_MAX), "0"),
-    d("min-replicas-max-lag", int(0, INT_MAX), "10"),
+    aliased("min-replicas-to-write", "min-slaves-to-write", int(0, INT_MAX), "0"),
+    aliased("min-replicas-max-lag", "min-slaves-max-lag", int(0, INT_MAX), "10"),
     d("lua-replicate-commands", BOOL, "yes"),
     // Redis 7.0.15 offers scripts setfenv, getfenv and newproxy only when this is yes; moonkv
     // never does yet, and warns at start-up when asked to.

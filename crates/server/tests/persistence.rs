@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{info_field, scratch_dir, TestServer};
+use common::{info_field, redis_available, scratch_dir, RedisServer, TestServer};
 use redis::{Commands, Connection, Value};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -482,73 +482,6 @@ fn damaged_snapshots_stop_the_server_with_redis_messages() {
 }
 
 // ---- files exchanged with redis-server 7.0.15 ----------------------------------------------
-
-const REDIS_SERVER: &str = "/usr/bin/redis-server";
-
-/// Whether redis-server is here; when MOONKV_REQUIRE_REDIS=1 (CI), its absence fails.
-fn redis_available() -> bool {
-    if Path::new(REDIS_SERVER).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("MOONKV_REQUIRE_REDIS").as_deref() != Ok("1"),
-        "redis-server is required (MOONKV_REQUIRE_REDIS=1) but {REDIS_SERVER} is missing"
-    );
-    eprintln!("skipped: {REDIS_SERVER} is not installed");
-    false
-}
-
-struct RedisServer {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl RedisServer {
-    fn start(dir: &Path) -> RedisServer {
-        Self::start_with(dir, &[])
-    }
-
-    /// Starts redis-server on `dir`; `args` come last and win.
-    fn start_with(dir: &Path, args: &[&str]) -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(REDIS_SERVER)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(dir)
-            .args(["--save", "", "--appendonly", "no"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let server = RedisServer { port, child };
-        wait_until("redis-server", || {
-            redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok()
-        });
-        server
-    }
-
-    fn conn(&self) -> Connection {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn redis_server_loads_a_moonkv_snapshot() {

@@ -368,9 +368,9 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
             line!("total_net_input_bytes:{}", s.total_net_input_bytes);
             line!("total_net_output_bytes:{}", s.total_net_output_bytes);
             line!("rejected_connections:{}", s.rejected_connections);
-            line!("sync_full:0");
-            line!("sync_partial_ok:0");
-            line!("sync_partial_err:0");
+            line!("sync_full:{}", state.replication.sync_full);
+            line!("sync_partial_ok:{}", state.replication.sync_partial_ok);
+            line!("sync_partial_err:{}", state.replication.sync_partial_err);
             line!("expired_keys:{}", expired);
             line!("expired_stale_perc:0.00");
             line!("expired_time_cap_reached_count:0");

@@ -134,6 +134,7 @@ fn attach(ctx: &mut Ctx, preamble: Option<String>) {
     ctx.state.send_to(ctx.client.id, bytes);
     let offset = ctx.state.replication.offset;
     register_replica(ctx, offset);
+    ctx.state.replication.sync_full += 1;
     // The stream to the new replica must start by selecting its database.
     ctx.state.replication.selected_db = None;
     crate::log::notice(&format!(
@@ -193,8 +194,12 @@ fn psync(ctx: &mut Ctx) {
     let asked_offset = moonkv_protocol::number::parse_i64(ctx.arg(2));
     if let Some(offset) = asked_offset.filter(|&o| o > 0) {
         if try_partial(ctx, &asked_id, offset as u64) {
+            ctx.state.replication.sync_partial_ok += 1;
             return;
         }
+    }
+    if asked_id != "?" {
+        ctx.state.replication.sync_partial_err += 1;
     }
     ensure_backlog(ctx);
     let line = format!(

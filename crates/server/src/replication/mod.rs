@@ -47,6 +47,10 @@ pub struct Replication {
     pub announced_ports: HashMap<u64, u16>,
     /// Bumped whenever the primary changes: a link task whose number is stale stops.
     pub link_generation: u64,
+    /// INFO stats: full resyncs served, partial resyncs accepted and refused.
+    pub sync_full: u64,
+    pub sync_partial_ok: u64,
+    pub sync_partial_err: u64,
 }
 
 impl Default for Replication {
@@ -63,6 +67,9 @@ impl Default for Replication {
             primary: None,
             announced_ports: HashMap::new(),
             link_generation: 0,
+            sync_full: 0,
+            sync_partial_ok: 0,
+            sync_partial_err: 0,
         }
     }
 }

@@ -220,3 +220,74 @@ pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Stri
         .map(str::to_string)
         .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
 }
+
+// ---- redis-server 7.0.15, for the tests that exchange files or streams with it ----------
+
+pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
+
+/// Whether redis-server is here; when MOONKV_REQUIRE_REDIS=1 (CI), its absence fails.
+pub fn redis_available() -> bool {
+    if std::path::Path::new(REDIS_SERVER).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("MOONKV_REQUIRE_REDIS").as_deref() != Ok("1"),
+        "redis-server is required (MOONKV_REQUIRE_REDIS=1) but {REDIS_SERVER} is missing"
+    );
+    eprintln!("skipped: {REDIS_SERVER} is not installed");
+    false
+}
+
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    pub fn start(dir: &std::path::Path) -> RedisServer {
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts redis-server on `dir`; `args` come last and win.
+    pub fn start_with(dir: &std::path::Path, args: &[&str]) -> RedisServer {
+        let port = free_port();
+        let child = Command::new(REDIS_SERVER)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let server = RedisServer { port, child };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let up = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok();
+            if up {
+                break;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

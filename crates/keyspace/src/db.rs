@@ -74,6 +74,9 @@ pub struct Db {
     /// While the dataset loads, nothing expires: a command read from the append-only file
     /// must see the key as the server that wrote it did (Redis's keyIsExpired while loading).
     expiry_paused: bool,
+    /// On a replica: a key past its time reads as missing but stays until its primary's DEL
+    /// (or a client's write, on a writable replica) removes it, as in Redis.
+    replica_reads: bool,
     /// While a background save walks this database, the state its keys had when it started
     /// (see [`Capture`]).
     capture: Option<Box<Capture>>,
@@ -107,6 +110,16 @@ impl Db {
         self.expiry_paused = paused;
     }
 
+    /// Whether this database belongs to a replica (see `replica_reads`).
+    pub fn set_replica_reads(&mut self, on: bool) {
+        self.replica_reads = on;
+    }
+
+    /// A read on a replica of a key past its time: missing, and kept.
+    fn hidden_on_replica(&self, key: &[u8], now: i64) -> bool {
+        self.replica_reads && self.is_expired_at(key, now)
+    }
+
     /// Whether the key exists but its time is up (without deleting it).
     pub fn is_logically_expired(&self, key: &[u8], now: i64) -> bool {
         self.is_expired_at(key, now)
@@ -127,6 +140,10 @@ impl Db {
 
     /// Looks a key up for reading, expiring it first if needed; counts hits and misses.
     pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Value> {
+        if self.hidden_on_replica(key, now) {
+            self.stats.keyspace_misses += 1;
+            return None;
+        }
         self.expire_if_needed(key, now);
         let found = self.entries.get(key);
         if found.is_some() {
@@ -144,6 +161,9 @@ impl Db {
 
     /// Looks a key up without touching hit/miss statistics (still expiring it lazily).
     pub fn peek(&mut self, key: &[u8], now: i64) -> Option<&Value> {
+        if self.hidden_on_replica(key, now) {
+            return None;
+        }
         self.expire_if_needed(key, now);
         self.entries.get(key)
     }

@@ -147,6 +147,7 @@ impl ClientState {
         flags_string(
             self.monitor,
             false,
+            self.from_primary,
             self.subscription_count() > 0,
             self.multi.is_some(),
             false,
@@ -160,6 +161,7 @@ impl ClientState {
 fn flags_string(
     monitor: bool,
     replica: bool,
+    primary: bool,
     pubsub: bool,
     multi: bool,
     blocked: bool,
@@ -170,6 +172,7 @@ fn flags_string(
     for (on, c) in [
         (monitor, 'O'),
         (replica && !monitor, 'S'),
+        (primary, 'M'),
         (pubsub, 'P'),
         (multi, 'x'),
         (blocked, 'b'),
@@ -207,10 +210,37 @@ pub struct ClientEntry {
     pub blocked: bool,
     /// Attached as a replica (SYNC/PSYNC).
     pub replica: bool,
+    /// This server's link to its primary (flag M).
+    pub primary: bool,
     pub tx: UnboundedSender<Outbound>,
 }
 
 impl ClientEntry {
+    /// The registry entry of a client just created.
+    pub fn new(client: &ClientState, tx: UnboundedSender<Outbound>) -> Self {
+        ClientEntry {
+            id: client.id,
+            addr: client.addr.clone(),
+            laddr: client.laddr.clone(),
+            name: None,
+            created_ms: client.created_ms,
+            last_interaction_ms: client.created_ms,
+            db: 0,
+            last_command: "",
+            monitor: false,
+            no_evict: false,
+            closing: false,
+            sub: 0,
+            psub: 0,
+            multi: -1,
+            protocol: Protocol::Resp2,
+            blocked: false,
+            replica: false,
+            primary: client.from_primary,
+            tx,
+        }
+    }
+
     /// Refreshes the fields CLIENT LIST shows from the client's own state.
     pub fn sync_from(&mut self, c: &ClientState) {
         self.last_command = c.last_command;
@@ -243,7 +273,7 @@ impl ClientEntry {
             name,
             (now_ms - self.created_ms) / 1000,
             (now_ms - self.last_interaction_ms) / 1000,
-            flags_string(self.monitor, self.replica, self.sub + self.psub > 0, self.multi >= 0, self.blocked, self.no_evict, self.closing),
+            flags_string(self.monitor, self.replica, self.primary, self.sub + self.psub > 0, self.multi >= 0, self.blocked, self.no_evict, self.closing),
             self.db,
             self.sub,
             self.psub,

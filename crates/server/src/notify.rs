@@ -120,7 +120,9 @@ pub fn apply_to_dbs(state: &mut ServerState) {
     let flags = state.settings.notify_flags;
     let publishing = flags & (class::KEYSPACE | class::KEYEVENT) != 0;
     let replicating = state.propagating();
+    let replica = state.replication.primary.is_some();
     for db in state.dbs.iter_mut() {
+        db.set_replica_reads(replica);
         db.events.track_expired = (publishing && flags & class::EXPIRED != 0) || replicating;
         db.events.track_new = publishing && flags & class::NEW != 0;
     }

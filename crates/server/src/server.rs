@@ -112,6 +112,7 @@ fn close_idle_clients(state: &mut ServerState) {
         let idle = now - entry.last_interaction_ms;
         let exempt = entry.sub + entry.psub > 0
             || state.replication.is_replica(entry.id)
+            || entry.primary
             || entry.monitor
             || entry.blocked;
         if !exempt && idle > timeout_secs * 1000 {
@@ -123,6 +124,7 @@ fn close_idle_clients(state: &mut ServerState) {
 fn cron(state: &mut ServerState, tick: Duration) {
     active_expire_cycle(state, tick / 4);
     crate::persist::cron(state);
+    crate::replication::cron(state);
     state.lazyfree.collect(&mut state.dbs);
     close_idle_clients(state);
     crate::notify::drain_db_events(state);

@@ -258,6 +258,9 @@ impl ServerState {
                     port,
                     true,
                 ));
+                for db in state.dbs.iter_mut() {
+                    db.set_replica_reads(true);
+                }
             }
         }
         state

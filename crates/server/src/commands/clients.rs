@@ -83,9 +83,10 @@ fn getname(ctx: &mut Ctx) {
 /// The CLIENT LIST `TYPE` filter.
 fn matches_type(entry: &ClientEntry, ty: &str) -> bool {
     match ty {
-        "normal" => !entry.replica && entry.sub + entry.psub == 0,
+        "normal" => !entry.replica && !entry.primary && entry.sub + entry.psub == 0,
         "pubsub" => entry.sub + entry.psub > 0,
         "replica" | "slave" => entry.replica,
+        "master" => entry.primary,
         _ => false,
     }
 }

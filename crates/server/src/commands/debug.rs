@@ -33,6 +33,16 @@ fn debug(ctx: &mut Ctx) {
             ctx.state.active_expire_enabled = ctx.arg(2) != b"0";
             ctx.ok();
         }
+        "replicate" if ctx.args.len() >= 3 => {
+            // Puts a command on the replication stream as it is, without running it here
+            // (Redis's hook for testing how replicas take a command they cannot run).
+            if ctx.state.replication.active() {
+                let parts: Vec<&[u8]> = ctx.args[2..].iter().map(|a| &a[..]).collect();
+                let db = ctx.client.db;
+                crate::replication::feed_now(ctx.state, db, &parts);
+            }
+            ctx.ok();
+        }
         "aof-flush-sleep" if ctx.args.len() == 3 => {
             if let Some(us) = ctx.arg_i64(2) {
                 ctx.state.aof.flush_sleep_us = us.max(0) as u64;

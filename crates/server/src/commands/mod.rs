@@ -607,6 +607,9 @@ fn dispatch(
         crate::replication::flush(state);
         client.write_offset = state.replication.offset;
     }
+    if state.replication.primary.is_some() && !client.from_primary && spec.has(flags::WRITE) {
+        crate::replication::remember_local_expires(state, client.db, spec, args);
+    }
     crate::blocking::serve_ready_keys(state);
     if state.lazy_collection_enabled() {
         state.lazyfree.collect(&mut state.dbs);

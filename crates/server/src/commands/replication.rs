@@ -410,6 +410,9 @@ pub fn detach(state: &mut crate::state::ServerState, client_id: u64) {
     let before = state.replication.replicas.len();
     state.replication.replicas.retain(|r| r.client_id != client_id);
     if state.replication.replicas.len() != before {
+        if state.replication.replicas.is_empty() {
+            state.replication.no_replicas_since_ms = crate::time::unix_ms();
+        }
         crate::notify::apply_to_dbs(state);
     }
 }

@@ -7,7 +7,7 @@ use crate::log;
 use crate::server::{Access, Shared};
 use crate::state::ServerState;
 use bytes::BytesMut;
-use moonkv_protocol::{ParseLimits, Protocol, RequestParser};
+use moonkv_protocol::{ParseLimits, RequestParser};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -64,29 +64,7 @@ fn register(
         now,
         authenticated,
     );
-    state.clients.insert(
-        id,
-        ClientEntry {
-            id,
-            addr: client.addr.clone(),
-            laddr: client.laddr.clone(),
-            name: None,
-            created_ms: now,
-            last_interaction_ms: now,
-            db: 0,
-            last_command: "",
-            monitor: false,
-            no_evict: false,
-            closing: false,
-            sub: 0,
-            psub: 0,
-            multi: -1,
-            protocol: Protocol::Resp2,
-            blocked: false,
-            replica: false,
-            tx,
-        },
-    );
+    state.clients.insert(id, ClientEntry::new(&client, tx));
     Ok(client)
 }
 

@@ -81,6 +81,7 @@ pub fn start(state: &mut ServerState, host: String, port: u16, fresh: bool) {
     state.replication.primary = Some(PrimaryLink::new(host, port, fresh));
     // Replicas of this server must resync with the history it is about to follow.
     disconnect_replicas(state);
+    crate::notify::apply_to_dbs(state);
     spawn_task(state);
 }
 
@@ -103,6 +104,9 @@ pub fn stop(state: &mut ServerState) {
     }
     replication.link_generation += 1;
     replication.shift_replid();
+    replication.local_expires.clear();
+    crate::notify::apply_to_dbs(state);
+    let replication = &state.replication;
     crate::log::notice(&format!(
         "Setting secondary replication ID to {}, valid up to offset: {}. New replication ID is {}",
         replication.replid2, replication.second_replid_offset, replication.replid
@@ -488,6 +492,7 @@ fn load_snapshot(state: &mut ServerState, payload: &[u8]) -> Result<(), String> 
         }
     }
     crate::log::notice("MASTER <-> REPLICA sync: Flushing old data");
+    state.replication.local_expires.clear();
     let now = crate::time::unix_ms();
     crate::persist::snapshot::empty_dataset(state, now);
     crate::log::notice("MASTER <-> REPLICA sync: Loading DB in memory");
@@ -511,20 +516,47 @@ fn load_snapshot(state: &mut ServerState, payload: &[u8]) -> Result<(), String> 
     }
 }
 
-/// Applies the primary's stream until the link breaks or the primary changes.
+/// Applies the primary's stream until the link breaks or the primary changes. Meanwhile the
+/// link is a client in the registry (flag M), which CLIENT KILL can close.
 async fn apply_stream(
     shared: &Arc<Shared>,
     generation: u64,
-    mut wire: Wire,
+    wire: Wire,
 ) -> Result<(), String> {
-    let mut client = ClientState::new(
-        u64::MAX - 1,
-        "primary".to_string(),
-        String::new(),
-        crate::time::unix_ms(),
-        true,
-    );
-    client.from_primary = true;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = {
+        let mut state = shared.lock().await;
+        let id = state.next_client_id;
+        state.next_client_id += 1;
+        let text = |addr: std::io::Result<std::net::SocketAddr>| {
+            addr.map(|a| a.to_string()).unwrap_or_default()
+        };
+        let mut client = ClientState::new(
+            id,
+            text(wire.reader.peer_addr()),
+            text(wire.reader.local_addr()),
+            crate::time::unix_ms(),
+            true,
+        );
+        client.from_primary = true;
+        state
+            .clients
+            .insert(id, crate::client::ClientEntry::new(&client, tx));
+        client
+    };
+    let id = client.id;
+    let outcome = apply_as(shared, generation, wire, client, rx).await;
+    shared.lock().await.clients.remove(&id);
+    outcome
+}
+
+async fn apply_as(
+    shared: &Arc<Shared>,
+    generation: u64,
+    mut wire: Wire,
+    mut client: ClientState,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::client::Outbound>,
+) -> Result<(), String> {
     let mut parser = RequestParser::default();
     let limits = ParseLimits {
         max_bulk_len: i64::MAX,
@@ -538,8 +570,15 @@ async fn apply_stream(
     loop {
         if !have_data {
             let read = tokio::select! {
-                read = tokio::time::timeout(wire.timeout, wire.reader.read_buf(&mut wire.buf)) => Some(read),
-                _ = acks.tick() => None,
+                read = tokio::time::timeout(wire.timeout, wire.reader.read_buf(&mut wire.buf)) => Some(Some(read)),
+                _ = acks.tick() => Some(None),
+                message = rx.recv() => match message {
+                    Some(crate::client::Outbound::Close) | None => None,
+                    Some(_) => continue,
+                },
+            };
+            let Some(read) = read else {
+                return Err("Connection with master lost.".into());
             };
             match read {
                 None => {
@@ -585,6 +624,9 @@ async fn apply_stream(
                         &mut replies,
                         &mut clock,
                     );
+                    if replies.first() == Some(&b'-') {
+                        log_error_to_primary(&replies, &args[0]);
+                    }
                     replies.clear();
                 }
                 // The command goes on to this server's replicas and backlog as it came.
@@ -607,6 +649,17 @@ async fn apply_stream(
             send_ack(&mut wire, offset).await?;
         }
     }
+}
+
+/// A command from the primary failed here: the datasets may have diverged (Redis logs the
+/// same line and goes on, under `propagation-error-behavior ignore`).
+fn log_error_to_primary(reply: &[u8], command: &[u8]) {
+    let text = String::from_utf8_lossy(&reply[1..]);
+    crate::log::warning(&format!(
+        "== CRITICAL == This replica is sending an error to its master: '{}' after processing the command '{}'",
+        text.trim_end(),
+        String::from_utf8_lossy(command).to_lowercase()
+    ));
 }
 
 fn is_getack(args: &[Bytes]) -> bool {

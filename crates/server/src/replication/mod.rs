@@ -51,6 +51,14 @@ pub struct Replication {
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
+    /// When the last replica went away (or the server started), Unix ms: the backlog is
+    /// freed `repl-backlog-ttl` seconds later.
+    pub no_replicas_since_ms: i64,
+    /// When the stream last carried a PING to keep replicas' links alive, Unix ms.
+    pub last_ping_ms: i64,
+    /// On a writable replica: keys its own clients gave a TTL. The replica expires these
+    /// itself (its primary knows nothing of them), and only these.
+    pub local_expires: std::collections::HashSet<(usize, Bytes)>,
 }
 
 impl Default for Replication {
@@ -70,6 +78,9 @@ impl Default for Replication {
             sync_full: 0,
             sync_partial_ok: 0,
             sync_partial_err: 0,
+            no_replicas_since_ms: crate::time::unix_ms(),
+            last_ping_ms: 0,
+            local_expires: Default::default(),
         }
     }
 }
@@ -127,6 +138,85 @@ pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
+/// The replication part of the server's cron: the backlog follows `repl-backlog-size`, a
+/// primary PINGs its replicas every `repl-ping-replica-period` so their links do not time
+/// out, and a backlog nobody used for `repl-backlog-ttl` seconds is freed.
+pub fn cron(state: &mut ServerState) {
+    let now = crate::time::unix_ms();
+    let size = state.config.get_i64("repl-backlog-size").max(1) as usize;
+    if let Some(backlog) = state.replication.backlog.as_mut() {
+        if backlog.capacity() != size {
+            backlog.resize(size);
+        }
+    }
+    if state.replication.primary.is_some() {
+        expire_local_keys(state, now);
+        return;
+    }
+    if !state.replication.replicas.is_empty() {
+        let period = state.config.get_i64("repl-ping-replica-period").max(1) * 1000;
+        if now - state.replication.last_ping_ms >= period {
+            state.replication.last_ping_ms = now;
+            let mut ping = Vec::new();
+            encode(&mut ping, &[b"PING"]);
+            send(state, ping);
+        }
+        return;
+    }
+    let ttl = state.config.get_i64("repl-backlog-ttl");
+    let replication = &mut state.replication;
+    if replication.backlog.is_some()
+        && ttl > 0
+        && now - replication.no_replicas_since_ms >= ttl * 1000
+    {
+        // No replica can resume any more: a new history starts with the next one.
+        replication.backlog = None;
+        replication.replid = new_replid();
+        replication.replid2 = NO_REPLID.to_string();
+        replication.second_replid_offset = -1;
+        crate::log::notice(&format!(
+            "Replication backlog freed after {} seconds without connected replicas.",
+            ttl
+        ));
+    }
+}
+
+/// After a client's write on a (writable) replica: notes the keys it left with a TTL.
+pub fn remember_local_expires(
+    state: &mut ServerState,
+    db: usize,
+    spec: &crate::commands::CommandSpec,
+    args: &[Bytes],
+) {
+    let Ok(positions) = spec.key_positions(args) else {
+        return;
+    };
+    for at in positions {
+        let key = &args[at];
+        if state.dbs[db].expire_time(key).is_some() {
+            state.replication.local_expires.insert((db, key.clone()));
+        }
+    }
+}
+
+/// Deletes the keys a writable replica's own clients set to expire, once their time is up.
+fn expire_local_keys(state: &mut ServerState, now: i64) {
+    if state.replication.local_expires.is_empty() {
+        return;
+    }
+    let ServerState {
+        dbs, replication, ..
+    } = state;
+    replication.local_expires.retain(|(db, key)| match dbs[*db].expire_time(key) {
+        Some(at) if at <= now => {
+            dbs[*db].expire_if_needed(key, now);
+            false
+        }
+        Some(_) => true,
+        None => false,
+    });
+}
+
 /// Puts bytes on the stream: into the backlog and to every replica.
 pub fn send(state: &mut ServerState, bytes: Vec<u8>) {
     if bytes.is_empty() {
@@ -147,6 +237,9 @@ pub fn send(state: &mut ServerState, bytes: Vec<u8>) {
             .replication
             .replicas
             .retain(|r| !gone.contains(&r.client_id));
+        if state.replication.replicas.is_empty() {
+            state.replication.no_replicas_since_ms = crate::time::unix_ms();
+        }
     }
 }
 

@@ -317,3 +317,51 @@ fn wait_counts_replicas_and_times_out() {
         .unwrap();
     let _: () = p.set("k", 3).unwrap();
 }
+
+#[test]
+fn set_repl_sends_a_script_s_commands_where_it_says() {
+    let primary = TestServer::start_with(&["--appendonly", "yes"]);
+    let mut p = primary.conn();
+    let replica = Node::start(false, Some(primary.port));
+    let mut r = replica.conn();
+    caught_up(&mut p, &mut r);
+    let script = "redis.set_repl(redis.REPL_AOF) redis.call('set', 'aof-only', 1) \
+        redis.set_repl(redis.REPL_REPLICA) redis.call('set', 'replica-only', 2) \
+        redis.set_repl(redis.REPL_NONE) redis.call('set', 'nowhere', 3) \
+        redis.set_repl(redis.REPL_ALL) redis.call('set', 'everywhere', 4) \
+        redis.set_repl(redis.REPL_SLAVE) redis.call('set', 'replica-too', 5) \
+        return redis.replicate_commands()";
+    let answer: i64 = redis::cmd("EVAL").arg(script).arg(0).query(&mut p).unwrap();
+    assert_eq!(answer, 1, "replicate_commands() answers true in Redis 7");
+    // The next script starts with everything replicated again.
+    let _: () = redis::cmd("EVAL")
+        .arg("redis.call('set', 'next-script', 6)")
+        .arg(0)
+        .query(&mut p)
+        .unwrap();
+    caught_up(&mut p, &mut r);
+    let on_replica: Vec<Option<i64>> = redis::cmd("MGET")
+        .arg(&["aof-only", "replica-only", "nowhere", "everywhere", "replica-too", "next-script"])
+        .query(&mut r)
+        .unwrap();
+    assert_eq!(on_replica, [None, Some(2), None, Some(4), Some(5), Some(6)]);
+    // The append-only file holds what went to it, and nothing else.
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("appendfsync").arg("always").query(&mut p).unwrap();
+    let aof_dir = primary.dir.join("appendonlydir");
+    let text: String = std::fs::read_dir(&aof_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".incr.aof"))
+        .map(|e| String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned())
+        .collect();
+    for (key, present) in [
+        ("aof-only", true),
+        ("replica-only", false),
+        ("nowhere", false),
+        ("everywhere", true),
+        ("replica-too", false),
+        ("next-script", true),
+    ] {
+        assert_eq!(text.contains(key), present, "{key} in the AOF: {text}");
+    }
+}

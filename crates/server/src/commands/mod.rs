@@ -442,7 +442,12 @@ pub fn call(ctx: &mut Ctx, index: usize, started: Instant) -> Instant {
             Propagation::AsCalled => ctx.args.to_vec(),
             Propagation::Rewritten(args) => args,
         };
-        ctx.state.replication.pending.push((db_at_start, args));
+        let to = ctx.state.replication.targets;
+        ctx.state.replication.pending.push(crate::replication::Effect {
+            db: db_at_start,
+            args,
+            to,
+        });
     }
     let failed = ctx.errors > errors_before;
     record_call(ctx.state, index, usec, failed);

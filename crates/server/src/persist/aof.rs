@@ -176,10 +176,13 @@ impl Aof {
     }
 
     /// Appends effects to the buffer (see `crate::replication::emit`).
-    pub fn feed(&mut self, effects: &[(usize, Vec<Bytes>)], timestamps: bool) {
+    pub fn feed(&mut self, effects: &[crate::replication::Effect], timestamps: bool) {
         let Some(open) = self.open.as_mut() else {
             return;
         };
+        if !effects.iter().any(|e| e.to & crate::replication::TO_AOF != 0) {
+            return;
+        }
         // `aof-timestamp-enabled`: an annotation at each new second.
         if timestamps {
             let now = crate::time::unix_ms() / 1000;
@@ -188,7 +191,12 @@ impl Aof {
                 open.last_timestamp = now;
             }
         }
-        crate::replication::encode_effects(&mut open.buffer, &mut open.selected_db, effects);
+        crate::replication::encode_effects(
+            &mut open.buffer,
+            &mut open.selected_db,
+            effects,
+            crate::replication::TO_AOF,
+        );
     }
 
     /// The write error that makes the server refuse writes (MISCONF), if any.

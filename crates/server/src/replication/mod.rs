@@ -30,7 +30,10 @@ pub struct Replication {
     /// The database the stream last selected.
     pub selected_db: Option<usize>,
     /// Effects of the command being executed, emitted when it completes.
-    pub pending: Vec<(usize, Vec<Bytes>)>,
+    pub pending: Vec<Effect>,
+    /// Where effects recorded from now go: a script's `redis.set_repl` narrows it for the
+    /// rest of its run.
+    pub targets: u8,
     /// The stream's offset: bytes sent (as a primary) or applied (as a replica) so far, in
     /// the history named by `replid` (Redis's master_repl_offset).
     pub offset: u64,
@@ -67,6 +70,7 @@ impl Default for Replication {
             replicas: Vec::new(),
             selected_db: None,
             pending: Vec::new(),
+            targets: TO_ALL,
             offset: 0,
             replid: new_replid(),
             replid2: NO_REPLID.to_string(),
@@ -84,6 +88,19 @@ impl Default for Replication {
         }
     }
 }
+
+/// One command's effect on the dataset, as it goes to replicas and the append-only file.
+pub struct Effect {
+    pub db: usize,
+    pub args: Vec<Bytes>,
+    /// TO_AOF, TO_REPLICAS or both (`redis.set_repl`).
+    pub to: u8,
+}
+
+/// Effect targets, with the values of `redis.REPL_AOF` and `redis.REPL_REPLICA`.
+pub const TO_AOF: u8 = moonkv_lua::repl::AOF as u8;
+pub const TO_REPLICAS: u8 = moonkv_lua::repl::REPLICA as u8;
+pub const TO_ALL: u8 = TO_AOF | TO_REPLICAS;
 
 /// Redis's null replication id.
 pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
@@ -245,7 +262,11 @@ pub fn send(state: &mut ServerState, bytes: Vec<u8>) {
 
 /// Sends one effect right away (e.g. the DEL of a key that expired during a lookup).
 pub fn feed_now(state: &mut ServerState, db: usize, args: &[&[u8]]) {
-    let effect = (db, args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
+    let effect = Effect {
+        db,
+        args: args.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
+        to: TO_ALL,
+    };
     emit(state, &[effect]);
 }
 
@@ -270,11 +291,11 @@ pub fn flush(state: &mut ServerState) {
 
 /// Sends effects to every place they go: the replicas and the append-only file. Each keeps
 /// track of the database it last selected.
-fn emit(state: &mut ServerState, effects: &[(usize, Vec<Bytes>)]) {
+fn emit(state: &mut ServerState, effects: &[Effect]) {
     if state.replication.active() {
         let mut out = Vec::new();
         let mut selected = state.replication.selected_db;
-        encode_effects(&mut out, &mut selected, effects);
+        encode_effects(&mut out, &mut selected, effects, TO_REPLICAS);
         state.replication.selected_db = selected;
         send(state, out);
     }
@@ -284,14 +305,20 @@ fn emit(state: &mut ServerState, effects: &[(usize, Vec<Bytes>)]) {
     }
 }
 
-/// Encodes effects as RESP commands, with a SELECT wherever the database changes from
-/// `selected`, wrapping several effects in MULTI/EXEC.
+/// Encodes the effects bound for `destination` as RESP commands, with a SELECT wherever the
+/// database changes from `selected`, wrapping several in MULTI/EXEC.
 pub fn encode_effects(
     out: &mut Vec<u8>,
     selected: &mut Option<usize>,
-    effects: &[(usize, Vec<Bytes>)],
+    effects: &[Effect],
+    destination: u8,
 ) {
-    let wrap = effects.len() > 1;
+    let bound = || effects.iter().filter(|e| e.to & destination != 0);
+    let count = bound().count();
+    if count == 0 {
+        return;
+    }
+    let wrap = count > 1;
     let mut select = |out: &mut Vec<u8>, db: usize| {
         if *selected != Some(db) {
             encode(out, &[b"SELECT", db.to_string().as_bytes()]);
@@ -299,12 +326,14 @@ pub fn encode_effects(
         }
     };
     if wrap {
-        select(out, effects[0].0);
+        if let Some(first) = bound().next() {
+            select(out, first.db);
+        }
         encode(out, &[b"MULTI"]);
     }
-    for (db, args) in effects {
-        select(out, *db);
-        let parts: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    for effect in bound() {
+        select(out, effect.db);
+        let parts: Vec<&[u8]> = effect.args.iter().map(|a| &a[..]).collect();
         encode(out, &parts);
     }
     if wrap {

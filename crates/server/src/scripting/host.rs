@@ -54,9 +54,9 @@ impl moonkv_lua::Host for ScriptHost<'_> {
         Ok(())
     }
 
-    fn set_repl(&mut self, _flags: i64) {
-        // Effects are replicated command by command; selective replication arrives with the
-        // replication issue.
+    fn set_repl(&mut self, flags: i64) {
+        // The script's following commands go only where it says (the run resets it).
+        self.state.replication.targets = flags as u8 & crate::replication::TO_ALL;
     }
 
     fn log(&mut self, level: i64, message: &[u8]) {

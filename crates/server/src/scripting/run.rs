@@ -114,6 +114,8 @@ pub fn run(ctx: &mut Ctx, inv: Invocation) {
     let errors = std::mem::take(&mut reply.errors);
     let state = &mut *ctx.state;
     let run = state.scripting.running.take();
+    // `redis.set_repl` lasts until the end of the script that called it.
+    state.replication.targets = crate::replication::TO_ALL;
     if journal.is_some() {
         // Undo a killed script, one that failed and asked for it, and one a panic cut short.
         let killed = run.as_ref().is_some_and(|r| r.kill_requested);

@@ -56,6 +56,8 @@ pub struct PrimaryLink {
     /// The first sync did not happen yet since this server started as a replica: it has no
     /// history to resume (PSYNC ? -1).
     pub fresh: bool,
+    /// The database the primary's stream last selected: a resumed stream goes on in it.
+    pub stream_db: usize,
 }
 
 impl PrimaryLink {
@@ -71,6 +73,7 @@ impl PrimaryLink {
             sync_total_bytes: -1,
             sync_read_bytes: 0,
             fresh,
+            stream_db: 0,
         }
     }
 }
@@ -105,6 +108,8 @@ pub fn stop(state: &mut ServerState) {
     replication.link_generation += 1;
     replication.shift_replid();
     replication.local_expires.clear();
+    // Its own effects start with a SELECT, whatever the passed-on stream selected last.
+    replication.selected_db = None;
     crate::notify::apply_to_dbs(state);
     let replication = &state.replication;
     crate::log::notice(&format!(
@@ -461,6 +466,7 @@ async fn full_sync(
     ensure_backlog(&mut state);
     if let Some(link) = link_of(&mut state, generation) {
         link.fresh = false;
+        link.stream_db = 0;
     }
     crate::log::notice("MASTER <-> REPLICA sync: Finished with success");
     // The append-only file starts over from the loaded dataset.
@@ -539,6 +545,9 @@ async fn apply_stream(
             true,
         );
         client.from_primary = true;
+        if let Some(link) = link_of(&mut state, generation) {
+            client.db = link.stream_db;
+        }
         state
             .clients
             .insert(id, crate::client::ClientEntry::new(&client, tx));
@@ -642,6 +651,7 @@ async fn apply_as(
             applied = state.replication.offset;
             if let Some(link) = link_of(&mut state, generation) {
                 link.last_io_ms = crate::time::unix_ms();
+                link.stream_db = client.db;
             }
             outcome?;
         }

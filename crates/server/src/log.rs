@@ -103,8 +103,20 @@ pub fn banner(mode: &str, port: &str) {
     ));
 }
 
+/// Whether this server is a replica: its log lines say S where a primary's say M.
+static REPLICA: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_replica_role(replica: bool) {
+    REPLICA.store(replica, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub fn log(level: Level, msg: &str) {
-    log_with_role(level, 'M', msg);
+    let role = if REPLICA.load(std::sync::atomic::Ordering::Relaxed) {
+        'S'
+    } else {
+        'M'
+    };
+    log_with_role(level, role, msg);
 }
 
 /// `redis.log` from a script, with Redis's level numbers (0 debug ... 3 warning).

@@ -121,6 +121,7 @@ pub fn apply_to_dbs(state: &mut ServerState) {
     let publishing = flags & (class::KEYSPACE | class::KEYEVENT) != 0;
     let replicating = state.propagating();
     let replica = state.replication.primary.is_some();
+    crate::log::set_replica_role(replica);
     for db in state.dbs.iter_mut() {
         db.set_replica_reads(replica);
         db.events.track_expired = (publishing && flags & class::EXPIRED != 0) || replicating;

@@ -261,6 +261,7 @@ impl ServerState {
                 for db in state.dbs.iter_mut() {
                     db.set_replica_reads(true);
                 }
+                crate::log::set_replica_role(true);
             }
         }
         state

@@ -81,6 +81,14 @@ const SCRIPT: &str = "redis.call('incrby', KEYS[1], ARGV[1]) \
 /// Writes of every kind: plain commands, a transaction, EVAL/EVALSHA, FCALL, TTLs (some short
 /// enough to expire on the primary during the load) and deletions.
 fn write_load(c: &mut Connection, round: usize) {
+    if round == 0 {
+        let _: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(LIBRARY)
+            .query(c)
+            .unwrap();
+    }
     let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(SCRIPT).query(c).unwrap();
     let mut pipe = redis::pipe();
     for i in 0..200 {
@@ -197,7 +205,6 @@ fn compare(primary: &mut Connection, replica: &mut Connection) {
 fn replicate(redis_primary: bool, redis_replica: bool) {
     let primary = Node::start(redis_primary, None);
     let mut p = primary.conn();
-    let _: String = redis::cmd("FUNCTION").arg("LOAD").arg(LIBRARY).query(&mut p).unwrap();
     write_load(&mut p, 0);
 
     let replica = Node::start(redis_replica, Some(primary.port()));
@@ -254,7 +261,6 @@ fn redis_server_replicates_from_moonkv() {
 fn a_promoted_replica_keeps_its_data_and_its_replicas_resume() {
     let primary = Node::start(false, None);
     let mut p = primary.conn();
-    let _: String = redis::cmd("FUNCTION").arg("LOAD").arg(LIBRARY).query(&mut p).unwrap();
     write_load(&mut p, 0);
     let middle = Node::start(false, Some(primary.port()));
     let mut m = middle.conn();
@@ -364,4 +370,32 @@ fn set_repl_sends_a_script_s_commands_where_it_says() {
     ] {
         assert_eq!(text.contains(key), present, "{key} in the AOF: {text}");
     }
+}
+
+#[test]
+fn a_restarted_replica_resumes_from_its_snapshot() {
+    let primary = TestServer::start();
+    let mut p = primary.conn();
+    write_load(&mut p, 0);
+    let dir = scratch_dir("restarted-replica");
+    let upstream = format!("127.0.0.1 {}", primary.port);
+    let args = ["--replicaof", upstream.as_str(), "--save", ""];
+    {
+        let replica = TestServer::start_in(&dir, &args);
+        let mut r = replica.conn();
+        caught_up(&mut p, &mut r);
+        // Its snapshot records where it stood in the primary's history.
+        let _: () = redis::cmd("SAVE").query(&mut r).unwrap();
+    }
+    // Written while the replica is down, within the primary's backlog.
+    write_load(&mut p, 1);
+    let full_before = info_field(&mut p, "stats", "sync_full");
+    let replica = TestServer::start_in(&dir, &args);
+    let mut r = replica.conn();
+    caught_up(&mut p, &mut r);
+    assert_eq!(info_field(&mut p, "stats", "sync_full"), full_before, "no second full sync");
+    assert_eq!(info_field(&mut p, "stats", "sync_partial_ok"), "1");
+    compare(&mut p, &mut r);
+    drop(replica);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -540,6 +540,7 @@ fn write_base(
         out = super::snapshot::write_dataset(
             out,
             dataset,
+            None,
             functions,
             options,
             true,

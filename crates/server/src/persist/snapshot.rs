@@ -31,9 +31,37 @@ static RENAME: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 /// be finishing when the next starts.
 static BACKGROUND_SAVES: AtomicUsize = AtomicUsize::new(0);
 
+/// Where a snapshot stands in the replication history (aux fields `repl-id`, `repl-offset`,
+/// `repl-stream-db`): a server restarted from it can resume replication from there.
+#[derive(Clone, Debug)]
+pub struct ReplPosition {
+    pub replid: String,
+    pub offset: u64,
+    pub stream_db: usize,
+}
+
+impl ReplPosition {
+    /// The server's position, when it has a replication history worth resuming (it is a
+    /// replica, or a primary with a backlog).
+    pub fn of(state: &ServerState) -> Option<ReplPosition> {
+        let replication = &state.replication;
+        let stream_db = match &replication.primary {
+            Some(link) => link.stream_db,
+            None if replication.backlog.is_some() => replication.selected_db.unwrap_or(0),
+            None => return None,
+        };
+        Some(ReplPosition {
+            replid: replication.replid.clone(),
+            offset: replication.offset,
+            stream_db,
+        })
+    }
+}
+
 /// Everything a snapshot file holds.
 struct Image<'a> {
     dataset: Dataset<'a>,
+    repl: Option<ReplPosition>,
     functions: Vec<Bytes>,
     options: WriteOptions,
     /// `rdb-key-save-delay`, the debugging pause per key.
@@ -84,6 +112,7 @@ impl<W: Write> KeySink for RdbSink<'_, W> {
 pub(super) fn write_dataset<W: Write>(
     out: W,
     dataset: &Dataset,
+    repl: Option<&ReplPosition>,
     functions: &[Bytes],
     options: WriteOptions,
     aof_base: bool,
@@ -97,6 +126,11 @@ pub(super) fn write_dataset<W: Write>(
     rdb.aux("ctime", (now_ms / 1000).to_string().as_bytes())?;
     let used_memory = crate::commands::info::memory_usage().0;
     rdb.aux("used-mem", used_memory.to_string().as_bytes())?;
+    if let Some(repl) = repl {
+        rdb.aux("repl-stream-db", repl.stream_db.to_string().as_bytes())?;
+        rdb.aux("repl-id", repl.replid.as_bytes())?;
+        rdb.aux("repl-offset", repl.offset.to_string().as_bytes())?;
+    }
     rdb.aux("aof-base", if aof_base { b"1" } else { b"0" })?;
     for code in functions {
         rdb.function(code)?;
@@ -138,6 +172,7 @@ fn write_file(
     let written = write_dataset(
         BufWriter::with_capacity(1 << 16, file),
         &image.dataset,
+        image.repl.as_ref(),
         &image.functions,
         image.options,
         false,
@@ -195,6 +230,7 @@ pub fn save(state: &mut ServerState) -> io::Result<()> {
     }
     let image = Image {
         dataset: Dataset::Present(&state.dbs),
+        repl: ReplPosition::of(state),
         functions: library_codes(state),
         options: write_options(state),
         key_delay: state.config.get_i64("rdb-key-save-delay"),
@@ -261,6 +297,7 @@ pub fn start_background_save(state: &mut ServerState) -> Result<(), String> {
     let keys_total = captured.key_count();
     let image = Image {
         dataset: Dataset::Captured(captured),
+        repl: ReplPosition::of(state),
         functions: library_codes(state),
         options: write_options(state),
         key_delay: state.config.get_i64("rdb-key-save-delay"),
@@ -346,6 +383,8 @@ pub struct Loaded {
     pub empty_skipped: u64,
     /// Length of the snapshot in the data read (commands may follow it in an AOF).
     pub bytes: u64,
+    /// The replication position the snapshot was written at, if it says.
+    pub repl: Option<ReplPosition>,
 }
 
 /// Puts a snapshot's libraries and keys into the server. Keys already expired are dropped
@@ -458,7 +497,10 @@ pub fn load_rdb(state: &mut ServerState, data: &[u8]) -> Result<Loaded, ()> {
             }
         };
         match entry {
-            Entry::Aux { key, value } => log_aux_field(&key, &value),
+            Entry::Aux { key, value } => {
+                log_aux_field(&key, &value);
+                note_repl_field(&mut loaded, &key, &value);
+            }
             Entry::Function(code) => {
                 if let Err(e) = install_library(state, code, false) {
                     crate::log::warning(&e);
@@ -544,7 +586,28 @@ pub fn load_at_startup(state: &mut ServerState) -> Result<(), ()> {
     state.persistence.last_load_keys_loaded = loaded.keys;
     state.persistence.last_load_keys_expired = loaded.expired;
     state.persistence.dirty_at_last_save = state.dirty();
+    if let Some(repl) = loaded.repl.filter(|r| r.replid.len() == 40) {
+        crate::replication::resume_from(state, repl);
+    }
     Ok(())
+}
+
+/// Collects the replication position from the aux fields that carry it.
+fn note_repl_field(loaded: &mut Loaded, key: &[u8], value: &[u8]) {
+    if !matches!(key, b"repl-id" | b"repl-offset" | b"repl-stream-db") {
+        return;
+    }
+    let text = String::from_utf8_lossy(value);
+    let position = loaded.repl.get_or_insert(ReplPosition {
+        replid: String::new(),
+        offset: 0,
+        stream_db: 0,
+    });
+    match key {
+        b"repl-id" => position.replid = text.into_owned(),
+        b"repl-offset" => position.offset = text.parse().unwrap_or(0),
+        _ => position.stream_db = text.parse().unwrap_or(0),
+    }
 }
 
 /// The line Redis logs about an aux field of a snapshot it loads (the file's origin).

@@ -198,6 +198,31 @@ pub fn cron(state: &mut ServerState) {
     }
 }
 
+/// At start-up, from a snapshot that says where it stood in the replication history: a
+/// replica asks its primary to resume from there, and a primary lets its replicas resume
+/// (its backlog starts empty at that offset).
+pub fn resume_from(state: &mut ServerState, repl: crate::persist::snapshot::ReplPosition) {
+    let replication = &mut state.replication;
+    replication.replid = repl.replid;
+    replication.offset = repl.offset;
+    match replication.primary.as_mut() {
+        Some(link) => {
+            link.fresh = false;
+            link.stream_db = repl.stream_db;
+        }
+        None => {
+            let size = state.config.get_i64("repl-backlog-size").max(1) as usize;
+            let replication = &mut state.replication;
+            replication.backlog = Some(backlog::Backlog::new(size, repl.offset));
+            replication.no_replicas_since_ms = crate::time::unix_ms();
+        }
+    }
+    crate::log::notice(&format!(
+        "Replication position restored from the snapshot: {}:{}",
+        state.replication.replid, state.replication.offset
+    ));
+}
+
 /// After a client's write on a (writable) replica: notes the keys it left with a TTL.
 pub fn remember_local_expires(
     state: &mut ServerState,

@@ -36,7 +36,8 @@ impl Node {
             Node::Redis(RedisServer::start_with(&dir, &args), dir)
         } else {
             let primary = replica_of.map(|port| format!("127.0.0.1 {port}"));
-            let mut args = vec![];
+            // Redis's default diskless sync waits 5 seconds for more replicas.
+            let mut args = vec!["--repl-diskless-sync-delay", "0"];
             if let Some(primary) = primary.as_deref() {
                 args.extend(["--replicaof", primary]);
             }
@@ -326,7 +327,7 @@ fn wait_counts_replicas_and_times_out() {
 
 #[test]
 fn set_repl_sends_a_script_s_commands_where_it_says() {
-    let primary = TestServer::start_with(&["--appendonly", "yes"]);
+    let primary = TestServer::start_with(&["--appendonly", "yes", "--repl-diskless-sync-delay", "0"]);
     let mut p = primary.conn();
     let replica = Node::start(false, Some(primary.port));
     let mut r = replica.conn();
@@ -374,7 +375,7 @@ fn set_repl_sends_a_script_s_commands_where_it_says() {
 
 #[test]
 fn a_restarted_replica_resumes_from_its_snapshot() {
-    let primary = TestServer::start();
+    let primary = TestServer::start_with(&["--repl-diskless-sync-delay", "0"]);
     let mut p = primary.conn();
     write_load(&mut p, 0);
     let dir = scratch_dir("restarted-replica");
@@ -398,4 +399,22 @@ fn a_restarted_replica_resumes_from_its_snapshot() {
     compare(&mut p, &mut r);
     drop(replica);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_diskless_primary_waits_for_more_replicas_and_keeps_the_link_alive() {
+    let primary = TestServer::start_with(&["--repl-diskless-sync-delay", "2"]);
+    let mut p = primary.conn();
+    let _: () = p.set("k", "v").unwrap();
+    let replica = Node::start(false, Some(primary.port));
+    let mut r = replica.conn();
+    let asked = Instant::now();
+    // The replica waits in the handshake while the primary delays the transfer.
+    wait_until("the handshake", || {
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut r).unwrap();
+        role.get(3) == Some(&redis::Value::BulkString(b"handshake".to_vec()))
+    });
+    caught_up(&mut p, &mut r);
+    assert!(asked.elapsed() >= Duration::from_millis(1500), "the transfer waited for the delay");
+    assert_eq!(r.get::<_, String>("k").unwrap(), "v");
 }

@@ -469,7 +469,10 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
                 }
                 None => line!("role:master"),
             }
-            line!("connected_slaves:{}", replication.replicas.len());
+            line!(
+                "connected_slaves:{}",
+                replication.replicas.len() + replication.awaiting_sync.len()
+            );
             for (i, r) in replication.replicas.iter().enumerate() {
                 line!(
                     "slave{}:ip={},port={},state=online,offset={},lag={}",

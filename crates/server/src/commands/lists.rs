@@ -587,7 +587,12 @@ fn blocking_move(ctx: &mut Ctx, from: End, to: End, timeout_at: usize) {
             return ctx.null();
         }
     }
-    ctx.propagate_parts(&[b"lmove", src, &args[2], end_name(from), end_name(to)]);
+    // The blocking form replicates as its non-blocking twin, as in Redis.
+    if ctx.spec.name == "brpoplpush" {
+        ctx.propagate_parts(&[b"rpoplpush", src, &args[2]]);
+    } else {
+        ctx.propagate_parts(&[b"lmove", src, &args[2], end_name(from), end_name(to)]);
+    }
     move_generic(ctx, from, to);
 }
 

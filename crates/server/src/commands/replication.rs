@@ -5,7 +5,7 @@
 use super::spec::flags::*;
 use super::{CommandSpec, Ctx};
 use crate::replication::backlog::Backlog;
-use crate::replication::Replica;
+use crate::replication::primary;
 use moonkv_protocol::ReplySink;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -83,66 +83,6 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// Redis's NO_ASYNC_LOADING flag has no effect here: there is no asynchronous loading.
 const NO_ASYNC_LOADING: u32 = 0;
 
-/// Registers the client as a replica that has the stream up to `offset` - 1.
-fn register_replica(ctx: &mut Ctx, acked: u64) {
-    let id = ctx.client.id;
-    let port = ctx
-        .state
-        .replication
-        .announced_ports
-        .remove(&id)
-        .unwrap_or(0);
-    let ip = match ctx.client.addr.rfind(':') {
-        Some(colon) => ctx.client.addr[..colon].to_string(),
-        None => ctx.client.addr.clone(),
-    };
-    ctx.state.replication.replicas.push(Replica {
-        client_id: id,
-        ip,
-        port,
-        ack_offset: acked,
-        ack_ms: ctx.now_ms,
-    });
-    if let Some(entry) = ctx.state.clients.get_mut(&id) {
-        entry.replica = true;
-    }
-    crate::notify::apply_to_dbs(ctx.state);
-}
-
-/// Sends a full snapshot and registers the client as a replica; `preamble` precedes it
-/// (PSYNC's +FULLRESYNC line).
-fn attach(ctx: &mut Ctx, preamble: Option<String>) {
-    if ctx.state.replication.is_replica(ctx.client.id) {
-        return;
-    }
-    crate::log::notice(&format!(
-        "Replica {} asks for synchronization",
-        ctx.client.addr
-    ));
-    let libraries = ctx.state.scripting.libraries.libraries.values();
-    let snapshot = moonkv_persistence::rdb::write_snapshot(
-        &ctx.state.dbs,
-        libraries.map(|l| &l.code[..]),
-        crate::REDIS_VERSION,
-        ctx.now_ms,
-    );
-    let mut bytes = preamble.map(String::into_bytes).unwrap_or_default();
-    bytes.extend_from_slice(format!("${}\r\n", snapshot.len()).as_bytes());
-    bytes.extend_from_slice(&snapshot);
-    // The snapshot goes through the client's outbound channel so everything streamed after it
-    // arrives in order.
-    ctx.state.send_to(ctx.client.id, bytes);
-    let offset = ctx.state.replication.offset;
-    register_replica(ctx, offset);
-    ctx.state.replication.sync_full += 1;
-    // The stream to the new replica must start by selecting its database.
-    ctx.state.replication.selected_db = None;
-    crate::log::notice(&format!(
-        "Synchronization with replica {} succeeded",
-        ctx.client.addr
-    ));
-}
-
 /// A replica whose own link is down has nothing current to give.
 fn refuse_while_unlinked(ctx: &mut Ctx) -> bool {
     let unlinked = ctx
@@ -177,11 +117,11 @@ fn ensure_backlog(ctx: &mut Ctx) {
 }
 
 fn sync(ctx: &mut Ctx) {
-    if refuse_while_unlinked(ctx) {
+    if ctx.state.replication.is_replica(ctx.client.id) || refuse_while_unlinked(ctx) {
         return;
     }
     ensure_backlog(ctx);
-    attach(ctx, None);
+    primary::request_full_sync(ctx.state, ctx.client.id, &ctx.client.addr, false);
 }
 
 /// PSYNC replid offset: resumes from `offset` when it is in this server's history and still in
@@ -202,15 +142,11 @@ fn psync(ctx: &mut Ctx) {
         ctx.state.replication.sync_partial_err += 1;
     }
     ensure_backlog(ctx);
-    let line = format!(
-        "+FULLRESYNC {} {}\r\n",
-        ctx.state.replication.replid, ctx.state.replication.offset
-    );
     crate::log::notice(&format!(
         "Full resync requested by replica {}",
         ctx.client.addr
     ));
-    attach(ctx, Some(line));
+    primary::request_full_sync(ctx.state, ctx.client.id, &ctx.client.addr, true);
 }
 
 fn try_partial(ctx: &mut Ctx, asked_id: &str, offset: u64) -> bool {
@@ -238,7 +174,8 @@ fn try_partial(ctx: &mut Ctx, asked_id: &str, offset: u64) -> bool {
     let sent = missing.len();
     bytes.extend_from_slice(&missing);
     ctx.state.send_to(ctx.client.id, bytes);
-    register_replica(ctx, offset - 1);
+    let now = ctx.now_ms;
+    primary::register_replica(ctx.state, ctx.client.id, &ctx.client.addr, offset - 1, now);
     crate::log::notice(&format!(
         "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
         ctx.client.addr, sent, offset
@@ -407,6 +344,10 @@ fn wait(ctx: &mut Ctx) {
 /// Forgets a client that was a replica.
 pub fn detach(state: &mut crate::state::ServerState, client_id: u64) {
     state.replication.announced_ports.remove(&client_id);
+    state
+        .replication
+        .awaiting_sync
+        .retain(|w| w.client_id != client_id);
     let before = state.replication.replicas.len();
     state.replication.replicas.retain(|r| r.client_id != client_id);
     if state.replication.replicas.len() != before {

@@ -203,6 +203,11 @@ fn set(ctx: &mut Ctx) {
     store(ctx, key, Value::string(&args[2]), expire);
     if let ExpireOpt::At(at) = expire {
         propagate_set_pxat(ctx, key, &args[2], at);
+    } else if get_old {
+        // Replicas need the write, not the read (Redis drops GET from what it propagates).
+        let options = args[3..].iter().filter(|a| !a.eq_ignore_ascii_case(b"get"));
+        let kept: Vec<&[u8]> = args[..3].iter().chain(options).map(|a| &a[..]).collect();
+        ctx.propagate_parts(&kept);
     }
     if !get_old {
         ctx.ok();
@@ -260,6 +265,7 @@ fn getset(ctx: &mut Ctx) {
         return ctx.wrong_type();
     }
     store(ctx, &args[1], Value::string(&args[2]), ExpireOpt::None);
+    ctx.propagate_parts(&[b"SET", &args[1], &args[2]]);
 }
 
 fn getdel(ctx: &mut Ctx) {

@@ -22,8 +22,10 @@ use tokio::net::TcpStream;
 pub enum LinkState {
     /// Waiting to (re)connect.
     Connect,
-    /// Connecting and handshaking.
+    /// Connecting.
     Connecting,
+    /// Connected, in the handshake (PING, AUTH, REPLCONF, PSYNC and its reply).
+    Handshake,
     /// Receiving the snapshot of a full resync.
     Sync,
     /// Applying the stream.
@@ -36,6 +38,7 @@ impl LinkState {
         match self {
             LinkState::Connect => "connect",
             LinkState::Connecting => "connecting",
+            LinkState::Handshake => "handshake",
             LinkState::Sync => "sync",
             LinkState::Connected => "connected",
         }
@@ -285,6 +288,9 @@ async fn session(
         .map_err(|e| format!("Unable to connect to MASTER: {}", e))?;
     let _ = stream.set_nodelay(true);
     crate::log::notice("Non blocking connect for SYNC fired the event.");
+    if !set_link_state(&mut *shared.lock().await, generation, LinkState::Handshake) {
+        return Ok(());
+    }
     let (reader, writer) = stream.into_split();
     let mut wire = Wire {
         reader,

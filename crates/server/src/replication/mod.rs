@@ -6,6 +6,7 @@
 
 pub mod backlog;
 pub mod link;
+pub mod primary;
 
 use crate::state::ServerState;
 use backlog::Backlog;
@@ -62,6 +63,8 @@ pub struct Replication {
     /// On a writable replica: keys its own clients gave a TTL. The replica expires these
     /// itself (its primary knows nothing of them), and only these.
     pub local_expires: std::collections::HashSet<(usize, Bytes)>,
+    /// Replicas waiting for their full resync to start (`repl-diskless-sync-delay`).
+    pub awaiting_sync: Vec<primary::AwaitingSync>,
 }
 
 impl Default for Replication {
@@ -85,6 +88,7 @@ impl Default for Replication {
             no_replicas_since_ms: crate::time::unix_ms(),
             last_ping_ms: 0,
             local_expires: Default::default(),
+            awaiting_sync: Vec::new(),
         }
     }
 }
@@ -170,6 +174,7 @@ pub fn cron(state: &mut ServerState) {
         expire_local_keys(state, now);
         return;
     }
+    primary::serve_awaiting(state);
     if !state.replication.replicas.is_empty() {
         let period = state.config.get_i64("repl-ping-replica-period").max(1) * 1000;
         if now - state.replication.last_ping_ms >= period {

@@ -61,8 +61,9 @@ row() { # primary replica kind
     : >"$WORK/lag"
     (
         while :; do
-            a=$(field "$p" master_repl_offset)
+            # The replica first: the lag read is then never below the real one.
             b=$(field "$r" slave_repl_offset)
+            a=$(field "$p" master_repl_offset)
             [[ -n $a && -n $b ]] && echo $((a - b)) >>"$WORK/lag"
             sleep 0.05
         done

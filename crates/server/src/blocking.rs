@@ -215,6 +215,7 @@ pub fn serve_ready_keys(state: &mut ServerState) {
         crate::replication::flush(state);
     }
     crate::persist::aof::write_pending(state);
+    crate::replication::flush_outbox(state);
     for (client, reply) in std::mem::take(&mut state.blocked.served) {
         resume(state, client, reply);
     }

@@ -150,6 +150,9 @@ fn psync(ctx: &mut Ctx) {
 }
 
 fn try_partial(ctx: &mut Ctx, asked_id: &str, offset: u64) -> bool {
+    // The backlog already holds the stream not yet handed out: the others get it now, this
+    // replica from the backlog.
+    crate::replication::flush_outbox(ctx.state);
     let replication = &ctx.state.replication;
     let same_history = asked_id == replication.replid
         || (asked_id == replication.replid2

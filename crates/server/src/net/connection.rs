@@ -145,6 +145,7 @@ fn serve_at_desk(state: &mut ServerState, work: DeskWork) -> DeskDone {
     let mut clock = commands::BatchClock::now();
     run_guarded(state, &mut client, &args, &mut reply, &mut clock);
     crate::persist::aof::write_pending(state);
+    crate::replication::flush_outbox(state);
     // Blocking commands are refused while a script is busy; nothing parks here.
     client.block_request = None;
     state.stats.total_net_output_bytes += reply.len() as u64;
@@ -294,6 +295,7 @@ impl Connection {
                     let timeout = request.timeout;
                     state.stats.total_net_output_bytes += (self.out.len() - out_before) as u64;
                     crate::persist::aof::write_pending(&mut state);
+                    crate::replication::flush_outbox(&mut state);
                     blocking::park(&mut state, client, self.args.clone(), request);
                     return AfterBatch::Blocked { timeout };
                 }
@@ -316,6 +318,7 @@ impl Connection {
             // The effects of this batch reach the append-only file before its replies leave
             // (and, under `appendfsync always`, the disk: `flush` waits for that).
             self.durable = crate::persist::aof::write_pending_for_replies(&mut state);
+            crate::replication::flush_outbox(&mut state);
             self.limits = ConnLimits::from(&state.settings);
             if state.shutdown_requested {
                 drop(state);

@@ -654,6 +654,7 @@ async fn apply_as(
                 db.pause_expiry(false);
             }
             crate::persist::aof::write_pending(&mut state);
+            super::flush_outbox(&mut state);
             applied = state.replication.offset;
             if let Some(link) = link_of(&mut state, generation) {
                 link.last_io_ms = crate::time::unix_ms();

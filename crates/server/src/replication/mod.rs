@@ -65,6 +65,9 @@ pub struct Replication {
     pub local_expires: std::collections::HashSet<(usize, Bytes)>,
     /// Replicas waiting for their full resync to start (`repl-diskless-sync-delay`).
     pub awaiting_sync: Vec<primary::AwaitingSync>,
+    /// Stream bytes not yet handed to the replicas' connections: a batch of commands goes out
+    /// in one piece when the batch ends (see [`flush_outbox`]).
+    pub outbox: Vec<u8>,
 }
 
 impl Default for Replication {
@@ -89,6 +92,7 @@ impl Default for Replication {
             last_ping_ms: 0,
             local_expires: Default::default(),
             awaiting_sync: Vec::new(),
+            outbox: Vec::new(),
         }
     }
 }
@@ -151,9 +155,13 @@ impl Replication {
 
 /// Encodes one command in RESP, as the stream carries it.
 pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    out.push(b'*');
+    out.extend_from_slice(moonkv_protocol::itoa_buf(args.len() as i64).as_bytes());
+    out.extend_from_slice(b"\r\n");
     for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.push(b'$');
+        out.extend_from_slice(moonkv_protocol::itoa_buf(a.len() as i64).as_bytes());
+        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
@@ -183,6 +191,7 @@ pub fn cron(state: &mut ServerState) {
             encode(&mut ping, &[b"PING"]);
             send(state, ping);
         }
+        flush_outbox(state);
         return;
     }
     let ttl = state.config.get_i64("repl-backlog-ttl");
@@ -264,18 +273,43 @@ fn expire_local_keys(state: &mut ServerState, now: i64) {
     });
 }
 
-/// Puts bytes on the stream: into the backlog and to every replica.
+/// Puts bytes on the stream: into the backlog, and into the outbox for every replica.
 pub fn send(state: &mut ServerState, bytes: Vec<u8>) {
     if bytes.is_empty() {
         return;
     }
-    state.replication.offset += bytes.len() as u64;
-    if let Some(backlog) = state.replication.backlog.as_mut() {
+    let replication = &mut state.replication;
+    replication.offset += bytes.len() as u64;
+    if let Some(backlog) = replication.backlog.as_mut() {
         backlog.push(&bytes);
     }
+    if !replication.replicas.is_empty() {
+        if replication.outbox.is_empty() {
+            replication.outbox = bytes;
+        } else {
+            replication.outbox.extend_from_slice(&bytes);
+        }
+    }
+}
+
+/// Hands the stream bytes collected since the last call to every replica's connection: once
+/// per batch of commands rather than once per command.
+pub fn flush_outbox(state: &mut ServerState) {
+    if state.replication.outbox.is_empty() {
+        return;
+    }
+    let bytes = std::mem::take(&mut state.replication.outbox);
     let mut gone = Vec::new();
-    for replica in &state.replication.replicas {
-        if !state.send_to(replica.client_id, bytes.clone()) {
+    let last = state.replication.replicas.len().saturating_sub(1);
+    let mut bytes = Some(bytes);
+    for (i, replica) in state.replication.replicas.iter().enumerate() {
+        // The last replica takes the buffer itself.
+        let chunk = if i == last {
+            bytes.take().unwrap_or_default()
+        } else {
+            bytes.clone().unwrap_or_default()
+        };
+        if !state.send_to(replica.client_id, chunk) {
             gone.push(replica.client_id);
         }
     }

@@ -59,6 +59,8 @@ pub fn request_full_sync(state: &mut ServerState, client_id: u64, addr: &str, ps
 
 /// Sends the snapshot (after +FULLRESYNC for PSYNC) and registers the client as a replica.
 fn full_sync(state: &mut ServerState, client_id: u64, addr: &str, psync: bool) {
+    // What the stream holds so far is in the snapshot: it goes to the other replicas only.
+    super::flush_outbox(state);
     crate::log::notice(&format!("Replica {} asks for synchronization", addr));
     let now = crate::time::unix_ms();
     let libraries = state.scripting.libraries.libraries.values();

@@ -418,3 +418,54 @@ fn a_diskless_primary_waits_for_more_replicas_and_keeps_the_link_alive() {
     assert!(asked.elapsed() >= Duration::from_millis(1500), "the transfer waited for the delay");
     assert_eq!(r.get::<_, String>("k").unwrap(), "v");
 }
+
+#[test]
+fn a_full_resync_is_written_in_the_background_while_writes_go_on() {
+    let primary = TestServer::start_with(&["--repl-diskless-sync-delay", "0"]);
+    let mut p = primary.conn();
+    let mut pipe = redis::pipe();
+    for i in 0..20_000 {
+        pipe.set(format!("key:{i}"), i).ignore();
+    }
+    let _: () = pipe.query(&mut p).unwrap();
+    // 25 microseconds a key: the snapshot takes about half a second to write.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdb-key-save-delay")
+        .arg(25)
+        .query(&mut p)
+        .unwrap();
+    let replica = Node::start(false, Some(primary.port));
+    let mut r = replica.conn();
+    wait_until("the transfer to start", || {
+        info_field(&mut p, "persistence", "rdb_bgsave_in_progress") == "1"
+    });
+    // Served while the snapshot is written; these changes reach the replica after it.
+    let mut changes = redis::pipe();
+    for i in (0..20_000).step_by(3) {
+        changes.incr(format!("key:{i}"), 1000).ignore();
+    }
+    for i in (1..20_000).step_by(7) {
+        changes.del(format!("key:{i}")).ignore();
+    }
+    changes.cmd("SELECT").arg(4).ignore();
+    changes.set("in-db-4", "x").ignore();
+    changes.cmd("SELECT").arg(0).ignore();
+    let _: () = changes.query(&mut p).unwrap();
+    assert_eq!(info_field(&mut p, "persistence", "rdb_bgsave_in_progress"), "1");
+    assert!(info_field(&mut p, "replication", "slave0").contains("state=wait_bgsave"));
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdb-key-save-delay")
+        .arg(0)
+        .query(&mut p)
+        .unwrap();
+    caught_up(&mut p, &mut r);
+    let on_primary = dataset(&mut p);
+    let on_replica = dataset(&mut r);
+    assert!(on_primary.len() > 10_000);
+    assert_eq!(on_primary.len(), on_replica.len());
+    assert!(on_primary == on_replica, "the datasets differ");
+    let _: () = redis::cmd("SELECT").arg(4).query(&mut r).unwrap();
+    assert_eq!(r.get::<_, String>("in-db-4").unwrap(), "x");
+}

@@ -300,7 +300,10 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
                 "rdb_changes_since_last_save:{}",
                 crate::persist::changes_since_last_save(state)
             );
-            line!("rdb_bgsave_in_progress:{}", bgsave.is_some() as u8);
+            line!(
+                "rdb_bgsave_in_progress:{}",
+                (bgsave.is_some() || state.replication.transfer.is_some()) as u8
+            );
             line!("rdb_last_save_time:{}", p.last_save_unix);
             line!(
                 "rdb_last_bgsave_status:{}",
@@ -469,9 +472,10 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
                 }
                 None => line!("role:master"),
             }
+            let transferring = replication.transfer.as_ref().map_or(&[][..], |t| &t.targets[..]);
             line!(
                 "connected_slaves:{}",
-                replication.replicas.len() + replication.awaiting_sync.len()
+                replication.replicas.len() + replication.awaiting_sync.len() + transferring.len()
             );
             for (i, r) in replication.replicas.iter().enumerate() {
                 line!(
@@ -481,6 +485,22 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
                     r.port,
                     r.ack_offset,
                     (now_ms - r.ack_ms) / 1000
+                );
+            }
+            // Replicas whose full resync has not reached them yet.
+            let waiting = replication
+                .awaiting_sync
+                .iter()
+                .map(|w| (w.client_id, &w.addr))
+                .chain(transferring.iter().map(|t| (t.client_id, &t.addr)));
+            for (i, (id, addr)) in waiting.enumerate() {
+                let ip = addr.rsplit_once(':').map_or(addr.as_str(), |(ip, _)| ip);
+                let port = replication.announced_ports.get(&id).copied().unwrap_or(0);
+                line!(
+                    "slave{}:ip={},port={},state=wait_bgsave,offset=0,lag=0",
+                    replication.replicas.len() + i,
+                    ip,
+                    port
                 );
             }
             line!("master_failover_state:no-failover");

@@ -51,6 +51,13 @@ fn bgsave(ctx: &mut Ctx) {
         return ctx.error("ERR Background save already in progress");
     }
     let schedule = ctx.args.len() == 2;
+    if ctx.state.replication.transfer.is_some() {
+        if schedule {
+            ctx.state.persistence.bgsave_scheduled = true;
+            return ctx.simple("Background saving scheduled");
+        }
+        return ctx.error("ERR Background save already in progress");
+    }
     if ctx.state.aof.rewrite.is_some() && !schedule && !ctx.nested {
         return ctx.error("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.");
     }

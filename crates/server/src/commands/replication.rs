@@ -347,10 +347,7 @@ fn wait(ctx: &mut Ctx) {
 /// Forgets a client that was a replica.
 pub fn detach(state: &mut crate::state::ServerState, client_id: u64) {
     state.replication.announced_ports.remove(&client_id);
-    state
-        .replication
-        .awaiting_sync
-        .retain(|w| w.client_id != client_id);
+    primary::forget(state, client_id);
     let before = state.replication.replicas.len();
     state.replication.replicas.retain(|r| r.client_id != client_id);
     if state.replication.replicas.len() != before {

@@ -373,7 +373,7 @@ pub fn cron(state: &mut ServerState) {
         }
     }
     collect_rewrite(state);
-    if state.aof.rewrite.is_some() || state.persistence.bgsave.is_some() {
+    if crate::replication::primary::capture_busy(state) {
         return;
     }
     if state.aof.rewrite_scheduled {
@@ -574,7 +574,8 @@ pub fn start_rewrite(state: &mut ServerState) -> Result<RewriteStart, String> {
     if state.aof.rewrite.is_some() {
         return Err("Background append only file rewriting already in progress".into());
     }
-    if state.persistence.bgsave.is_some() {
+    // One capture of the dataset at a time: after the BGSAVE or replica transfer under way.
+    if state.persistence.bgsave.is_some() || state.replication.transfer.is_some() {
         state.aof.rewrite_scheduled = true;
         return Ok(RewriteStart::Scheduled);
     }

@@ -106,7 +106,7 @@ pub fn changes_since_last_save(state: &ServerState) -> u64 {
 pub fn cron(state: &mut ServerState) {
     snapshot::collect_background_save(state);
     aof::cron(state);
-    if state.persistence.bgsave.is_some() || state.aof.rewrite.is_some() {
+    if crate::replication::primary::capture_busy(state) {
         return;
     }
     let now = crate::time::unix_ms() / 1000;
@@ -178,6 +178,9 @@ pub fn prepare_shutdown(state: &mut ServerState, save: bool, nosave: bool) -> Re
         bgsave.abandon(state);
     }
     aof::stop_rewrite(state);
+    if let Some(transfer) = state.replication.transfer.take() {
+        transfer.abandon(state);
+    }
     aof::flush_and_sync(state);
     let wants_save = save || (!nosave && !state.config.get("save").is_empty());
     if wants_save {

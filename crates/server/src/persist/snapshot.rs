@@ -280,7 +280,8 @@ impl BackgroundSave {
 
 /// Starts BGSAVE. Err carries the reason for the client.
 pub fn start_background_save(state: &mut ServerState) -> Result<(), String> {
-    if state.persistence.bgsave.is_some() {
+    // A full resync for replicas is a background save too (as Redis's fork child is).
+    if state.persistence.bgsave.is_some() || state.replication.transfer.is_some() {
         return Err("Background save already in progress".into());
     }
     let failed = |e: io::Error| {
@@ -359,6 +360,68 @@ pub fn collect_background_save(state: &mut ServerState) {
             crate::log::warning("Background saving error");
             p.last_bgsave_ok = false;
         }
+    }
+}
+
+/// A snapshot written into memory for replicas (a full resync), as of the moment it starts,
+/// on a thread of its own as a background save is: the server goes on serving meanwhile.
+pub struct MemorySnapshot {
+    job: super::job::BackgroundJob,
+    bytes: Arc<parking_lot::Mutex<Vec<u8>>>,
+}
+
+impl MemorySnapshot {
+    pub fn start(state: &mut ServerState) -> io::Result<MemorySnapshot> {
+        let captured = Captured::start(state);
+        let image = Image {
+            dataset: Dataset::Captured(captured),
+            repl: None,
+            functions: library_codes(state),
+            options: write_options(state),
+            key_delay: state.config.get_i64("rdb-key-save-delay"),
+        };
+        let bytes = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let out = bytes.clone();
+        let job = super::job::BackgroundJob::spawn("moonkv-repl-rdb", move |cancel| {
+            let keep_going = || {
+                if image.key_delay != 0 {
+                    super::loading::debug_delay(image.key_delay);
+                }
+                !cancel.load(Ordering::Relaxed)
+            };
+            let written = write_dataset(
+                Vec::new(),
+                &image.dataset,
+                None,
+                &image.functions,
+                image.options,
+                false,
+                &keep_going,
+                &AtomicUsize::new(0),
+            )?;
+            *out.lock() = written;
+            Ok(())
+        })
+        .inspect_err(|_| Captured::stop(state))?;
+        Ok(MemorySnapshot { job, bytes })
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.job.elapsed()
+    }
+
+    /// The snapshot once written (None while it is being written).
+    pub fn finished(&mut self, state: &mut ServerState) -> Option<io::Result<Vec<u8>>> {
+        let outcome = self.job.finished()?;
+        // A snapshot that failed part-way leaves captures behind.
+        Captured::stop(state);
+        Some(outcome.map(|()| std::mem::take(&mut *self.bytes.lock())))
+    }
+
+    /// Stops it (see [`BackgroundSave::abandon`]).
+    pub fn abandon(self, state: &mut ServerState) {
+        self.job.abandon();
+        Captured::stop(state);
     }
 }
 

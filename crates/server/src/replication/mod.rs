@@ -65,6 +65,8 @@ pub struct Replication {
     pub local_expires: std::collections::HashSet<(usize, Bytes)>,
     /// Replicas waiting for their full resync to start (`repl-diskless-sync-delay`).
     pub awaiting_sync: Vec<primary::AwaitingSync>,
+    /// The full resync under way.
+    pub transfer: Option<primary::Transfer>,
     /// Stream bytes not yet handed to the replicas' connections: a batch of commands goes out
     /// in one piece when the batch ends (see [`flush_outbox`]).
     pub outbox: Vec<u8>,
@@ -92,6 +94,7 @@ impl Default for Replication {
             last_ping_ms: 0,
             local_expires: Default::default(),
             awaiting_sync: Vec::new(),
+            transfer: None,
             outbox: Vec::new(),
         }
     }
@@ -178,11 +181,14 @@ pub fn cron(state: &mut ServerState) {
             backlog.resize(size);
         }
     }
+    // A replica serves full resyncs to replicas of its own too.
+    primary::collect_transfer(state);
+    primary::serve_awaiting(state);
     if state.replication.primary.is_some() {
         expire_local_keys(state, now);
+        flush_outbox(state);
         return;
     }
-    primary::serve_awaiting(state);
     if !state.replication.replicas.is_empty() {
         let period = state.config.get_i64("repl-ping-replica-period").max(1) * 1000;
         if now - state.replication.last_ping_ms >= period {
@@ -282,6 +288,9 @@ pub fn send(state: &mut ServerState, bytes: Vec<u8>) {
     replication.offset += bytes.len() as u64;
     if let Some(backlog) = replication.backlog.as_mut() {
         backlog.push(&bytes);
+    }
+    if let Some(transfer) = replication.transfer.as_mut() {
+        transfer.hold(&bytes);
     }
     if !replication.replicas.is_empty() {
         if replication.outbox.is_empty() {

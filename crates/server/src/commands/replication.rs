@@ -210,7 +210,7 @@ fn replconf(ctx: &mut Ctx) {
         // Answered by a replica's link to its primary (see `replication::link`).
         return;
     }
-    if ctx.args.len() % 2 == 0 {
+    if ctx.args.len().is_multiple_of(2) {
         return ctx.syntax_error();
     }
     let mut i = 1;

@@ -13,13 +13,13 @@
 
 use crate::state::ServerState;
 use bytes::Bytes;
-use super::dataset::{Captured, Dataset, KeySink};
+use super::dataset::{Captured, Dataset, Image, KeySink};
 use moonkv_keyspace::{StrView, Value};
 use moonkv_persistence::aof::{self as format, AofFile, CommandReader, Manifest, ReadError};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -419,11 +419,10 @@ pub fn stop_rewrite(state: &mut ServerState) {
 /// Writes a dataset as commands: what a base file holds when `aof-use-rdb-preamble` is off.
 fn write_commands<W: Write>(
     out: &mut W,
-    dataset: &Dataset,
-    functions: &[Bytes],
+    image: &Image,
     now_ms: i64,
     timestamps: bool,
-    keep_going: &dyn Fn() -> bool,
+    cancel: Option<&AtomicBool>,
 ) -> io::Result<()> {
     let mut sink = CommandSink {
         out,
@@ -433,10 +432,10 @@ fn write_commands<W: Write>(
     if timestamps {
         format::timestamp_annotation(&mut sink.buf, now_ms / 1000);
     }
-    for code in functions {
+    for code in &image.functions {
         format::encode_command(&mut sink.buf, &[b"FUNCTION", b"LOAD", code]);
     }
-    dataset.each(&mut sink, keep_going)?;
+    image.each(&mut sink, cancel)?;
     sink.out.write_all(&sink.buf)
 }
 
@@ -527,28 +526,17 @@ fn encode_value(buf: &mut Vec<u8>, key: &[u8], value: &Value) {
 /// Writes a new base file of `dbs` at `path`, durably.
 fn write_base(
     file: File,
-    dataset: &Dataset,
-    functions: &[Bytes],
+    image: &Image,
     rdb_preamble: bool,
-    options: moonkv_persistence::rdb::WriteOptions,
     timestamps: bool,
-    keep_going: &dyn Fn() -> bool,
+    cancel: Option<&AtomicBool>,
 ) -> io::Result<()> {
     let now_ms = crate::time::unix_ms();
     let mut out = BufWriter::with_capacity(1 << 16, file);
     if rdb_preamble {
-        out = super::snapshot::write_dataset(
-            out,
-            dataset,
-            None,
-            functions,
-            options,
-            true,
-            keep_going,
-            &AtomicUsize::new(0),
-        )?;
+        out = super::snapshot::write_dataset(out, image, true, cancel, &AtomicUsize::new(0))?;
     } else {
-        write_commands(&mut out, dataset, functions, now_ms, timestamps, keep_going)?;
+        write_commands(&mut out, image, now_ms, timestamps, cancel)?;
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()
@@ -628,28 +616,12 @@ pub fn start_rewrite(state: &mut ServerState) -> Result<RewriteStart, String> {
     // rewrite started, and must not create (or remove) the next one's file.
     let file = File::create(&temp)
         .map_err(|e| format!("Can't rewrite append only file in background: {}", e))?;
-    let dataset = Dataset::Captured(Captured::start(state));
-    let functions = super::snapshot::library_codes(state);
+    let captured = Captured::start(state);
+    let image = Image::of(state, Dataset::Captured(captured));
     let rdb_preamble = state.config.get_bool("aof-use-rdb-preamble");
-    let options = super::snapshot::write_options(state);
     let timestamps = state.settings.aof_timestamps;
-    let key_delay = state.config.get_i64("rdb-key-save-delay");
     let job = super::job::BackgroundJob::spawn("moonkv-aof-rewrite", move |cancel| {
-        let keep_going = || {
-            if key_delay != 0 {
-                super::loading::debug_delay(key_delay);
-            }
-            !cancel.load(Ordering::Relaxed)
-        };
-        write_base(
-            file,
-            &dataset,
-            &functions,
-            rdb_preamble,
-            options,
-            timestamps,
-            &keep_going,
-        )
+        write_base(file, &image, rdb_preamble, timestamps, Some(cancel))
     })
     .map_err(|e| {
         Captured::stop(state);
@@ -1122,19 +1094,10 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
     if manifest.base.is_none() && manifest.incrs.is_empty() {
         let rdb_preamble = state.config.get_bool("aof-use-rdb-preamble");
         let base = manifest.new_base(&prefix, rdb_preamble);
-        let functions = super::snapshot::library_codes(state);
+        let image = Image::of(state, Dataset::Present(&state.dbs));
+        let timestamps = state.settings.aof_timestamps;
         File::create(dir.join(&base.name))
-            .and_then(|file| {
-                write_base(
-                    file,
-                    &Dataset::Present(&state.dbs),
-                    &functions,
-                    rdb_preamble,
-                    super::snapshot::write_options(state),
-                    state.settings.aof_timestamps,
-                    &|| true,
-                )
-            })
+            .and_then(|file| write_base(file, &image, rdb_preamble, timestamps, None))
             .map_err(|e| {
             fail(format!(
                 "Can't create the AOF base file: {}",

@@ -3,10 +3,14 @@
 //! slice at a time under the lock while the server goes on serving between slices (see
 //! `moonkv_keyspace::capture` for how changes made meanwhile are kept out).
 
+use super::snapshot::ReplPosition;
 use crate::server::Shared;
 use crate::state::ServerState;
+use bytes::Bytes;
 use moonkv_keyspace::{CapturedKey, Db, Value};
+use moonkv_persistence::rdb::WriteOptions;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Weak;
 
 /// Keys copied per slice: a slice holds the lock for about a tenth of a millisecond with
@@ -18,6 +22,42 @@ pub(super) trait KeySink {
     /// A database's keys follow; `keys` and `expires` are its sizes (hints for a loader).
     fn select_db(&mut self, index: usize, keys: u64, expires: u64) -> io::Result<()>;
     fn key(&mut self, key: &[u8], value: &Value, expire_at: Option<i64>) -> io::Result<()>;
+}
+
+/// Everything a snapshot file (or AOF base) holds, and how to write it.
+pub(super) struct Image<'a> {
+    pub dataset: Dataset<'a>,
+    /// The replication position to record (RDB files only).
+    pub repl: Option<ReplPosition>,
+    pub functions: Vec<Bytes>,
+    pub options: WriteOptions,
+    /// `rdb-key-save-delay`, the debugging pause per key.
+    pub key_delay: i64,
+}
+
+impl<'a> Image<'a> {
+    /// The dataset with the server's libraries and settings.
+    pub fn of(state: &ServerState, dataset: Dataset<'a>) -> Image<'a> {
+        Image {
+            dataset,
+            repl: None,
+            functions: super::snapshot::library_codes(state),
+            options: super::snapshot::write_options(state),
+            key_delay: state.config.get_i64("rdb-key-save-delay"),
+        }
+    }
+
+    /// Hands every key to `sink` (see [`Dataset::each`]), pausing `key_delay` before each and
+    /// stopping once `cancel` is set.
+    pub fn each(&self, sink: &mut dyn KeySink, cancel: Option<&AtomicBool>) -> io::Result<()> {
+        let keep_going = || {
+            if self.key_delay != 0 {
+                super::loading::debug_delay(self.key_delay);
+            }
+            !cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+        };
+        self.dataset.each(sink, &keep_going)
+    }
 }
 
 pub(super) enum Dataset<'a> {

@@ -8,7 +8,7 @@
 //! keys that change are held twice. The README's persistence section has the measurements
 //! this choice rests on (stall and peak memory against redis-server's fork).
 
-use super::dataset::{self, Captured, Dataset, KeySink};
+use super::dataset::{self, Captured, Dataset, Image, KeySink};
 use crate::state::ServerState;
 use bytes::Bytes;
 use moonkv_keyspace::Value;
@@ -58,16 +58,6 @@ impl ReplPosition {
     }
 }
 
-/// Everything a snapshot file holds.
-struct Image<'a> {
-    dataset: Dataset<'a>,
-    repl: Option<ReplPosition>,
-    functions: Vec<Bytes>,
-    options: WriteOptions,
-    /// `rdb-key-save-delay`, the debugging pause per key.
-    key_delay: i64,
-}
-
 pub(super) fn write_options(state: &ServerState) -> WriteOptions {
     WriteOptions {
         compress: state.config.get_bool("rdbcompression"),
@@ -106,37 +96,34 @@ impl<W: Write> KeySink for RdbSink<'_, W> {
     }
 }
 
-/// Serializes a dataset in RDB form, with the aux fields Redis writes (`aof_base` marks the
-/// base file of an append-only file). `keep_going` is asked before each key (a background
-/// save stops early when abandoned) and `progress` counts the keys written.
+/// Serializes an image in RDB form, with the aux fields Redis writes (`aof_base` marks the
+/// base file of an append-only file). It stops early once `cancel` is set (an abandoned
+/// background save), and `progress` counts the keys written.
 pub(super) fn write_dataset<W: Write>(
     out: W,
-    dataset: &Dataset,
-    repl: Option<&ReplPosition>,
-    functions: &[Bytes],
-    options: WriteOptions,
+    image: &Image,
     aof_base: bool,
-    keep_going: &dyn Fn() -> bool,
+    cancel: Option<&AtomicBool>,
     progress: &AtomicUsize,
 ) -> io::Result<W> {
     let now_ms = crate::time::unix_ms();
-    let mut rdb = RdbWriter::new(out, options)?;
+    let mut rdb = RdbWriter::new(out, image.options)?;
     rdb.aux("redis-ver", crate::REDIS_VERSION.as_bytes())?;
     rdb.aux("redis-bits", b"64")?;
     rdb.aux("ctime", (now_ms / 1000).to_string().as_bytes())?;
     let used_memory = crate::commands::info::memory_usage().0;
     rdb.aux("used-mem", used_memory.to_string().as_bytes())?;
-    if let Some(repl) = repl {
+    if let Some(repl) = &image.repl {
         rdb.aux("repl-stream-db", repl.stream_db.to_string().as_bytes())?;
         rdb.aux("repl-id", repl.replid.as_bytes())?;
         rdb.aux("repl-offset", repl.offset.to_string().as_bytes())?;
     }
     rdb.aux("aof-base", if aof_base { b"1" } else { b"0" })?;
-    for code in functions {
+    for code in &image.functions {
         rdb.function(code)?;
     }
     let mut sink = RdbSink { rdb, progress };
-    dataset.each(&mut sink, keep_going)?;
+    image.each(&mut sink, cancel)?;
     sink.rdb.finish()
 }
 
@@ -171,17 +158,9 @@ fn write_file(
     let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
     let written = write_dataset(
         BufWriter::with_capacity(1 << 16, file),
-        &image.dataset,
-        image.repl.as_ref(),
-        &image.functions,
-        image.options,
+        image,
         false,
-        &|| {
-            if image.key_delay != 0 {
-                super::loading::debug_delay(image.key_delay);
-            }
-            !cancelled()
-        },
+        cancel,
         progress,
     )
     .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
@@ -229,11 +208,8 @@ pub fn save(state: &mut ServerState) -> io::Result<()> {
         bgsave.abandon(state);
     }
     let image = Image {
-        dataset: Dataset::Present(&state.dbs),
         repl: ReplPosition::of(state),
-        functions: library_codes(state),
-        options: write_options(state),
-        key_delay: state.config.get_i64("rdb-key-save-delay"),
+        ..Image::of(state, Dataset::Present(&state.dbs))
     };
     let target = state.config.get("dbfilename").to_string();
     let temp = format!("temp-{}.rdb", std::process::id());
@@ -297,11 +273,8 @@ pub fn start_background_save(state: &mut ServerState) -> Result<(), String> {
     let captured = Captured::start(state);
     let keys_total = captured.key_count();
     let image = Image {
-        dataset: Dataset::Captured(captured),
         repl: ReplPosition::of(state),
-        functions: library_codes(state),
-        options: write_options(state),
-        key_delay: state.config.get_i64("rdb-key-save-delay"),
+        ..Image::of(state, Dataset::Captured(captured))
     };
     let keys_written = Arc::new(AtomicUsize::new(0));
     let progress = keys_written.clone();
@@ -373,32 +346,12 @@ pub struct MemorySnapshot {
 impl MemorySnapshot {
     pub fn start(state: &mut ServerState) -> io::Result<MemorySnapshot> {
         let captured = Captured::start(state);
-        let image = Image {
-            dataset: Dataset::Captured(captured),
-            repl: None,
-            functions: library_codes(state),
-            options: write_options(state),
-            key_delay: state.config.get_i64("rdb-key-save-delay"),
-        };
+        let image = Image::of(state, Dataset::Captured(captured));
         let bytes = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let out = bytes.clone();
         let job = super::job::BackgroundJob::spawn("moonkv-repl-rdb", move |cancel| {
-            let keep_going = || {
-                if image.key_delay != 0 {
-                    super::loading::debug_delay(image.key_delay);
-                }
-                !cancel.load(Ordering::Relaxed)
-            };
-            let written = write_dataset(
-                Vec::new(),
-                &image.dataset,
-                None,
-                &image.functions,
-                image.options,
-                false,
-                &keep_going,
-                &AtomicUsize::new(0),
-            )?;
+            let written =
+                write_dataset(Vec::new(), &image, false, Some(cancel), &AtomicUsize::new(0))?;
             *out.lock() = written;
             Ok(())
         })

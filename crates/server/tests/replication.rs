@@ -469,3 +469,35 @@ fn a_full_resync_is_written_in_the_background_while_writes_go_on() {
     let _: () = redis::cmd("SELECT").arg(4).query(&mut r).unwrap();
     assert_eq!(r.get::<_, String>("in-db-4").unwrap(), "x");
 }
+
+#[test]
+fn a_replica_keeps_keys_whose_time_passed_during_its_full_resync() {
+    let primary = TestServer::start_with(&["--repl-diskless-sync-delay", "0"]);
+    let mut p = primary.conn();
+    let mut pipe = redis::pipe();
+    for i in 0..10_000 {
+        pipe.set(format!("filler:{i}"), i).ignore();
+    }
+    let _: () = pipe.query(&mut p).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").arg("PX").arg(400).query(&mut p).unwrap();
+    // The snapshot takes about a second to write: k's time in it passes before the replica
+    // loads it.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdb-key-save-delay")
+        .arg(100)
+        .query(&mut p)
+        .unwrap();
+    let replica = Node::start(false, Some(primary.port));
+    let mut r = replica.conn();
+    wait_until("the transfer to start", || {
+        info_field(&mut p, "persistence", "rdb_bgsave_in_progress") == "1"
+    });
+    // Before k's time is up on the primary: it lives on, and so must it on the replica.
+    let renewed: bool = redis::cmd("PEXPIRE").arg("k").arg(100_000).query(&mut p).unwrap();
+    assert!(renewed);
+    caught_up(&mut p, &mut r);
+    assert_eq!(r.get::<_, Option<String>>("k").unwrap().as_deref(), Some("v"));
+    let ttl: i64 = r.pttl("k").unwrap();
+    assert!(ttl > 90_000, "the renewed TTL: {ttl}");
+}

@@ -202,7 +202,7 @@ pub fn admit_script_call(
             "ERR This Redis command is not allowed from script",
         ));
     }
-    if replica_is_stale(state) && !spec.has(flags::STALE) {
+    if replica_is_stale(state) && !spec.has(flags::STALE) && !rules.obeyed {
         return Err(Refusal::of(
             index,
             "ERR Can not execute the command on a stale replica",
@@ -215,7 +215,7 @@ pub fn admit_script_call(
         ));
     }
     // Once a script wrote, state changes may not fail it halfway.
-    if spec.has(flags::WRITE) && !wrote {
+    if spec.has(flags::WRITE) && !wrote && !rules.obeyed {
         if replica_refuses_writes(state) {
             return Err(Refusal::of(index, READONLY_REPLICA));
         }
@@ -238,10 +238,11 @@ pub fn admit_script_run(
     state: &ServerState,
     declared: ScriptFlags,
     read_only_command: bool,
+    obeyed: bool,
 ) -> Result<RunRules, ErrorReply> {
     let compat = declared.has(ScriptFlags::EVAL_COMPAT);
-    let oom_at_start = over_maxmemory(state);
-    if !compat {
+    let oom_at_start = over_maxmemory(state) && !obeyed;
+    if !compat && !obeyed {
         let no_writes = declared.has(ScriptFlags::NO_WRITES);
         if !no_writes {
             if replica_refuses_writes(state) {
@@ -272,6 +273,7 @@ pub fn admit_script_run(
         read_only: read_only_command || (!compat && declared.has(ScriptFlags::NO_WRITES)),
         allow_oom: !compat && declared.has(ScriptFlags::ALLOW_OOM),
         oom_at_start,
+        obeyed,
     })
 }
 

@@ -465,7 +465,9 @@ fn install_library(state: &mut ServerState, code: Vec<u8>, replace: bool) -> Res
 /// Puts one loaded key into its database (the caller checked the database exists), or
 /// drops it when it has already expired.
 fn install_key(state: &mut ServerState, key: LoadedKey, now_ms: i64, loaded: &mut Loaded) {
-    if key.expire_at.is_some_and(|at| at <= now_ms) {
+    // A primary drops keys already past their time; a replica keeps them until its primary's
+    // DEL, which may never come if the primary gave the key a new TTL meanwhile.
+    if key.expire_at.is_some_and(|at| at <= now_ms) && state.replication.primary.is_none() {
         loaded.expired += 1;
         return;
     }

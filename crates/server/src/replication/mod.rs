@@ -124,8 +124,15 @@ pub fn new_replid() -> String {
 }
 
 impl Replication {
+    /// Whether effects go on the stream: replicas are attached, waiting for their full resync,
+    /// or may resume from the backlog.
     pub fn active(&self) -> bool {
-        !self.replicas.is_empty() || self.backlog.is_some()
+        !self.replicas.is_empty() || self.backlog.is_some() || self.syncing()
+    }
+
+    /// Replicas are waiting for their full resync or receiving it.
+    pub fn syncing(&self) -> bool {
+        !self.awaiting_sync.is_empty() || self.transfer.is_some()
     }
 
     pub fn is_replica(&self, client_id: u64) -> bool {
@@ -202,6 +209,11 @@ pub fn cron(state: &mut ServerState) {
     }
     let ttl = state.config.get_i64("repl-backlog-ttl");
     let replication = &mut state.replication;
+    if replication.syncing() {
+        // A replica on its way in counts as connected.
+        replication.no_replicas_since_ms = now;
+        return;
+    }
     if replication.backlog.is_some()
         && ttl > 0
         && now - replication.no_replicas_since_ms >= ttl * 1000

@@ -17,6 +17,10 @@ pub struct RunRules {
     pub allow_oom: bool,
     /// Memory was over maxmemory when the script started.
     pub oom_at_start: bool,
+    /// Run for the primary's stream or while loading the append-only file: what it does must
+    /// happen, so the rules that protect the dataset from clients do not apply (Redis's
+    /// mustObeyClient).
+    pub obeyed: bool,
 }
 
 /// The server as one script run sees it.

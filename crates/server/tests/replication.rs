@@ -501,3 +501,23 @@ fn a_replica_keeps_keys_whose_time_passed_during_its_full_resync() {
     let ttl: i64 = r.pttl("k").unwrap();
     assert!(ttl > 90_000, "the renewed TTL: {ttl}");
 }
+
+#[test]
+fn a_replica_that_stops_acknowledging_is_dropped_after_repl_timeout() {
+    let primary = TestServer::start_with(&["--repl-diskless-sync-delay", "0", "--repl-timeout", "1"]);
+    let mut p = primary.conn();
+    // A tool attached with SYNC never acknowledges: it is not timed out.
+    let mut tool = primary.raw();
+    tool.send(b"SYNC\r\n");
+    // A replica that acknowledged once, then went silent.
+    let mut silent = primary.raw();
+    silent.send(b"PSYNC ? -1\r\n");
+    wait_until("both attached", || {
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut p).unwrap();
+        info.matches("state=online").count() == 2
+    });
+    silent.send(b"REPLCONF ACK 0\r\n");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(info_field(&mut p, "replication", "connected_slaves"), "1");
+    assert!(silent.closed_by_server(), "the silent replica's link was closed");
+}

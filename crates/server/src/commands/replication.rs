@@ -201,6 +201,7 @@ fn replconf(ctx: &mut Ctx) {
             {
                 replica.ack_offset = replica.ack_offset.max(offset.max(0) as u64);
                 replica.ack_ms = now;
+                replica.acks = true;
             }
             crate::blocking::serve_replica_waits(ctx.state);
         }

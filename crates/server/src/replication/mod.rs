@@ -23,6 +23,9 @@ pub struct Replica {
     pub ack_offset: u64,
     /// When it last acknowledged, Unix ms.
     pub ack_ms: i64,
+    /// It sends REPLCONF ACK (a PSYNC replica does, a tool attached with SYNC may not): only
+    /// such a replica can be found silent.
+    pub acks: bool,
 }
 
 /// Replication state of this server.
@@ -197,6 +200,7 @@ pub fn cron(state: &mut ServerState) {
         return;
     }
     if !state.replication.replicas.is_empty() {
+        drop_silent_replicas(state, now);
         let period = state.config.get_i64("repl-ping-replica-period").max(1) * 1000;
         if now - state.replication.last_ping_ms >= period {
             state.replication.last_ping_ms = now;
@@ -253,6 +257,22 @@ pub fn resume_from(state: &mut ServerState, repl: crate::persist::snapshot::Repl
         "Replication position restored from the snapshot: {}:{}",
         state.replication.replid, state.replication.offset
     ));
+}
+
+/// Closes the links of replicas that acknowledged nothing for `repl-timeout` seconds.
+fn drop_silent_replicas(state: &mut ServerState, now: i64) {
+    let timeout_ms = state.config.get_i64("repl-timeout").max(1) * 1000;
+    for replica in &state.replication.replicas {
+        if replica.acks && now - replica.ack_ms > timeout_ms {
+            crate::log::warning(&format!(
+                "Disconnecting timedout replica (streaming sync): {}:{}",
+                replica.ip, replica.port
+            ));
+            if let Some(entry) = state.clients.get(&replica.client_id) {
+                let _ = entry.tx.send(crate::client::Outbound::Close);
+            }
+        }
+    }
 }
 
 /// After a client's write on a (writable) replica: notes the keys it left with a TTL.

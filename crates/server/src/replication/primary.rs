@@ -38,6 +38,7 @@ pub fn register_replica(state: &mut ServerState, client_id: u64, addr: &str, ack
         port,
         ack_offset: acked,
         ack_ms: now,
+        acks: false,
     });
     if let Some(entry) = state.clients.get_mut(&client_id) {
         entry.replica = true;

@@ -15,6 +15,9 @@ pub enum Outbound {
     /// Bytes to write as they are (pub/sub messages, MONITOR lines), already encoded for the
     /// client's protocol.
     Push(Vec<u8>),
+    /// Bytes to write that do not count as queued output (a full resync's snapshot, which
+    /// output buffer limits leave out, as Redis's do).
+    Unmetered(Vec<u8>),
     /// Close the connection (CLIENT KILL, SHUTDOWN).
     Close,
     /// A blocked client was served or released: its state comes back with the reply to write
@@ -213,11 +216,33 @@ pub struct ClientEntry {
     /// This server's link to its primary (flag M).
     pub primary: bool,
     pub tx: UnboundedSender<Outbound>,
+    /// What the connection has not written yet, and the way to close it even then.
+    pub output: std::sync::Arc<ClientOutput>,
+}
+
+/// The output side of a client's connection, shared by the registry and the connection.
+#[derive(Default)]
+pub struct ClientOutput {
+    /// Bytes sent through the client's channel and not written yet (CLIENT LIST `omem`, the
+    /// output buffer limits of replicas).
+    pub queued: std::sync::atomic::AtomicUsize,
+    /// Wakes a connection stuck writing to a peer that does not read, so it closes.
+    pub kill: tokio::sync::Notify,
 }
 
 impl ClientEntry {
+    /// Closes the connection, even one stuck writing to a peer that stopped reading.
+    pub fn close_now(&self) {
+        let _ = self.tx.send(Outbound::Close);
+        self.output.kill.notify_one();
+    }
+
     /// The registry entry of a client just created.
-    pub fn new(client: &ClientState, tx: UnboundedSender<Outbound>) -> Self {
+    pub fn new(
+        client: &ClientState,
+        tx: UnboundedSender<Outbound>,
+        output: std::sync::Arc<ClientOutput>,
+    ) -> Self {
         ClientEntry {
             id: client.id,
             addr: client.addr.clone(),
@@ -238,6 +263,7 @@ impl ClientEntry {
             replica: false,
             primary: client.from_primary,
             tx,
+            output,
         }
     }
 
@@ -266,7 +292,7 @@ impl ClientEntry {
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .unwrap_or_default();
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -278,6 +304,7 @@ impl ClientEntry {
             self.sub,
             self.psub,
             self.multi,
+            self.output.queued.load(std::sync::atomic::Ordering::Relaxed),
             if self.last_command.is_empty() { "NULL" } else { self.last_command },
             if self.protocol == Protocol::Resp3 { 3 } else { 2 },
         )

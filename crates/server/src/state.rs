@@ -299,9 +299,16 @@ impl ServerState {
 
     /// Sends already-encoded bytes to a client; returns false if it is gone.
     pub fn send_to(&self, client_id: u64, bytes: Vec<u8>) -> bool {
-        self.clients
-            .get(&client_id)
-            .is_some_and(|c| c.tx.send(Outbound::Push(bytes)).is_ok())
+        self.clients.get(&client_id).is_some_and(|c| {
+            let len = bytes.len();
+            let sent = c.tx.send(Outbound::Push(bytes)).is_ok();
+            if sent {
+                c.output
+                    .queued
+                    .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+            }
+            sent
+        })
     }
 
     pub fn client_protocol(&self, client_id: u64) -> Protocol {

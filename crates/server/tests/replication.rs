@@ -521,3 +521,34 @@ fn a_replica_that_stops_acknowledging_is_dropped_after_repl_timeout() {
     assert_eq!(info_field(&mut p, "replication", "connected_slaves"), "1");
     assert!(silent.closed_by_server(), "the silent replica's link was closed");
 }
+
+#[test]
+fn a_replica_that_stops_reading_is_dropped_at_its_output_limit() {
+    let primary = TestServer::start_with(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--client-output-buffer-limit",
+        "replica 1mb 0 0",
+    ]);
+    let mut p = primary.conn();
+    // Attached, then never reads again.
+    let mut stuck = primary.raw();
+    stuck.send(b"PSYNC ? -1\r\n");
+    wait_until("attached", || {
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut p).unwrap();
+        info.contains("state=online")
+    });
+    let value = "x".repeat(10_000);
+    for _ in 0..40 {
+        let mut pipe = redis::pipe();
+        for i in 0..100 {
+            pipe.set(format!("k{i}"), &value).ignore();
+        }
+        let _: () = pipe.query(&mut p).unwrap();
+    }
+    wait_until("the replica dropped", || {
+        info_field(&mut p, "replication", "connected_slaves") == "0"
+    });
+    // The primary goes on.
+    let _: () = p.set("after", 1).unwrap();
+}

@@ -3,7 +3,7 @@
 use super::spec::flags::*;
 use super::{CommandSpec, Ctx};
 use crate::blocking::Release;
-use crate::client::{ClientEntry, Outbound, ReplyMode};
+use crate::client::{ClientEntry, ReplyMode};
 use moonkv_protocol::number::parse_i64;
 use moonkv_protocol::ReplySink;
 
@@ -255,7 +255,8 @@ fn close_client(ctx: &mut Ctx, id: u64) {
     if id == ctx.client.id {
         ctx.client.close_after_reply = true;
     } else if let Some(entry) = ctx.state.clients.get(&id) {
-        let _ = entry.tx.send(Outbound::Close);
+        // Also a client stuck in a write to a peer that stopped reading.
+        entry.close_now();
     }
 }
 

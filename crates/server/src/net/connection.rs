@@ -1,7 +1,7 @@
 //! One client connection: read, parse, execute in batches, write.
 
 use crate::blocking;
-use crate::client::{ClientEntry, ClientState, Outbound};
+use crate::client::{ClientEntry, ClientOutput, ClientState, Outbound};
 use crate::commands;
 use crate::log;
 use crate::server::{Access, Shared};
@@ -9,6 +9,7 @@ use crate::state::ServerState;
 use bytes::BytesMut;
 use moonkv_protocol::{ParseLimits, RequestParser};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -47,6 +48,7 @@ fn register(
     peer: &SocketAddr,
     local: &SocketAddr,
     tx: mpsc::UnboundedSender<Outbound>,
+    output: Arc<ClientOutput>,
 ) -> Result<ClientState, &'static str> {
     state.stats.total_connections_received += 1;
     if state.clients.len() >= state.settings.maxclients {
@@ -64,7 +66,7 @@ fn register(
         now,
         authenticated,
     );
-    state.clients.insert(id, ClientEntry::new(&client, tx));
+    state.clients.insert(id, ClientEntry::new(&client, tx, output));
     Ok(client)
 }
 
@@ -188,6 +190,8 @@ struct Connection {
     reader: OwnedReadHalf,
     writer: OwnedWriteHalf,
     rx: mpsc::UnboundedReceiver<Outbound>,
+    /// What was sent through the client's channel and not written yet (see `ClientOutput`).
+    output: Arc<ClientOutput>,
     parser: RequestParser,
     inbuf: BytesMut,
     out: Vec<u8>,
@@ -395,7 +399,13 @@ impl Connection {
                         return Some(client);
                     }
                     Some(Outbound::Push(bytes)) => {
-                        if self.writer.write_all(&bytes).await.is_err() {
+                        if !write_or_die(&mut self.writer, &self.output, &bytes).await {
+                            return self.abandon(client_id).await;
+                        }
+                        self.output.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+                    }
+                    Some(Outbound::Unmetered(bytes)) => {
+                        if !write_or_die(&mut self.writer, &self.output, &bytes).await {
                             return self.abandon(client_id).await;
                         }
                     }
@@ -444,11 +454,23 @@ impl Connection {
     }
 }
 
+/// Writes bytes pushed to the client; false if the connection failed or was told to close
+/// meanwhile (a peer that stopped reading must not keep it open).
+async fn write_or_die(writer: &mut OwnedWriteHalf, output: &ClientOutput, bytes: &[u8]) -> bool {
+    tokio::select! {
+        written = writer.write_all(bytes) => written.is_ok(),
+        _ = output.kill.notified() => false,
+    }
+}
+
 pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let local = stream.local_addr().unwrap_or(peer);
     let (tx, rx) = mpsc::unbounded_channel();
-    let registered = with_state(&shared, (peer, local, tx), |state, (peer, local, tx)| {
-        register(state, &peer, &local, tx).map(|c| (c, ConnLimits::from(&state.settings)))
+    let output = Arc::new(ClientOutput::default());
+    let registering = (peer, local, tx, output.clone());
+    let registered = with_state(&shared, registering, |state, (peer, local, tx, output)| {
+        register(state, &peer, &local, tx, output)
+            .map(|c| (c, ConnLimits::from(&state.settings)))
     })
     .await;
     let Some(registered) = registered else {
@@ -470,6 +492,7 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
         reader,
         writer,
         rx,
+        output,
         parser: RequestParser::new(),
         inbuf: BytesMut::with_capacity(READ_CHUNK),
         out: Vec::with_capacity(READ_CHUNK),
@@ -529,7 +552,13 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
         tokio::select! {
             msg = conn.rx.recv() => match msg {
                 Some(Outbound::Push(bytes)) => {
-                    if conn.writer.write_all(&bytes).await.is_err() {
+                    if !write_or_die(&mut conn.writer, &conn.output, &bytes).await {
+                        break 'conn;
+                    }
+                    conn.output.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+                }
+                Some(Outbound::Unmetered(bytes)) => {
+                    if !write_or_die(&mut conn.writer, &conn.output, &bytes).await {
                         break 'conn;
                     }
                 }

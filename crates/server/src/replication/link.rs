@@ -125,7 +125,7 @@ pub fn stop(state: &mut ServerState) {
 fn disconnect_replicas(state: &mut ServerState) {
     for replica in std::mem::take(&mut state.replication.replicas) {
         if let Some(entry) = state.clients.get(&replica.client_id) {
-            let _ = entry.tx.send(crate::client::Outbound::Close);
+            entry.close_now();
         }
     }
 }
@@ -556,7 +556,7 @@ async fn apply_stream(
         }
         state
             .clients
-            .insert(id, crate::client::ClientEntry::new(&client, tx));
+            .insert(id, crate::client::ClientEntry::new(&client, tx, Default::default()));
         client
     };
     let id = client.id;

@@ -26,6 +26,8 @@ pub struct Replica {
     /// It sends REPLCONF ACK (a PSYNC replica does, a tool attached with SYNC may not): only
     /// such a replica can be found silent.
     pub acks: bool,
+    /// Since when its unwritten stream has been over the soft output limit, Unix ms.
+    pub over_soft_limit_since: Option<i64>,
 }
 
 /// Replication state of this server.
@@ -201,6 +203,7 @@ pub fn cron(state: &mut ServerState) {
     }
     if !state.replication.replicas.is_empty() {
         drop_silent_replicas(state, now);
+        enforce_output_limits(state);
         let period = state.config.get_i64("repl-ping-replica-period").max(1) * 1000;
         if now - state.replication.last_ping_ms >= period {
             state.replication.last_ping_ms = now;
@@ -269,7 +272,7 @@ fn drop_silent_replicas(state: &mut ServerState, now: i64) {
                 replica.ip, replica.port
             ));
             if let Some(entry) = state.clients.get(&replica.client_id) {
-                let _ = entry.tx.send(crate::client::Outbound::Close);
+                entry.close_now();
             }
         }
     }
@@ -363,6 +366,57 @@ pub fn flush_outbox(state: &mut ServerState) {
             state.replication.no_replicas_since_ms = crate::time::unix_ms();
         }
     }
+    enforce_output_limits(state);
+}
+
+/// `client-output-buffer-limit replica <hard> <soft> <seconds>`: a replica whose connection
+/// has not written more than `hard` bytes of the stream, or more than `soft` for `seconds`,
+/// is disconnected (it resyncs), rather than let its queue grow without bound.
+fn enforce_output_limits(state: &mut ServerState) {
+    let (hard, soft, seconds) = replica_output_limits(state.config.get("client-output-buffer-limit"));
+    if hard == 0 && soft == 0 {
+        return;
+    }
+    let now = crate::time::unix_ms();
+    let ServerState {
+        replication,
+        clients,
+        ..
+    } = state;
+    for replica in replication.replicas.iter_mut() {
+        let Some(entry) = clients.get(&replica.client_id) else {
+            continue;
+        };
+        let queued = entry.output.queued.load(std::sync::atomic::Ordering::Relaxed) as u64;
+        let soft_expired = if soft > 0 && queued > soft {
+            let since = *replica.over_soft_limit_since.get_or_insert(now);
+            now - since >= seconds * 1000
+        } else {
+            replica.over_soft_limit_since = None;
+            false
+        };
+        if (hard > 0 && queued > hard) || soft_expired {
+            crate::log::warning(&format!(
+                "Client id={} addr={} laddr={} flags=S scheduled to be closed ASAP for overcoming of output buffer limits.",
+                entry.id, entry.addr, entry.laddr
+            ));
+            entry.close_now();
+        }
+    }
+}
+
+/// The replica class of `client-output-buffer-limit`: (hard bytes, soft bytes, soft seconds).
+fn replica_output_limits(setting: &str) -> (u64, u64, i64) {
+    let words: Vec<&str> = setting.split_whitespace().collect();
+    for class in words.chunks(4) {
+        if let [name, hard, soft, seconds] = class {
+            if matches!(*name, "replica" | "slave") {
+                let bytes = |w: &str| crate::config::parse_memory(w).unwrap_or(0).max(0) as u64;
+                return (bytes(hard), bytes(soft), seconds.parse().unwrap_or(0));
+            }
+        }
+    }
+    (256 << 20, 64 << 20, 60)
 }
 
 /// Sends one effect right away (e.g. the DEL of a key that expired during a lookup).

@@ -39,6 +39,7 @@ pub fn register_replica(state: &mut ServerState, client_id: u64, addr: &str, ack
         ack_offset: acked,
         ack_ms: now,
         acks: false,
+        over_soft_limit_since: None,
     });
     if let Some(entry) = state.clients.get_mut(&client_id) {
         entry.replica = true;
@@ -185,7 +186,7 @@ fn start_transfer(state: &mut ServerState, waiting: Vec<AwaitingSync>) {
 
 fn close(state: &ServerState, client_id: u64) {
     if let Some(entry) = state.clients.get(&client_id) {
-        let _ = entry.tx.send(crate::client::Outbound::Close);
+        entry.close_now();
     }
 }
 
@@ -214,13 +215,16 @@ pub fn collect_transfer(state: &mut ServerState) {
     super::flush_outbox(state);
     let now = crate::time::unix_ms();
     for target in transfer.targets {
-        let mut bytes = Vec::with_capacity(snapshot.len() + 32 + target.held.len());
+        let Some(entry) = state.clients.get(&target.client_id) else {
+            continue;
+        };
+        let mut bytes = Vec::with_capacity(snapshot.len() + 32);
         bytes.extend_from_slice(format!("${}\r\n", snapshot.len()).as_bytes());
         bytes.extend_from_slice(&snapshot);
-        bytes.extend_from_slice(&target.held);
-        if !state.send_to(target.client_id, bytes) {
+        if entry.tx.send(crate::client::Outbound::Unmetered(bytes)).is_err() {
             continue;
         }
+        state.send_to(target.client_id, target.held);
         register_replica(state, target.client_id, &target.addr, transfer.offset, now);
         state.replication.sync_full += 1;
         crate::log::notice(&format!(

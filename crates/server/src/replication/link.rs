@@ -165,6 +165,9 @@ async fn run(shared: Arc<Shared>, generation: u64) {
     }
 }
 
+/// The longest handshake reply line accepted from a primary.
+const MAX_REPLY_LINE: usize = 64 * 1024;
+
 /// The connection to the primary, with what was read and not yet used.
 struct Wire {
     reader: OwnedReadHalf,
@@ -199,6 +202,11 @@ impl Wire {
                 let line = self.buf.split_to(nl + 1);
                 let text = String::from_utf8_lossy(&line[..nl]);
                 return Ok(text.trim_end_matches('\r').to_string());
+            }
+            // A reply line is short: whatever sends this much without a line end is not a
+            // primary speaking the protocol.
+            if self.buf.len() > MAX_REPLY_LINE {
+                return Err("Bad protocol from MASTER: reply line too long".into());
             }
             self.fill().await?;
         }

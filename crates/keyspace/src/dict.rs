@@ -238,7 +238,7 @@ impl<V> Dict<V> {
             at = start.checked_add(span)?;
             buckets += 1;
             // Empty buckets count too, so a sparse table cannot make one slice long.
-            if visited >= budget || buckets >= 4 * budget.max(1) {
+            if visited >= budget || buckets >= budget.max(1).saturating_mul(4) {
                 return Some(at);
             }
         }

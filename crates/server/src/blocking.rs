@@ -25,7 +25,10 @@ pub enum Awaits {
     List,
     SortedSet,
     /// WAIT: `count` replicas acknowledging the stream up to `offset` (no keys).
-    Replicas { offset: u64, count: usize },
+    Replicas {
+        offset: u64,
+        count: usize,
+    },
 }
 
 impl Awaits {

@@ -129,7 +129,12 @@ pub static DIRECTIVES: &[Directive] = &[
     d("masterauth", TEXT, ""),
     d("masteruser", TEXT, ""),
     d("replica-announce-ip", TEXT, ""),
-    aliased("replica-announce-port", "slave-announce-port", int(0, 65535), "0"),
+    aliased(
+        "replica-announce-port",
+        "slave-announce-port",
+        int(0, 65535),
+        "0",
+    ),
     fixed("databases", int(1, INT_MAX), "16"),
     d("hz", int(0, INT_MAX), "10"),
     d("maxclients", int(1, INT_MAX), "10000"),
@@ -348,8 +353,18 @@ pub static DIRECTIVES: &[Directive] = &[
     d("cluster-allow-reads-when-down", BOOL, "no"),
     d("cluster-node-timeout", int(0, LONG_MAX), "15000"),
     d("cluster-require-full-coverage", BOOL, "yes"),
-    aliased("min-replicas-to-write", "min-slaves-to-write", int(0, INT_MAX), "0"),
-    aliased("min-replicas-max-lag", "min-slaves-max-lag", int(0, INT_MAX), "10"),
+    aliased(
+        "min-replicas-to-write",
+        "min-slaves-to-write",
+        int(0, INT_MAX),
+        "0",
+    ),
+    aliased(
+        "min-replicas-max-lag",
+        "min-slaves-max-lag",
+        int(0, INT_MAX),
+        "10",
+    ),
     d("lua-replicate-commands", BOOL, "yes"),
     // Redis 7.0.15 offers scripts setfenv, getfenv and newproxy only when this is yes; moonkv
     // never does yet, and warns at start-up when asked to.

@@ -18,6 +18,30 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+fn config_set(c: &mut Connection, name: &str, value: impl redis::ToRedisArgs) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(c)
+        .unwrap();
+}
+
+/// `n` string keys `<prefix>:<i>` holding `i`.
+fn fill(c: &mut Connection, prefix: &str, n: usize) {
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        pipe.set(format!("{prefix}:{i}"), i).ignore();
+    }
+    let _: () = pipe.query(c).unwrap();
+}
+
+fn wait_transfer_started(p: &mut Connection) {
+    wait_until("the transfer to start", || {
+        info_field(p, "persistence", "rdb_bgsave_in_progress") == "1"
+    });
+}
+
 /// A server of either kind.
 enum Node {
     Moonkv(TestServer),
@@ -90,13 +114,18 @@ fn write_load(c: &mut Connection, round: usize) {
             .query(c)
             .unwrap();
     }
-    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(SCRIPT).query(c).unwrap();
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(SCRIPT)
+        .query(c)
+        .unwrap();
     let mut pipe = redis::pipe();
     for i in 0..200 {
         let n = round * 1000 + i;
         pipe.set(format!("s:{n}"), n).ignore();
         pipe.lpush(format!("l:{}", n % 13), n).ignore();
-        pipe.hset(format!("h:{}", n % 11), format!("f{n}"), n).ignore();
+        pipe.hset(format!("h:{}", n % 11), format!("f{n}"), n)
+            .ignore();
         pipe.cmd("EVAL")
             .arg(SCRIPT)
             .arg(3)
@@ -192,13 +221,22 @@ fn compare(primary: &mut Connection, replica: &mut Connection) {
     caught_up(primary, replica);
     let on_primary = dataset(primary);
     let on_replica = dataset(replica);
-    assert!(on_primary.len() > 500, "the load wrote data: {} keys", on_primary.len());
+    assert!(
+        on_primary.len() > 500,
+        "the load wrote data: {} keys",
+        on_primary.len()
+    );
     let differing: Vec<&String> = on_primary
         .keys()
         .chain(on_replica.keys())
         .filter(|k| on_primary.get(*k) != on_replica.get(*k))
         .collect();
-    assert!(differing.is_empty(), "{} keys differ: {:?}", differing.len(), &differing[..differing.len().min(10)]);
+    assert!(
+        differing.is_empty(),
+        "{} keys differ: {:?}",
+        differing.len(),
+        &differing[..differing.len().min(10)]
+    );
 }
 
 /// Primary and replica of the given kinds: full sync of data written before the replica
@@ -221,7 +259,9 @@ fn replicate(redis_primary: bool, redis_replica: bool) {
     assert_eq!(list.len(), 1, "one library on the replica");
 
     // Break the link: the replica resumes from its offset.
-    let partial_before: i64 = info_field(&mut p, "stats", "sync_partial_ok").parse().unwrap();
+    let partial_before: i64 = info_field(&mut p, "stats", "sync_partial_ok")
+        .parse()
+        .unwrap();
     let _: i64 = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("TYPE")
@@ -230,8 +270,14 @@ fn replicate(redis_primary: bool, redis_replica: bool) {
         .unwrap();
     write_load(&mut p, 2);
     caught_up(&mut p, &mut r);
-    let partial_after: i64 = info_field(&mut p, "stats", "sync_partial_ok").parse().unwrap();
-    assert_eq!(partial_after, partial_before + 1, "a partial resync, not a full one");
+    let partial_after: i64 = info_field(&mut p, "stats", "sync_partial_ok")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        partial_after,
+        partial_before + 1,
+        "a partial resync, not a full one"
+    );
     compare(&mut p, &mut r);
 
     // A replica refuses writes from clients.
@@ -281,12 +327,20 @@ fn a_promoted_replica_keeps_its_data_and_its_replicas_resume() {
 
     // Promotion: the data stays, writes are accepted, and the leaf continues partially with
     // the new history.
-    let _: () = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut m).unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut m)
+        .unwrap();
     assert_eq!(info_field(&mut m, "replication", "role"), "master");
     let _: () = m.set("after-promotion", 1).unwrap();
     caught_up(&mut m, &mut l);
     assert_eq!(l.get::<_, i64>("after-promotion").unwrap(), 1);
-    assert_eq!(info_field(&mut m, "stats", "sync_full"), "1", "only the leaf's first sync was full");
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_full"),
+        "1",
+        "only the leaf's first sync was full"
+    );
     drop(primary);
 }
 
@@ -298,36 +352,38 @@ fn wait_counts_replicas_and_times_out() {
     let started = Instant::now();
     let acked: i64 = redis::cmd("WAIT").arg(1).arg(200).query(&mut p).unwrap();
     assert_eq!(acked, 0);
-    assert!(started.elapsed() >= Duration::from_millis(190), "WAIT waited for its timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(190),
+        "WAIT waited for its timeout"
+    );
     let replica = Node::start(false, Some(primary.port()));
     let mut r = replica.conn();
     caught_up(&mut p, &mut r);
     let _: () = p.set("k", 2).unwrap();
     let acked: i64 = redis::cmd("WAIT").arg(1).arg(0).query(&mut p).unwrap();
     assert_eq!(acked, 1);
-    let err = redis::cmd("WAIT").arg(1).arg(0).query::<i64>(&mut r).unwrap_err();
-    assert!(err.to_string().contains("WAIT cannot be used with replica instances"), "{err}");
+    let err = redis::cmd("WAIT")
+        .arg(1)
+        .arg(0)
+        .query::<i64>(&mut r)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("WAIT cannot be used with replica instances"),
+        "{err}"
+    );
     // min-replicas-to-write counts replicas that acknowledged recently.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("min-replicas-to-write")
-        .arg(2)
-        .query(&mut p)
-        .unwrap();
+    config_set(&mut p, "min-replicas-to-write", 2);
     let err = p.set::<_, _, ()>("k", 3).unwrap_err();
     assert!(err.to_string().contains("NOREPLICAS"), "{err}");
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("min-replicas-to-write")
-        .arg(1)
-        .query(&mut p)
-        .unwrap();
+    config_set(&mut p, "min-replicas-to-write", 1);
     let _: () = p.set("k", 3).unwrap();
 }
 
 #[test]
 fn set_repl_sends_a_script_s_commands_where_it_says() {
-    let primary = TestServer::start_with(&["--appendonly", "yes", "--repl-diskless-sync-delay", "0"]);
+    let primary =
+        TestServer::start_with(&["--appendonly", "yes", "--repl-diskless-sync-delay", "0"]);
     let mut p = primary.conn();
     let replica = Node::start(false, Some(primary.port));
     let mut r = replica.conn();
@@ -348,12 +404,19 @@ fn set_repl_sends_a_script_s_commands_where_it_says() {
         .unwrap();
     caught_up(&mut p, &mut r);
     let on_replica: Vec<Option<i64>> = redis::cmd("MGET")
-        .arg(&["aof-only", "replica-only", "nowhere", "everywhere", "replica-too", "next-script"])
+        .arg(&[
+            "aof-only",
+            "replica-only",
+            "nowhere",
+            "everywhere",
+            "replica-too",
+            "next-script",
+        ])
         .query(&mut r)
         .unwrap();
     assert_eq!(on_replica, [None, Some(2), None, Some(4), Some(5), Some(6)]);
     // The append-only file holds what went to it, and nothing else.
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("appendfsync").arg("always").query(&mut p).unwrap();
+    config_set(&mut p, "appendfsync", "always");
     let aof_dir = primary.dir.join("appendonlydir");
     let text: String = std::fs::read_dir(&aof_dir)
         .unwrap()
@@ -394,7 +457,11 @@ fn a_restarted_replica_resumes_from_its_snapshot() {
     let replica = TestServer::start_in(&dir, &args);
     let mut r = replica.conn();
     caught_up(&mut p, &mut r);
-    assert_eq!(info_field(&mut p, "stats", "sync_full"), full_before, "no second full sync");
+    assert_eq!(
+        info_field(&mut p, "stats", "sync_full"),
+        full_before,
+        "no second full sync"
+    );
     assert_eq!(info_field(&mut p, "stats", "sync_partial_ok"), "1");
     compare(&mut p, &mut r);
     drop(replica);
@@ -415,7 +482,10 @@ fn a_diskless_primary_waits_for_more_replicas_and_keeps_the_link_alive() {
         role.get(3) == Some(&redis::Value::BulkString(b"handshake".to_vec()))
     });
     caught_up(&mut p, &mut r);
-    assert!(asked.elapsed() >= Duration::from_millis(1500), "the transfer waited for the delay");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(1500),
+        "the transfer waited for the delay"
+    );
     assert_eq!(r.get::<_, String>("k").unwrap(), "v");
 }
 
@@ -423,23 +493,12 @@ fn a_diskless_primary_waits_for_more_replicas_and_keeps_the_link_alive() {
 fn a_full_resync_is_written_in_the_background_while_writes_go_on() {
     let primary = TestServer::start_with(&["--repl-diskless-sync-delay", "0"]);
     let mut p = primary.conn();
-    let mut pipe = redis::pipe();
-    for i in 0..20_000 {
-        pipe.set(format!("key:{i}"), i).ignore();
-    }
-    let _: () = pipe.query(&mut p).unwrap();
+    fill(&mut p, "key", 20_000);
     // 25 microseconds a key: the snapshot takes about half a second to write.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("rdb-key-save-delay")
-        .arg(25)
-        .query(&mut p)
-        .unwrap();
+    config_set(&mut p, "rdb-key-save-delay", 25);
     let replica = Node::start(false, Some(primary.port));
     let mut r = replica.conn();
-    wait_until("the transfer to start", || {
-        info_field(&mut p, "persistence", "rdb_bgsave_in_progress") == "1"
-    });
+    wait_transfer_started(&mut p);
     // Served while the snapshot is written; these changes reach the replica after it.
     let mut changes = redis::pipe();
     for i in (0..20_000).step_by(3) {
@@ -452,14 +511,12 @@ fn a_full_resync_is_written_in_the_background_while_writes_go_on() {
     changes.set("in-db-4", "x").ignore();
     changes.cmd("SELECT").arg(0).ignore();
     let _: () = changes.query(&mut p).unwrap();
-    assert_eq!(info_field(&mut p, "persistence", "rdb_bgsave_in_progress"), "1");
+    assert_eq!(
+        info_field(&mut p, "persistence", "rdb_bgsave_in_progress"),
+        "1"
+    );
     assert!(info_field(&mut p, "replication", "slave0").contains("state=wait_bgsave"));
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("rdb-key-save-delay")
-        .arg(0)
-        .query(&mut p)
-        .unwrap();
+    config_set(&mut p, "rdb-key-save-delay", 0);
     caught_up(&mut p, &mut r);
     let on_primary = dataset(&mut p);
     let on_replica = dataset(&mut r);
@@ -474,37 +531,40 @@ fn a_full_resync_is_written_in_the_background_while_writes_go_on() {
 fn a_replica_keeps_keys_whose_time_passed_during_its_full_resync() {
     let primary = TestServer::start_with(&["--repl-diskless-sync-delay", "0"]);
     let mut p = primary.conn();
-    let mut pipe = redis::pipe();
-    for i in 0..10_000 {
-        pipe.set(format!("filler:{i}"), i).ignore();
-    }
-    let _: () = pipe.query(&mut p).unwrap();
-    let _: () = redis::cmd("SET").arg("k").arg("v").arg("PX").arg(400).query(&mut p).unwrap();
-    // The snapshot takes about a second to write: k's time in it passes before the replica
-    // loads it.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("rdb-key-save-delay")
-        .arg(100)
+    fill(&mut p, "filler", 10_000);
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .arg("PX")
+        .arg(400)
         .query(&mut p)
         .unwrap();
+    // The snapshot takes about a second to write: k's time in it passes before the replica
+    // loads it.
+    config_set(&mut p, "rdb-key-save-delay", 100);
     let replica = Node::start(false, Some(primary.port));
     let mut r = replica.conn();
-    wait_until("the transfer to start", || {
-        info_field(&mut p, "persistence", "rdb_bgsave_in_progress") == "1"
-    });
+    wait_transfer_started(&mut p);
     // Before k's time is up on the primary: it lives on, and so must it on the replica.
-    let renewed: bool = redis::cmd("PEXPIRE").arg("k").arg(100_000).query(&mut p).unwrap();
+    let renewed: bool = redis::cmd("PEXPIRE")
+        .arg("k")
+        .arg(100_000)
+        .query(&mut p)
+        .unwrap();
     assert!(renewed);
     caught_up(&mut p, &mut r);
-    assert_eq!(r.get::<_, Option<String>>("k").unwrap().as_deref(), Some("v"));
+    assert_eq!(
+        r.get::<_, Option<String>>("k").unwrap().as_deref(),
+        Some("v")
+    );
     let ttl: i64 = r.pttl("k").unwrap();
     assert!(ttl > 90_000, "the renewed TTL: {ttl}");
 }
 
 #[test]
 fn a_replica_that_stops_acknowledging_is_dropped_after_repl_timeout() {
-    let primary = TestServer::start_with(&["--repl-diskless-sync-delay", "0", "--repl-timeout", "1"]);
+    let primary =
+        TestServer::start_with(&["--repl-diskless-sync-delay", "0", "--repl-timeout", "1"]);
     let mut p = primary.conn();
     // A tool attached with SYNC never acknowledges: it is not timed out.
     let mut tool = primary.raw();
@@ -519,7 +579,10 @@ fn a_replica_that_stops_acknowledging_is_dropped_after_repl_timeout() {
     silent.send(b"REPLCONF ACK 0\r\n");
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(info_field(&mut p, "replication", "connected_slaves"), "1");
-    assert!(silent.closed_by_server(), "the silent replica's link was closed");
+    assert!(
+        silent.closed_by_server(),
+        "the silent replica's link was closed"
+    );
 }
 
 #[test]

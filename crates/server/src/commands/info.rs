@@ -430,7 +430,11 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
                     line!("master_link_status:{}", if up { "up" } else { "down" });
                     line!(
                         "master_last_io_seconds_ago:{}",
-                        if up { (now_ms - link.last_io_ms) / 1000 } else { -1 }
+                        if up {
+                            (now_ms - link.last_io_ms) / 1000
+                        } else {
+                            -1
+                        }
                     );
                     line!(
                         "master_sync_in_progress:{}",
@@ -472,7 +476,10 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
                 }
                 None => line!("role:master"),
             }
-            let transferring = replication.transfer.as_ref().map_or(&[][..], |t| &t.targets[..]);
+            let transferring = replication
+                .transfer
+                .as_ref()
+                .map_or(&[][..], |t| &t.targets[..]);
             line!(
                 "connected_slaves:{}",
                 replication.replicas.len() + replication.awaiting_sync.len() + transferring.len()

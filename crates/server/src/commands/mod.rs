@@ -443,11 +443,14 @@ pub fn call(ctx: &mut Ctx, index: usize, started: Instant) -> Instant {
             Propagation::Rewritten(args) => args,
         };
         let to = ctx.state.replication.targets;
-        ctx.state.replication.pending.push(crate::replication::Effect {
-            db: db_at_start,
-            args,
-            to,
-        });
+        ctx.state
+            .replication
+            .pending
+            .push(crate::replication::Effect {
+                db: db_at_start,
+                args,
+                to,
+            });
     }
     let failed = ctx.errors > errors_before;
     record_call(ctx.state, index, usec, failed);

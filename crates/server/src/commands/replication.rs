@@ -155,8 +155,7 @@ fn try_partial(ctx: &mut Ctx, asked_id: &str, offset: u64) -> bool {
     crate::replication::flush_outbox(ctx.state);
     let replication = &ctx.state.replication;
     let same_history = asked_id == replication.replid
-        || (asked_id == replication.replid2
-            && offset as i64 <= replication.second_replid_offset);
+        || (asked_id == replication.replid2 && offset as i64 <= replication.second_replid_offset);
     if !same_history {
         if asked_id != "?" {
             crate::log::notice(&format!(
@@ -350,7 +349,10 @@ pub fn detach(state: &mut crate::state::ServerState, client_id: u64) {
     state.replication.announced_ports.remove(&client_id);
     primary::forget(state, client_id);
     let before = state.replication.replicas.len();
-    state.replication.replicas.retain(|r| r.client_id != client_id);
+    state
+        .replication
+        .replicas
+        .retain(|r| r.client_id != client_id);
     if state.replication.replicas.len() != before {
         if state.replication.replicas.is_empty() {
             state.replication.no_replicas_since_ms = crate::time::unix_ms();

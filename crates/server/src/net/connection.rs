@@ -66,7 +66,9 @@ fn register(
         now,
         authenticated,
     );
-    state.clients.insert(id, ClientEntry::new(&client, tx, output));
+    state
+        .clients
+        .insert(id, ClientEntry::new(&client, tx, output));
     Ok(client)
 }
 
@@ -469,8 +471,7 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
     let output = Arc::new(ClientOutput::default());
     let registering = (peer, local, tx, output.clone());
     let registered = with_state(&shared, registering, |state, (peer, local, tx, output)| {
-        register(state, &peer, &local, tx, output)
-            .map(|c| (c, ConnLimits::from(&state.settings)))
+        register(state, &peer, &local, tx, output).map(|c| (c, ConnLimits::from(&state.settings)))
     })
     .await;
     let Some(registered) = registered else {

@@ -11,9 +11,9 @@
 //! the lock), and with `appendfsync always` it is also fsynced then: a client never sees a
 //! reply to a write the file does not hold.
 
+use super::dataset::{Captured, Dataset, Image, KeySink};
 use crate::state::ServerState;
 use bytes::Bytes;
-use super::dataset::{Captured, Dataset, Image, KeySink};
 use moonkv_keyspace::{StrView, Value};
 use moonkv_persistence::aof::{self as format, AofFile, CommandReader, Manifest, ReadError};
 use std::fs::{File, OpenOptions};
@@ -180,7 +180,10 @@ impl Aof {
         let Some(open) = self.open.as_mut() else {
             return;
         };
-        if !effects.iter().any(|e| e.to & crate::replication::TO_AOF != 0) {
+        if !effects
+            .iter()
+            .any(|e| e.to & crate::replication::TO_AOF != 0)
+        {
             return;
         }
         // `aof-timestamp-enabled`: an annotation at each new second.
@@ -458,7 +461,10 @@ impl<W: Write> KeySink for CommandSink<'_, W> {
         }
         encode_value(&mut self.buf, key, value);
         if let Some(at) = expire_at {
-            format::encode_command(&mut self.buf, &[b"PEXPIREAT", key, at.to_string().as_bytes()]);
+            format::encode_command(
+                &mut self.buf,
+                &[b"PEXPIREAT", key, at.to_string().as_bytes()],
+            );
         }
         if self.buf.len() >= 1 << 16 {
             self.out.write_all(&self.buf)?;
@@ -1099,11 +1105,11 @@ pub fn open_at_startup(state: &mut ServerState) -> Result<(), LoadFailed> {
         File::create(dir.join(&base.name))
             .and_then(|file| write_base(file, &image, rdb_preamble, timestamps, None))
             .map_err(|e| {
-            fail(format!(
-                "Can't create the AOF base file: {}",
-                super::strerror(&e)
-            ))
-        })?;
+                fail(format!(
+                    "Can't create the AOF base file: {}",
+                    super::strerror(&e)
+                ))
+            })?;
         crate::log::notice(&format!(
             "Creating AOF base file {} on server start",
             base.name

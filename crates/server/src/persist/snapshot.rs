@@ -350,8 +350,13 @@ impl MemorySnapshot {
         let bytes = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let out = bytes.clone();
         let job = super::job::BackgroundJob::spawn("moonkv-repl-rdb", move |cancel| {
-            let written =
-                write_dataset(Vec::new(), &image, false, Some(cancel), &AtomicUsize::new(0))?;
+            let written = write_dataset(
+                Vec::new(),
+                &image,
+                false,
+                Some(cancel),
+                &AtomicUsize::new(0),
+            )?;
             *out.lock() = written;
             Ok(())
         })

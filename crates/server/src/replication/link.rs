@@ -391,9 +391,7 @@ async fn session(
             disconnect_replicas(&mut state);
         }
         ensure_backlog(&mut state);
-        crate::log::notice(
-            "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.",
-        );
+        crate::log::notice("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
         set_link_state(&mut state, generation, LinkState::Connected);
     } else if reply.starts_with("-NOMASTERLINK") || reply.starts_with("-LOADING") {
         return Err(format!(
@@ -409,7 +407,8 @@ async fn session(
 fn ensure_backlog(state: &mut ServerState) {
     if state.replication.backlog.is_none() {
         let size = state.config.get_i64("repl-backlog-size").max(1) as usize;
-        state.replication.backlog = Some(super::backlog::Backlog::new(size, state.replication.offset));
+        state.replication.backlog =
+            Some(super::backlog::Backlog::new(size, state.replication.offset));
     }
 }
 
@@ -429,7 +428,10 @@ async fn full_sync(
     }
     let header = wire.reply().await?;
     if header.starts_with('-') {
-        return Err(format!("MASTER aborted replication with an error: {}", header));
+        return Err(format!(
+            "MASTER aborted replication with an error: {}",
+            header
+        ));
     }
     let Some(size) = header.strip_prefix('$') else {
         return Err(format!(
@@ -440,7 +442,9 @@ async fn full_sync(
     let payload = if let Some(mark) = size.strip_prefix("EOF:") {
         // Diskless: the snapshot ends with the 40-byte mark.
         let mark = mark.as_bytes().to_vec();
-        crate::log::notice("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to disk");
+        crate::log::notice(
+            "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to disk",
+        );
         loop {
             if wire.buf.len() >= mark.len() && wire.buf.ends_with(&mark) {
                 let mut data = wire.buf.split();
@@ -500,7 +504,11 @@ fn load_snapshot(state: &mut ServerState, payload: &[u8]) -> Result<(), String> 
     disconnect_replicas(state);
     if state.config.get("repl-diskless-load") == "disabled" {
         let target = state.config.get("dbfilename").to_string();
-        let temp = format!("temp-{}.{}.rdb", crate::time::unix_ms() / 1000, std::process::id());
+        let temp = format!(
+            "temp-{}.{}.rdb",
+            crate::time::unix_ms() / 1000,
+            std::process::id()
+        );
         let kept = std::fs::write(&temp, payload).and_then(|()| std::fs::rename(&temp, &target));
         if let Err(e) = kept {
             let _ = std::fs::remove_file(&temp);
@@ -531,18 +539,17 @@ fn load_snapshot(state: &mut ServerState, payload: &[u8]) -> Result<(), String> 
         }
         Err(()) => {
             crate::persist::snapshot::empty_dataset(state, now);
-            Err("Failed trying to load the MASTER synchronization DB from disk, check server logs.".into())
+            Err(
+                "Failed trying to load the MASTER synchronization DB from disk, check server logs."
+                    .into(),
+            )
         }
     }
 }
 
 /// Applies the primary's stream until the link breaks or the primary changes. Meanwhile the
 /// link is a client in the registry (flag M), which CLIENT KILL can close.
-async fn apply_stream(
-    shared: &Arc<Shared>,
-    generation: u64,
-    wire: Wire,
-) -> Result<(), String> {
+async fn apply_stream(shared: &Arc<Shared>, generation: u64, wire: Wire) -> Result<(), String> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let client = {
         let mut state = shared.lock().await;
@@ -562,9 +569,10 @@ async fn apply_stream(
         if let Some(link) = link_of(&mut state, generation) {
             client.db = link.stream_db;
         }
-        state
-            .clients
-            .insert(id, crate::client::ClientEntry::new(&client, tx, Default::default()));
+        state.clients.insert(
+            id,
+            crate::client::ClientEntry::new(&client, tx, Default::default()),
+        );
         client
     };
     let id = client.id;

@@ -304,14 +304,16 @@ fn expire_local_keys(state: &mut ServerState, now: i64) {
     let ServerState {
         dbs, replication, ..
     } = state;
-    replication.local_expires.retain(|(db, key)| match dbs[*db].expire_time(key) {
-        Some(at) if at <= now => {
-            dbs[*db].expire_if_needed(key, now);
-            false
-        }
-        Some(_) => true,
-        None => false,
-    });
+    replication
+        .local_expires
+        .retain(|(db, key)| match dbs[*db].expire_time(key) {
+            Some(at) if at <= now => {
+                dbs[*db].expire_if_needed(key, now);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
 }
 
 /// Puts bytes on the stream: into the backlog, and into the outbox for every replica.
@@ -373,7 +375,8 @@ pub fn flush_outbox(state: &mut ServerState) {
 /// has not written more than `hard` bytes of the stream, or more than `soft` for `seconds`,
 /// is disconnected (it resyncs), rather than let its queue grow without bound.
 fn enforce_output_limits(state: &mut ServerState) {
-    let (hard, soft, seconds) = replica_output_limits(state.config.get("client-output-buffer-limit"));
+    let (hard, soft, seconds) =
+        replica_output_limits(state.config.get("client-output-buffer-limit"));
     if hard == 0 && soft == 0 {
         return;
     }
@@ -387,7 +390,10 @@ fn enforce_output_limits(state: &mut ServerState) {
         let Some(entry) = clients.get(&replica.client_id) else {
             continue;
         };
-        let queued = entry.output.queued.load(std::sync::atomic::Ordering::Relaxed) as u64;
+        let queued = entry
+            .output
+            .queued
+            .load(std::sync::atomic::Ordering::Relaxed) as u64;
         let soft_expired = if soft > 0 && queued > soft {
             let since = *replica.over_soft_limit_since.get_or_insert(now);
             now - since >= seconds * 1000

@@ -221,7 +221,11 @@ pub fn collect_transfer(state: &mut ServerState) {
         let mut bytes = Vec::with_capacity(snapshot.len() + 32);
         bytes.extend_from_slice(format!("${}\r\n", snapshot.len()).as_bytes());
         bytes.extend_from_slice(&snapshot);
-        if entry.tx.send(crate::client::Outbound::Unmetered(bytes)).is_err() {
+        if entry
+            .tx
+            .send(crate::client::Outbound::Unmetered(bytes))
+            .is_err()
+        {
             continue;
         }
         state.send_to(target.client_id, target.held);

@@ -49,15 +49,11 @@ impl ReplySink for ScriptReply<'_> {
 /// Runs `inv` for the client of `ctx` and replies.
 pub fn run(ctx: &mut Ctx, inv: Invocation) {
     let obeyed = ctx.client.from_primary || ctx.state.persistence.loading.is_some();
-    let rules = match admission::admit_script_run(
-        ctx.state,
-        inv.flags,
-        inv.read_only_command,
-        obeyed,
-    ) {
-        Ok(rules) => rules,
-        Err(e) => return ctx.error(&e.message),
-    };
+    let rules =
+        match admission::admit_script_run(ctx.state, inv.flags, inv.read_only_command, obeyed) {
+            Ok(rules) => rules,
+            Err(e) => return ctx.error(&e.message),
+        };
     let scripting = &mut ctx.state.scripting;
     let vm_slot = match inv.vm {
         VmKind::Eval => &mut scripting.eval_vm,

@@ -217,8 +217,7 @@ pub fn serve_ready_keys(state: &mut ServerState) {
     if state.propagating() {
         crate::replication::flush(state);
     }
-    crate::persist::aof::write_pending(state);
-    crate::replication::flush_outbox(state);
+    crate::replication::write_batch_effects(state);
     for (client, reply) in std::mem::take(&mut state.blocked.served) {
         resume(state, client, reply);
     }

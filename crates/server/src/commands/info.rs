@@ -501,7 +501,7 @@ fn render_section(state: &mut ServerState, section: &str, out: &mut String) {
                 .map(|w| (w.client_id, &w.addr))
                 .chain(transferring.iter().map(|t| (t.client_id, &t.addr)));
             for (i, (id, addr)) in waiting.enumerate() {
-                let ip = addr.rsplit_once(':').map_or(addr.as_str(), |(ip, _)| ip);
+                let ip = crate::replication::primary::ip_of(addr);
                 let port = replication.announced_ports.get(&id).copied().unwrap_or(0);
                 line!(
                     "slave{}:ip={},port={},state=wait_bgsave,offset=0,lag=0",

@@ -4,7 +4,6 @@
 
 use super::spec::flags::*;
 use super::{CommandSpec, Ctx};
-use crate::replication::backlog::Backlog;
 use crate::replication::primary;
 use moonkv_protocol::ReplySink;
 
@@ -106,9 +105,7 @@ fn ensure_backlog(ctx: &mut Ctx) {
             replication.replid2 = crate::replication::NO_REPLID.to_string();
             replication.second_replid_offset = -1;
         }
-        let size = ctx.state.config.get_i64("repl-backlog-size").max(1) as usize;
-        let offset = ctx.state.replication.offset;
-        ctx.state.replication.backlog = Some(Backlog::new(size, offset));
+        crate::replication::ensure_backlog(ctx.state);
         crate::log::notice(&format!(
             "Replication backlog created, my new replication IDs are '{}' and '{}'",
             ctx.state.replication.replid, ctx.state.replication.replid2

@@ -148,8 +148,7 @@ fn serve_at_desk(state: &mut ServerState, work: DeskWork) -> DeskDone {
     let mut reply = Vec::new();
     let mut clock = commands::BatchClock::now();
     run_guarded(state, &mut client, &args, &mut reply, &mut clock);
-    crate::persist::aof::write_pending(state);
-    crate::replication::flush_outbox(state);
+    crate::replication::write_batch_effects(state);
     // Blocking commands are refused while a script is busy; nothing parks here.
     client.block_request = None;
     state.stats.total_net_output_bytes += reply.len() as u64;
@@ -300,8 +299,7 @@ impl Connection {
                 if let Some(request) = client.block_request.take() {
                     let timeout = request.timeout;
                     state.stats.total_net_output_bytes += (self.out.len() - out_before) as u64;
-                    crate::persist::aof::write_pending(&mut state);
-                    crate::replication::flush_outbox(&mut state);
+                    crate::replication::write_batch_effects(&mut state);
                     blocking::park(&mut state, client, self.args.clone(), request);
                     return AfterBatch::Blocked { timeout };
                 }

@@ -364,10 +364,6 @@ impl MemorySnapshot {
         Ok(MemorySnapshot { job, bytes })
     }
 
-    pub fn elapsed(&self) -> Duration {
-        self.job.elapsed()
-    }
-
     /// The snapshot once written (None while it is being written).
     pub fn finished(&mut self, state: &mut ServerState) -> Option<io::Result<Vec<u8>>> {
         let outcome = self.job.finished()?;

@@ -195,6 +195,21 @@ impl Wire {
         }
     }
 
+    /// A REPLCONF the handshake can do without: a primary that refuses it is only noted.
+    async fn replconf(&mut self, args: &[&[u8]], what: &str) -> Result<(), String> {
+        let mut command: Vec<&[u8]> = vec![b"REPLCONF"];
+        command.extend_from_slice(args);
+        self.send(&command).await?;
+        let reply = self.reply().await?;
+        if reply.starts_with('-') {
+            crate::log::notice(&format!(
+                "(Non critical) Master does not understand REPLCONF {}: {}",
+                what, reply
+            ));
+        }
+        Ok(())
+    }
+
     /// One reply line, without its line end.
     async fn line(&mut self) -> Result<String, String> {
         loop {
@@ -330,24 +345,10 @@ async fn session(
         }
     }
     let port_text = settings.listening_port.to_string();
-    wire.send(&[b"REPLCONF", b"listening-port", port_text.as_bytes()])
+    wire.replconf(&[b"listening-port", port_text.as_bytes()], "listening-port")
         .await?;
-    let reply = wire.reply().await?;
-    if reply.starts_with('-') {
-        crate::log::notice(&format!(
-            "(Non critical) Master does not understand REPLCONF listening-port: {}",
-            reply
-        ));
-    }
-    wire.send(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
+    wire.replconf(&[b"capa", b"eof", b"capa", b"psync2"], "capa")
         .await?;
-    let reply = wire.reply().await?;
-    if reply.starts_with('-') {
-        crate::log::notice(&format!(
-            "(Non critical) Master does not understand REPLCONF capa: {}",
-            reply
-        ));
-    }
     match &settings.psync {
         Some((replid, offset)) => {
             crate::log::notice(&format!(
@@ -390,7 +391,7 @@ async fn session(
             ));
             disconnect_replicas(&mut state);
         }
-        ensure_backlog(&mut state);
+        super::ensure_backlog(&mut state);
         crate::log::notice("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
         set_link_state(&mut state, generation, LinkState::Connected);
     } else if reply.starts_with("-NOMASTERLINK") || reply.starts_with("-LOADING") {
@@ -402,14 +403,6 @@ async fn session(
         return Err(format!("Unexpected reply to PSYNC from master: {}", reply));
     }
     apply_stream(shared, generation, wire).await
-}
-
-fn ensure_backlog(state: &mut ServerState) {
-    if state.replication.backlog.is_none() {
-        let size = state.config.get_i64("repl-backlog-size").max(1) as usize;
-        state.replication.backlog =
-            Some(super::backlog::Backlog::new(size, state.replication.offset));
-    }
 }
 
 /// Receives the snapshot of a full resync and loads it in place of the dataset.
@@ -481,7 +474,7 @@ async fn full_sync(
     replication.second_replid_offset = -1;
     replication.backlog = None;
     replication.selected_db = None;
-    ensure_backlog(&mut state);
+    super::ensure_backlog(&mut state);
     if let Some(link) = link_of(&mut state, generation) {
         link.fresh = false;
         link.stream_db = 0;
@@ -669,8 +662,7 @@ async fn apply_as(
             for db in state.dbs.iter_mut() {
                 db.pause_expiry(false);
             }
-            crate::persist::aof::write_pending(&mut state);
-            super::flush_outbox(&mut state);
+            super::write_batch_effects(&mut state);
             applied = state.replication.offset;
             if let Some(link) = link_of(&mut state, generation) {
                 link.last_io_ms = crate::time::unix_ms();

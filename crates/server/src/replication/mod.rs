@@ -237,6 +237,21 @@ pub fn cron(state: &mut ServerState) {
     }
 }
 
+/// Keeps a backlog of `repl-backlog-size` from the present offset on, unless one is kept.
+pub fn ensure_backlog(state: &mut ServerState) {
+    if state.replication.backlog.is_none() {
+        let size = state.config.get_i64("repl-backlog-size").max(1) as usize;
+        state.replication.backlog = Some(backlog::Backlog::new(size, state.replication.offset));
+    }
+}
+
+/// The effects of a batch leave: the append-only file's buffer is written and the stream is
+/// handed to the replicas.
+pub fn write_batch_effects(state: &mut ServerState) {
+    crate::persist::aof::write_pending(state);
+    flush_outbox(state);
+}
+
 /// At start-up, from a snapshot that says where it stood in the replication history: a
 /// replica asks its primary to resume from there, and a primary lets its replicas resume
 /// (its backlog starts empty at that offset).
@@ -250,10 +265,8 @@ pub fn resume_from(state: &mut ServerState, repl: crate::persist::snapshot::Repl
             link.stream_db = repl.stream_db;
         }
         None => {
-            let size = state.config.get_i64("repl-backlog-size").max(1) as usize;
-            let replication = &mut state.replication;
-            replication.backlog = Some(backlog::Backlog::new(size, repl.offset));
             replication.no_replicas_since_ms = crate::time::unix_ms();
+            ensure_backlog(state);
         }
     }
     crate::log::notice(&format!(

@@ -28,10 +28,7 @@ pub fn register_replica(state: &mut ServerState, client_id: u64, addr: &str, ack
         // PINGs go out every `repl-ping-replica-period` from the first replica on.
         state.replication.last_ping_ms = now;
     }
-    let ip = match addr.rfind(':') {
-        Some(colon) => addr[..colon].to_string(),
-        None => addr.to_string(),
-    };
+    let ip = ip_of(addr).to_string();
     state.replication.replicas.push(Replica {
         client_id,
         ip,
@@ -70,14 +67,15 @@ impl Transfer {
         }
     }
 
-    pub fn elapsed(&self) -> std::time::Duration {
-        self.snapshot.elapsed()
-    }
-
     /// Stops writing the snapshot (SHUTDOWN); the replicas are left to reconnect.
     pub fn abandon(self, state: &mut ServerState) {
         self.snapshot.abandon(state);
     }
+}
+
+/// The host part of a client's `ip:port` address.
+pub fn ip_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(ip, _)| ip)
 }
 
 /// A replica asked for a full resync: it starts now, or after the diskless delay, or once the

@@ -9,6 +9,7 @@ pub mod list;
 pub mod order_index;
 pub mod pattern;
 pub mod set;
+pub mod stream;
 pub mod value;
 pub mod zset;
 
@@ -20,5 +21,6 @@ pub use journal::{Completeness, Journal};
 pub use list::{End, List};
 pub use pattern::glob_match;
 pub use set::Set;
+pub use stream::{StreamId, StreamImage};
 pub use value::{StrView, Value};
 pub use zset::{LexBound, LexRange, ScoreBound, ScoreRange, SortedSet, ZSetLimits};

@@ -40,12 +40,17 @@ Usage: bench/compare.sh [options]
   --scripts             add the scripting rows: EVALSHA of 'return 1', of the rate limiter from
                         Redis's docs (INCR a random key, EXPIRE it on the first hit, compare with
                         ARGV) and of a script reading 3 random hashes (of 100000) with HGETALL
+  --types               add the stream/HyperLogLog/geo rows: XADD (random keys, MAXLEN ~ 1000), one
+                        job through a consumer group per request (a script: XADD, XREADGROUP >,
+                        XACK, XDEL), PFADD, PFCOUNT of a 100000-element HLL, GEOSEARCH (200 km,
+                        COUNT 10) over 100000 points
   --pipelines "LIST"    pipeline depths (default "1 16")
   --clients C           parallel connections (default 50)
   --keyspace K          redis-benchmark -r (random keys) for every run (default 100000)
   --memory-keys N       keys loaded for the memory comparison (default 1000000)
   --memory-kinds LIST   what the memory comparison loads (default "strings"): strings (N keys),
-                        list, set, hash, zset (one key with N elements), comma-separated
+                        list, set, hash, zset (one key with N elements), stream (one key with N
+                        entries of 2 fields), comma-separated
   --no-memory           skip the memory comparison
   --pin                 pin servers to CPU 0 and redis-benchmark to CPU 1 (taskset)
   --timeout S           kill a redis-benchmark run after S seconds (default 180)
@@ -61,6 +66,16 @@ SCRIPT_ROWS=(
     "evalsha_return1|SCRIPT LOAD 'return 1'|EVALSHA {SETUP} 0"
     "evalsha_ratelimit|SCRIPT LOAD \"local c = redis.call('INCR', KEYS[1]) if c == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end if c > tonumber(ARGV[2]) then return 0 end return 1\"|EVALSHA {SETUP} 1 rl:__rand_int__ 60 1000000"
     "evalsha_hgetall3|EVAL \"for i = 0, 99999 do redis.call('HSET', string.format('h:%012d', i), 'name', 'user' .. i, 'email', 'u' .. i .. '@example.com', 'visits', i, 'plan', 'pro') end return 1\" 0 ;; SCRIPT LOAD \"local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGETALL', k) end return r\"|EVALSHA {SETUP} 3 h:__rand_int__ h:__rand_int__ h:__rand_int__"
+)
+# The stream, HyperLogLog and geo rows (--types), as --custom specs. The consumer-group row runs
+# one job through a group per request (XADD, XREADGROUP >, XACK, XDEL), atomically in a script,
+# so every read finds exactly the entry just added and the stream stays small.
+TYPE_ROWS=(
+    "xadd|DEL s:bench|XADD s:__rand_int__ MAXLEN ~ 1000 * name job:__rand_int__ n 42"
+    "xreadgroup_xack|XGROUP CREATE q:bench g \$ MKSTREAM ;; SCRIPT LOAD \"local id = redis.call('XADD', KEYS[1], '*', 'job', ARGV[1]) local r = redis.call('XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', '1', 'STREAMS', KEYS[1], '>') redis.call('XACK', KEYS[1], 'g', r[1][2][1][1]) redis.call('XDEL', KEYS[1], id) return 1\"|EVALSHA {SETUP} 1 q:bench __rand_int__"
+    "pfadd|DEL hll:bench|PFADD hll:bench __rand_int__"
+    "pfcount|EVAL \"for i = 1, 100000 do redis.call('PFADD', 'hll:count', 'e' .. i) end return 1\" 0|PFCOUNT hll:count"
+    "geosearch|EVAL \"for i = 0, 99999 do redis.call('GEOADD', 'geo:bench', (i * 7919) % 3600 / 10 - 180, (i * 104729) % 1700 / 10 - 85, 'p' .. i) end return 1\" 0|GEOSEARCH geo:bench FROMLONLAT 15 37 BYRADIUS 200 km ASC COUNT 10"
 )
 note() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 now() { date +%s.%N; }
@@ -94,6 +109,7 @@ while (($#)); do
     --tests) TESTS=$2 ;;
     --custom) CUSTOM+=("$2") ;;
     --scripts) CUSTOM+=("${SCRIPT_ROWS[@]}"); shift; continue ;;
+    --types) CUSTOM+=("${TYPE_ROWS[@]}"); shift; continue ;;
     --pipelines) PIPELINES=$2 ;;
     --clients) CLIENTS=$2 ;;
     --keyspace) KEYSPACE=$2 ;;
@@ -555,7 +571,16 @@ memory_load_file() { # kind -> writes $WORK/load-<kind>.resp, echoes the expecte
             }
         }' >"$file"
         echo 1 ;;
-    *) die "unknown memory kind '$kind' (strings, list, set, hash, zset)" ;;
+    stream)
+        # One XADD per entry, IDs chosen by the server; two fields, as a job queue writes them.
+        awk -v n="$MEMORY_KEYS" 'BEGIN {
+            for (i = 1; i <= n; i++) {
+                v = sprintf("%d", i)
+                printf "*7\r\n$4\r\nXADD\r\n$4\r\nbig:\r\n$1\r\n*\r\n$4\r\nname\r\n$14\r\ne:%012d\r\n$1\r\nn\r\n$%d\r\n%s\r\n", i, length(v), v
+            }
+        }' >"$file"
+        echo 1 ;;
+    *) die "unknown memory kind '$kind' (strings, list, set, hash, zset, stream)" ;;
     esac
 }
 
@@ -570,7 +595,7 @@ if ((DO_MEMORY)); then
         echo "## Memory (fresh instances per row, loaded with redis-cli --pipe)"
         echo
         echo "strings: $MEMORY_KEYS keys \`key:%012d\` = \`xxx\`; list/set/hash/zset: one key holding $MEMORY_KEYS" \
-            "elements \`e:%012d\` (hash values \`xxx\`, zset scores 1..N). Bytes per item = RSS growth / items."
+            "elements \`e:%012d\` (hash values \`xxx\`, zset scores 1..N); stream: one key holding $MEMORY_KEYS entries \`name e:%012d n i\`. Bytes per item = RSS growth / items."
         echo
         printf '| %-36s | %10s | %10s | %5s |\n' metric moonkv redis ratio
         printf '|%s|%s:|%s:|%s:|\n' "$(printf -- '-%.0s' {1..38})" ----------- ----------- ------
